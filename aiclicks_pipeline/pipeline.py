@@ -1,0 +1,101 @@
+"""Runs a sync: builds the dlt pipeline for a destination, runs the source, sums up the run."""
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import dlt
+from dlt.common.pipeline import LoadInfo
+from dlt.pipeline.pipeline import Pipeline
+
+from .settings import DEFAULT_DATASET, DEFAULT_DUCKDB_FILE, DEFAULT_PIPELINE_NAME, ENDPOINTS
+from .source import aiclicks_source
+from .sync import SyncContext, SyncStats
+
+
+@dataclass
+class SyncResult:
+    rows: Dict[str, int]
+    stats: SyncStats
+    skipped_domains: Dict[str, str]
+    windows_asked: Dict[str, List[int]]
+    elapsed_s: float
+    load_info: Optional[LoadInfo] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+
+def make_pipeline(
+    destination: Any = "duckdb",
+    dataset_name: str = DEFAULT_DATASET,
+    pipeline_name: str = DEFAULT_PIPELINE_NAME,
+    pipelines_dir: Optional[str] = None,
+    duckdb_file: Optional[str] = None,
+    progress: Any = None,
+) -> Pipeline:
+    """A dlt pipeline for `destination`; for DuckDB, a file named apart from the dataset."""
+    if destination == "duckdb":
+        path = Path(duckdb_file or DEFAULT_DUCKDB_FILE)
+        if path.stem == dataset_name:
+            # DuckDB cannot tell a catalog `x` (the file) from a schema `x` (the dataset)
+            raise ValueError(
+                f"The DuckDB file {path.name!r} is named like the dataset {dataset_name!r}; "
+                "DuckDB then cannot tell the catalog from the schema and the load fails. "
+                "Choose another file name or dataset."
+            )
+        destination = dlt.destinations.duckdb(credentials=str(path))
+    return dlt.pipeline(
+        pipeline_name=pipeline_name,
+        destination=destination,
+        dataset_name=dataset_name,
+        pipelines_dir=pipelines_dir,
+        progress=progress,
+    )
+
+
+def run_sync(
+    pipeline: Pipeline,
+    resources: Optional[Sequence[str]] = None,
+    full_refresh: bool = False,
+    **source_options: Any,
+) -> SyncResult:
+    """One sync of the AIclicks source into `pipeline`'s destination.
+
+    `source_options` are `aiclicks_source` arguments; those not given come from dlt's config
+    (`.dlt/config.toml`, `.dlt/secrets.toml`, `SOURCES__AICLICKS__*`).
+    """
+    unknown = sorted(set(resources or []) - set(ENDPOINTS))
+    if unknown:
+        raise ValueError(f"Unknown resources {unknown}; choose from {sorted(ENDPOINTS)}")
+    context = SyncContext()
+    source = aiclicks_source(sync_context=context, **source_options)
+    if resources:
+        source = source.with_resources(*resources)
+    started = time.monotonic()
+    info = pipeline.run(source, refresh="drop_sources" if full_refresh else None)
+    elapsed = time.monotonic() - started
+    return SyncResult(
+        rows=loaded_rows(pipeline),
+        stats=context.stats,
+        skipped_domains=dict(context.skipped_domains),
+        windows_asked={name: sorted(days) for name, days in context.windows_asked.items()},
+        elapsed_s=elapsed,
+        load_info=info,
+    )
+
+
+def loaded_rows(pipeline: Pipeline) -> Dict[str, int]:
+    """Rows this run wrote, per table (child tables included, dlt's own tables left out)."""
+    trace = pipeline.last_trace
+    normalize_info = trace.last_normalize_info if trace else None
+    if normalize_info is None:
+        return {}
+    return {
+        table: count
+        for table, count in sorted(normalize_info.row_counts.items())
+        if not table.startswith("_dlt")
+    }

@@ -1,0 +1,54 @@
+"""Turns an API envelope into warehouse rows (SPEC 1.5 shapes, the endpoint table's `shape`).
+
+Every row gets the envelope's `generated_at`, its `domain_id` where the endpoint is scoped, and
+for window aggregates the `days` window and the `snapshot_date` (UTC date of `generated_at`).
+Unknown fields pass through untouched: the API's changes are additive (SPEC 1.1) and dlt turns
+them into new columns.
+"""
+
+from typing import Any, Dict, Iterator, Optional
+
+from .settings import ENDPOINTS
+from .windows import snapshot_date
+
+
+def envelope_items(envelope: Dict[str, Any]) -> list:
+    payload = envelope.get("data")
+    if isinstance(payload, dict):
+        items = payload.get("items")
+    else:
+        # tolerate a bare list under `data`
+        items = payload
+    return [item for item in items or [] if isinstance(item, dict)]
+
+
+def envelope_rows(
+    resource: str, envelope: Dict[str, Any], domain_id: Optional[str], days: Optional[int]
+) -> Iterator[Dict[str, Any]]:
+    spec = ENDPOINTS[resource]
+    generated_at = envelope.get("generated_at")
+    stamp: Dict[str, Any] = {"generated_at": generated_at}
+    if spec["domain_scoped"]:
+        stamp["domain_id"] = domain_id
+    if spec.get("window") == "snapshot":
+        stamp["days"] = days
+        stamp["snapshot_date"] = snapshot_date(generated_at) if generated_at else None
+
+    if spec["shape"] == "fanout":
+        yield from _fanout_rows(envelope, stamp)
+        return
+    for item in envelope_items(envelope):
+        yield {**item, **stamp}
+
+
+def _fanout_rows(envelope: Dict[str, Any], stamp: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
+    """One row per emission (SPEC 2.4), carrying its prompt's id and text."""
+    for prompt in envelope_items(envelope):
+        prompt_fields = {
+            f"prompt_{key}": value
+            for key, value in prompt.items()
+            if key != "fanout_queries" and not isinstance(value, (dict, list))
+        }
+        for emission in prompt.get("fanout_queries") or []:
+            if isinstance(emission, dict):
+                yield {**prompt_fields, **emission, **stamp}

@@ -1,0 +1,138 @@
+"""The HTTP session every request of a sync goes through: key, request id, timeouts, throttle,
+retries.
+
+- Auth: `Authorization: Bearer <key>`, and our own `X-Request-Id` on every request, so that
+  every failure can quote one (SPEC 1.3). The key is never part of a repr or a message.
+- Throttle: a request waits for room in the key's rate-limit window (throttle.py).
+- Retries (SPEC 1.9 guidance): a 429 waits exactly `Retry-After`; 5xx, a dropped connection,
+  a timeout or a malformed body back off exponentially with jitter; bounded attempts.
+"""
+
+import logging
+import random
+import time
+import uuid
+from typing import Any, Callable, Optional
+
+import requests
+from requests import PreparedRequest, Response
+from requests.adapters import HTTPAdapter
+from requests.exceptions import ChunkedEncodingError, ConnectionError, Timeout
+
+from dlt.common.configuration import configspec
+from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
+from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
+
+from .errors import (
+    AIclicksHTTPError,
+    ConnectionFailedError,
+    MalformedResponseError,
+    describe_request,
+)
+from .sync import SyncContext
+from .throttle import RateLimitThrottle
+
+logger = logging.getLogger("aiclicks_pipeline")
+
+TRANSIENT_ERRORS = (ConnectionError, Timeout, ChunkedEncodingError)
+
+
+@configspec
+class ApiKeyAuth(BearerTokenAuth):
+    """`Authorization: Bearer <key>` plus a fresh `X-Request-Id` on every request."""
+
+    def __call__(self, request: PreparedRequest) -> PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        request.headers.setdefault("X-Request-Id", str(uuid.uuid4()))
+        return request
+
+    def __repr__(self) -> str:
+        return "ApiKeyAuth(token=***)"
+
+    __str__ = __repr__
+
+
+class AIclicksSession(requests.Session):
+    def __init__(
+        self,
+        context: SyncContext,
+        throttle: Optional[RateLimitThrottle] = None,
+        timeout: float = 60.0,
+        max_attempts: int = 6,
+        backoff_factor: float = 1.0,
+        max_backoff: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        pool_size: int = 16,
+    ) -> None:
+        super().__init__()
+        self.context = context
+        self.throttle = throttle or RateLimitThrottle()
+        self.timeout = timeout
+        self.max_attempts = max(1, max_attempts)
+        self.backoff_factor = backoff_factor
+        self.max_backoff = max_backoff
+        self.sleep = sleep
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+
+    def backoff(self, attempt: int) -> float:
+        base = min(self.max_backoff, self.backoff_factor * 2 ** (attempt - 1))
+        return base * (0.5 + random.random() / 2)
+
+    def send(self, request: PreparedRequest, **kwargs: Any) -> Response:  # type: ignore[override]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        for attempt in range(1, self.max_attempts + 1):
+            self.throttle.acquire()
+            try:
+                # the response hooks run inside: errors and bad bodies raise from here
+                response = super().send(request, **kwargs)
+            except TRANSIENT_ERRORS as exc:
+                self.throttle.release(None)
+                self.context.count_connection_error()
+                if attempt == self.max_attempts:
+                    raise ConnectionFailedError(
+                        f"The connection failed {attempt} times ({type(exc).__name__}). "
+                        f"{describe_request(request.url)} [X-Request-Id: {request.headers.get('X-Request-Id')}]"
+                    ) from None
+                delay = self.backoff(attempt)
+                logger.info("Connection error on %s, retry in %.1fs", describe_request(request.url), delay)
+            except AIclicksHTTPError as exc:
+                failed = exc.response
+                self.throttle.release(failed)
+                self.context.count_response(exc.status_code or 0)
+                delay = self.retry_delay(exc, attempt)
+                if delay is None:
+                    raise
+                logger.info("%s; retry in %.1fs", exc, delay)
+            except IgnoreResponseException as exc:
+                # a response the source chose to skip (a domain that 404s): still a request
+                skipped = getattr(exc, "response", None)
+                self.throttle.release(skipped)
+                self.context.count_response(skipped.status_code if skipped is not None else 0)
+                raise
+            except BaseException:
+                self.throttle.release(None)
+                raise
+            else:
+                self.throttle.release(response)
+                self.context.count_response(response.status_code)
+                return response
+            self.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def retry_delay(self, exc: AIclicksHTTPError, attempt: int) -> Optional[float]:
+        """Seconds to wait before the next attempt, or None when the error is final."""
+        status = exc.status_code or 0
+        if attempt >= self.max_attempts:
+            return None
+        if status == 429:
+            retry_after = exc.response.headers.get("Retry-After") if exc.response is not None else None
+            try:
+                return max(float(retry_after), 0.0)
+            except (TypeError, ValueError):
+                return self.backoff(attempt)
+        if status >= 500 or isinstance(exc, MalformedResponseError):
+            return self.backoff(attempt)
+        return None

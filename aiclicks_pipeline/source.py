@@ -1,0 +1,200 @@
+"""`aiclicks_source`: every AIclicks v1 endpoint as a dlt resource, from the endpoint table.
+
+Built on dlt's declarative REST API source. The table in settings.py becomes a `RESTAPIConfig`;
+what the declarative config cannot say is added through dlt's own hooks:
+- the paginator (paginator.py) pages every list and sets each request's `days` window from the
+  per-domain cursor;
+- a response action turns errors into messages a user understands and skips a domain that 404s;
+- a `yield_map` processing step unpacks the envelope into rows (rows.py), stamps them with
+  `domain_id`, `generated_at` and `snapshot_date`, drops a response not newer than the cursor,
+  and moves the per-domain cursor (sync.py).
+"""
+
+import os
+from functools import partial
+from typing import Any, Dict, Iterator, List, Optional
+from urllib.parse import parse_qs, urlsplit
+
+import dlt
+from dlt.sources import DltResource
+from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
+from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
+from requests import Response
+
+from .errors import KEYS_HELP, MissingApiKeyError, raise_for_api_error, request_id
+from .paginator import EnvelopePaginator
+from .rows import envelope_rows
+from .settings import (
+    API_KEY_ENV,
+    API_PREFIX,
+    DEFAULT_BASE_URL,
+    DEFAULT_INITIAL_DAYS,
+    DEFAULT_LOOKBACK_DAYS,
+    DEFAULT_SNAPSHOT_DAYS,
+    DOMAIN_RESOURCES,
+    ENDPOINTS,
+)
+from .session import AIclicksSession, ApiKeyAuth
+from .sync import CURSORS_KEY, SyncContext
+from .throttle import RateLimitThrottle
+from .windows import parse_timestamp
+
+
+class DomainSkipped(IgnoreResponseException):
+    """A domain that 404s: skipped with a warning, every other domain still loads."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(f"domain skipped after {response.status_code}")
+        self.response = response
+
+
+@dlt.source(name="aiclicks", section="aiclicks", max_table_nesting=1)
+def aiclicks_source(
+    api_key: Optional[str] = dlt.secrets.value,
+    base_url: str = DEFAULT_BASE_URL,
+    domain_ids: Optional[List[str]] = None,
+    initial_days: int = DEFAULT_INITIAL_DAYS,
+    lookback_days: int = DEFAULT_LOOKBACK_DAYS,
+    snapshot_days: int = DEFAULT_SNAPSHOT_DAYS,
+    request_timeout: float = 60.0,
+    max_attempts: int = 6,
+    backoff_factor: float = 1.0,
+    sync_context: Optional[SyncContext] = None,
+) -> List[DltResource]:
+    """Loads the AIclicks API: domains, prompts, fan-out queries, the four daily time series,
+    brand rankings, the model leaderboard and citations.
+
+    Args:
+        api_key: An `ak_live_` key (Settings -> Developers in the AIclicks dashboard). Read from
+            `SOURCES__AICLICKS__API_KEY`, `.dlt/secrets.toml` or `AICLICKS_API_KEY`.
+        base_url: The API's root, `https://api.aiclicks.io` unless you test against a sandbox.
+        domain_ids: Load only these domains; all domains `/domains` returns when empty.
+        initial_days: History a domain's first sync asks for (snapped up to a `days` bucket).
+        lookback_days: Recent days re-read on every sync, because the API revises them.
+        snapshot_days: The window of the window aggregates (brand rankings, model leaderboard,
+            citations), loaded once per `snapshot_date`.
+        request_timeout: Seconds before a request times out (and is retried).
+        max_attempts: Attempts per request before a 429, 5xx or dropped connection fails the sync.
+        backoff_factor: Seconds of the first exponential back-off step.
+        sync_context: Collects the run's request counts and skipped domains; made when absent.
+
+    Returns:
+        The resources, one per table; select some with `.with_resources(...)`.
+    """
+    # the API's own docs call it AICLICKS_API_KEY; dlt's names take precedence
+    api_key = api_key or os.environ.get(API_KEY_ENV)
+    if not api_key or not isinstance(api_key, str):
+        raise MissingApiKeyError(
+            "No AIclicks API key: set SOURCES__AICLICKS__API_KEY or AICLICKS_API_KEY, or "
+            "`api_key` under [sources.aiclicks] in .dlt/secrets.toml. " + KEYS_HELP + "."
+        )
+    if not base_url.startswith(("http://", "https://")):
+        raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+    for name, value in (("initial_days", initial_days), ("snapshot_days", snapshot_days)):
+        if not 1 <= int(value) <= 365:
+            raise ValueError(f"{name} must be between 1 and 365, got {value}")
+    if lookback_days < 0:
+        raise ValueError(f"lookback_days must be 0 or more, got {lookback_days}")
+    wanted_domains = set(domain_ids or [])
+
+    context = sync_context or SyncContext()
+    context.initial_days, context.lookback_days = initial_days, lookback_days
+    context.set_snapshot_days(snapshot_days)
+    session = AIclicksSession(
+        context,
+        throttle=RateLimitThrottle(),
+        timeout=request_timeout,
+        max_attempts=max_attempts,
+        backoff_factor=backoff_factor,
+    )
+    config: RESTAPIConfig = {
+        "client": {
+            "base_url": f"{base_url.rstrip('/')}{API_PREFIX}/",
+            "auth": ApiKeyAuth(token=api_key),
+            "session": session,
+        },
+        "resource_defaults": {"write_disposition": "merge"},
+        "resources": [
+            _resource_config(name, context, wanted_domains) for name in ENDPOINTS
+        ],
+    }
+    return rest_api_resources(config)
+
+
+def _resource_config(name: str, context: SyncContext, wanted_domains: set) -> Dict[str, Any]:
+    spec = ENDPOINTS[name]
+    page_size = spec["page_size"][1] if spec.get("page_size") else None
+    params: Dict[str, Any] = dict(spec.get("params", {}))
+    if spec["domain_scoped"]:
+        params["domain_id"] = "{resources.domains.id}"
+        unpack = partial(_domain_rows, name, context)
+    else:
+        unpack = partial(_domains_rows, context, wanted_domains)
+    resource: Dict[str, Any] = {
+        "name": name,
+        "primary_key": list(spec["primary_key"]),
+        "columns": {column: {"data_type": data_type} for column, data_type in spec["columns"].items()},
+        "endpoint": {
+            "path": spec["path"],
+            "params": params,
+            "data_selector": "$",
+            "paginator": EnvelopePaginator(
+                page_size=page_size, window_days=partial(context.window_days, name)
+            ),
+            "response_actions": [partial(_check_response, context)],
+        },
+        "processing_steps": [{"yield_map": unpack}],
+    }
+    if spec["domain_scoped"]:
+        resource["include_from_parent"] = ["id"]
+    return resource
+
+
+def _check_response(context: SyncContext, response: Response) -> None:
+    """Response action: a 404 for one domain skips that domain; other errors raise."""
+    if response.status_code == 404 and "domain_id=" in (response.request.url or ""):
+        domain_id = _query_value(response.request.url, "domain_id")
+        context.skip_domain(
+            domain_id, f"the API answered 404 [X-Request-Id: {request_id(response)}]"
+        )
+        raise DomainSkipped(response)
+    raise_for_api_error(response)
+
+
+def _domains_rows(
+    context: SyncContext, wanted_domains: set, envelope: Dict[str, Any]
+) -> Iterator[Dict[str, Any]]:
+    """`/domains` answered: fix the run's clock and cursors, then keep the wanted domains."""
+    context.begin(
+        envelope.get("generated_at"),
+        {name: dlt.current.resource_state(name) for name in DOMAIN_RESOURCES},
+    )
+    for row in envelope_rows("domains", envelope, None, None):
+        if not wanted_domains or row.get("id") in wanted_domains:
+            yield row
+
+
+def _domain_rows(name: str, context: SyncContext, envelope: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
+    domain_id = envelope.get("_domains_id") or envelope.get("domain_id")
+    generated_at = envelope.get("generated_at")
+    if context.is_already_loaded(name, domain_id, generated_at):
+        context.count_skipped_response()
+        return
+    days = _as_int(envelope.get("days")) or context.window_days(name, domain_id)
+    yield from envelope_rows(name, envelope, domain_id, days)
+    if generated_at:
+        cursors = dlt.current.resource_state(name).setdefault(CURSORS_KEY, {})
+        current = cursors.get(domain_id)
+        if current is None or parse_timestamp(generated_at) > parse_timestamp(current):
+            cursors[domain_id] = generated_at
+
+
+def _query_value(url: str, key: str) -> Optional[str]:
+    return parse_qs(urlsplit(url).query).get(key, [None])[0]
+
+
+def _as_int(value: Any) -> Optional[int]:
+    try:
+        return int(value) if value is not None and not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        return None
