@@ -12,7 +12,7 @@ what the declarative config cannot say is added through dlt's own hooks:
 
 import os
 from functools import partial
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Optional
 from urllib.parse import parse_qs, urlsplit
 
 import dlt
@@ -38,6 +38,11 @@ from .session import AIclicksSession, ApiKeyAuth
 from .sync import CURSORS_KEY, SyncContext
 from .throttle import RateLimitThrottle
 from .windows import parse_timestamp
+
+
+# the hidden parent resource that lists the domains, and the cursor key of account-level data
+DOMAIN_LIST = "domain_list"
+ACCOUNT_CURSOR = "account"
 
 
 class DomainSkipped(IgnoreResponseException):
@@ -114,40 +119,58 @@ def aiclicks_source(
             "session": session,
         },
         "resource_defaults": {"write_disposition": "merge"},
-        "resources": [
-            _resource_config(name, context, wanted_domains) for name in ENDPOINTS
-        ],
+        "resources": [_domain_list_config(context, wanted_domains)]
+        + [_resource_config(name, context) for name in DOMAIN_RESOURCES],
     }
-    return rest_api_resources(config)
+    resources = {resource.name: resource for resource in rest_api_resources(config)}
+    domains = dlt.transformer(
+        _domains_table, data_from=resources.pop(DOMAIN_LIST), name="domains", **_table_hints("domains")
+    )(context)
+    return [domains, *resources.values()]
 
 
-def _resource_config(name: str, context: SyncContext, wanted_domains: set) -> Dict[str, Any]:
+def _table_hints(name: str) -> Dict[str, Any]:
+    spec = ENDPOINTS[name]
+    return {
+        "primary_key": list(spec["primary_key"]),
+        "write_disposition": "merge",
+        "columns": {column: {"data_type": data_type} for column, data_type in spec["columns"].items()},
+    }
+
+
+def _endpoint_config(name: str, context: SyncContext, params: Dict[str, Any]) -> Dict[str, Any]:
     spec = ENDPOINTS[name]
     page_size = spec["page_size"][1] if spec.get("page_size") else None
-    params: Dict[str, Any] = dict(spec.get("params", {}))
-    if spec["domain_scoped"]:
-        params["domain_id"] = "{resources.domains.id}"
-        unpack = partial(_domain_rows, name, context)
-    else:
-        unpack = partial(_domains_rows, context, wanted_domains)
-    resource: Dict[str, Any] = {
-        "name": name,
-        "primary_key": list(spec["primary_key"]),
-        "columns": {column: {"data_type": data_type} for column, data_type in spec["columns"].items()},
-        "endpoint": {
-            "path": spec["path"],
-            "params": params,
-            "data_selector": "$",
-            "paginator": EnvelopePaginator(
-                page_size=page_size, window_days=partial(context.window_days, name)
-            ),
-            "response_actions": [partial(_check_response, context)],
-        },
-        "processing_steps": [{"yield_map": unpack}],
+    return {
+        "path": spec["path"],
+        "params": {**spec.get("params", {}), **params},
+        "data_selector": "$",
+        "paginator": EnvelopePaginator(
+            page_size=page_size, window_days=partial(context.window_days, name)
+        ),
+        "response_actions": [partial(_check_response, context)],
     }
-    if spec["domain_scoped"]:
-        resource["include_from_parent"] = ["id"]
-    return resource
+
+
+def _domain_list_config(context: SyncContext, wanted_domains: set) -> Dict[str, Any]:
+    """`/domains`, the parent of every domain-scoped resource. Not loaded itself: the `domains`
+    table is a transformer of it, so a cache hit can skip the table and still feed the rest."""
+    return {
+        "name": DOMAIN_LIST,
+        "selected": False,
+        "endpoint": _endpoint_config("domains", context, {}),
+        "processing_steps": [{"yield_map": partial(_domain_list_rows, context, wanted_domains)}],
+    }
+
+
+def _resource_config(name: str, context: SyncContext) -> Dict[str, Any]:
+    return {
+        "name": name,
+        **_table_hints(name),
+        "endpoint": _endpoint_config(name, context, {"domain_id": f"{{resources.{DOMAIN_LIST}.id}}"}),
+        "include_from_parent": ["id"],
+        "processing_steps": [{"yield_map": partial(_domain_rows, name, context)}],
+    }
 
 
 def _check_response(context: SyncContext, response: Response) -> None:
@@ -161,32 +184,59 @@ def _check_response(context: SyncContext, response: Response) -> None:
     raise_for_api_error(response)
 
 
-def _domains_rows(
+# The unpack steps yield each envelope's rows as one list: a page, as rest_api's dependent
+# resources expect from their parent (they iterate the items of each page they receive).
+
+
+def _domain_list_rows(
     context: SyncContext, wanted_domains: set, envelope: Dict[str, Any]
-) -> Iterator[Dict[str, Any]]:
+) -> Iterator[List[Dict[str, Any]]]:
     """`/domains` answered: fix the run's clock and cursors, then keep the wanted domains."""
     context.begin(
         envelope.get("generated_at"),
-        {name: dlt.current.resource_state(name) for name in DOMAIN_RESOURCES},
+        {name: dlt.current.resource_state(name) for name in ENDPOINTS},
     )
-    for row in envelope_rows("domains", envelope, None, None):
-        if not wanted_domains or row.get("id") in wanted_domains:
-            yield row
+    yield [
+        row
+        for row in envelope_rows("domains", envelope, None, None)
+        if not wanted_domains or row.get("id") in wanted_domains
+    ]
 
 
-def _domain_rows(name: str, context: SyncContext, envelope: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
-    domain_id = envelope.get("_domains_id") or envelope.get("domain_id")
+def _domains_table(page: List[Dict[str, Any]], context: SyncContext) -> Iterator[List[Dict[str, Any]]]:
+    generated_at = page[0].get("generated_at") if page else None
+    yield from _new_rows("domains", context, ACCOUNT_CURSOR, generated_at, page)
+
+
+def _domain_rows(
+    name: str, context: SyncContext, envelope: Dict[str, Any]
+) -> Iterator[List[Dict[str, Any]]]:
+    domain_id = envelope.get(f"_{DOMAIN_LIST}_id") or envelope.get("domain_id")
     generated_at = envelope.get("generated_at")
-    if context.is_already_loaded(name, domain_id, generated_at):
+    days = _as_int(envelope.get("days")) or context.window_days(name, domain_id)
+    rows = envelope_rows(name, envelope, domain_id, days)
+    yield from _new_rows(name, context, domain_id, generated_at, rows)
+
+
+def _new_rows(
+    name: str,
+    context: SyncContext,
+    cursor_key: str,
+    generated_at: Optional[str],
+    rows: Iterable[Dict[str, Any]],
+) -> Iterator[List[Dict[str, Any]]]:
+    """The rows of a response newer than the cursor the sync started with; moves the cursor."""
+    if context.is_already_loaded(name, cursor_key, generated_at):
         context.count_skipped_response()
         return
-    days = _as_int(envelope.get("days")) or context.window_days(name, domain_id)
-    yield from envelope_rows(name, envelope, domain_id, days)
+    page = list(rows)
     if generated_at:
         cursors = dlt.current.resource_state(name).setdefault(CURSORS_KEY, {})
-        current = cursors.get(domain_id)
+        current = cursors.get(cursor_key)
         if current is None or parse_timestamp(generated_at) > parse_timestamp(current):
-            cursors[domain_id] = generated_at
+            cursors[cursor_key] = generated_at
+    if page:
+        yield page
 
 
 def _query_value(url: str, key: str) -> Optional[str]:

@@ -1,0 +1,143 @@
+"""The source end to end: real HTTP to the sandbox, real DuckDB, compared with ground truth."""
+
+from datetime import timedelta
+
+import pytest
+
+from aiclicks_pipeline.sandbox.truth import WarehouseTruth
+from aiclicks_pipeline.settings import DEFAULT_DATASET, DOMAIN_RESOURCES, ENDPOINTS
+
+from .truth_compare import assert_table_matches
+
+INCREMENTAL = [n for n, e in ENDPOINTS.items() if e.get("window") == "incremental"]
+
+
+def assert_warehouse_matches(warehouse, truth):
+    counts = {table: assert_table_matches(warehouse, truth, table) for table in ENDPOINTS}
+    assert warehouse.citation_models() == set(truth.keys("citations__models"))
+    return counts
+
+
+def assert_keys_unique(warehouse):
+    for table, spec in ENDPOINTS.items():
+        key = ", ".join(spec["primary_key"])
+        (duplicates,) = warehouse.query(
+            f"select count(*) from (select {key} from {DEFAULT_DATASET}.{table} "
+            f"group by {key} having count(*) > 1)"
+        )[0]
+        assert duplicates == 0, f"{table} has duplicate keys"
+
+
+def test_full_load_equals_ground_truth(sandbox, warehouse):
+    result = warehouse.sync(sandbox)
+
+    truth = WarehouseTruth(sandbox.account)
+    truth.record_sync(sandbox.clock.now(), days=90)
+    counts = assert_warehouse_matches(warehouse, truth)
+    assert all(counts[table] > 0 for table in ENDPOINTS), counts
+    assert_keys_unique(warehouse)
+    assert result.windows_asked["visibility_daily"] == [90]
+    assert result.windows_asked["brand_rankings"] == [30]
+    assert result.stats.rate_limited == 0
+    assert not result.skipped_domains
+    # the largest page sizes: prompts at 500 a page means one request per domain here
+    prompt_requests = [r for r in sandbox.stats.log if r["path"].endswith("/prompts")]
+    assert {r["query"].get("size") for r in prompt_requests} == {"500"}
+    assert len(prompt_requests) == len(sandbox.account.domain_ids())
+
+
+def test_second_run_with_nothing_new_writes_no_rows(sandbox, warehouse):
+    warehouse.sync(sandbox)
+    before = {table: warehouse.keyed(table) for table in ENDPOINTS}
+
+    second = warehouse.sync(sandbox)
+
+    assert second.total_rows == 0, second.rows
+    assert second.stats.skipped_responses > 0
+    assert {table: warehouse.keyed(table) for table in ENDPOINTS} == before
+
+
+def test_next_day_loads_new_and_revised_days_only(sandbox, warehouse):
+    warehouse.sync(sandbox)
+    first_now = sandbox.clock.now()
+    old_visibility = warehouse.keyed("visibility_daily")
+
+    sandbox.advance(days=1)
+    result = warehouse.sync(sandbox)
+
+    truth = WarehouseTruth(sandbox.account)
+    truth.record_sync(first_now, days=90)
+    truth.record_sync(sandbox.clock.now(), days=7)
+    assert_warehouse_matches(warehouse, truth)
+    assert_keys_unique(warehouse)
+    for name in INCREMENTAL:
+        assert result.windows_asked[name] == [7], (name, result.windows_asked)
+    domains = len(sandbox.account.domain_ids())
+    # a 7-day window per domain, not the 90 days again
+    assert result.rows["visibility_daily"] == 7 * domains
+    new_visibility = warehouse.keyed("visibility_daily")
+    assert len(new_visibility) == len(old_visibility) + domains
+    # days older than the look-back keep their values; yesterday's was revised
+    changed = {key for key in old_visibility if old_visibility[key]["value"] != new_visibility[key]["value"]}
+    oldest_revisable = (first_now - timedelta(days=1)).date().isoformat()
+    assert all(key[1] >= oldest_revisable for key in changed), sorted(changed)[:3]
+
+
+def test_new_domain_gets_its_own_backfill(sandbox, warehouse):
+    first, second, third = sandbox.account.domain_ids()[:3]
+    warehouse.sync(sandbox, domain_ids=[first, second])
+    first_now = sandbox.clock.now()
+
+    sandbox.advance(days=1)
+    result = warehouse.sync(sandbox)
+
+    assert result.windows_asked["visibility_daily"] == [7, 90]
+    truth = WarehouseTruth(sandbox.account)
+    truth.record_sync(first_now, days=90, domain_ids=[first, second])
+    truth.record_sync(
+        sandbox.clock.now(), days=lambda resource, domain_id: 90 if domain_id == third else 7
+    )
+    assert_warehouse_matches(warehouse, truth)
+    (days_of_third,) = warehouse.query(
+        f"select count(*) from {DEFAULT_DATASET}.visibility_daily where domain_id = '{third}'"
+    )[0]
+    assert days_of_third == 90
+
+
+def test_cache_hit_writes_nothing(sandbox, warehouse):
+    warehouse.sync(sandbox)
+    sandbox.advance(hours=0.2)
+    warehouse.sync(sandbox)
+    sandbox.advance(hours=0.2)
+    sandbox.reset_stats()
+
+    third = warehouse.sync(sandbox)
+
+    # the same queries as the previous sync, inside the cache TTL: every response is a HIT
+    assert sandbox.stats.cache_hits == third.stats.requests
+    assert third.total_rows == 0, third.rows
+    assert third.stats.skipped_responses == third.stats.requests
+
+
+def test_resource_and_domain_selection(sandbox, warehouse):
+    chosen = sandbox.account.domain_ids()[1]
+    result = warehouse.sync(sandbox, resources=["visibility_daily"], domain_ids=[chosen])
+
+    assert set(result.rows) == {"visibility_daily"}
+    domains = warehouse.query(
+        f"select distinct domain_id from {DEFAULT_DATASET}.visibility_daily"
+    )
+    assert domains == [(chosen,)]
+    requested = {r["path"].rsplit("/", 1)[-1] for r in sandbox.stats.log}
+    assert requested == {"domains", "visibility-time-series"}
+
+
+def test_full_refresh_rebuilds_from_scratch(sandbox, warehouse):
+    warehouse.sync(sandbox)
+    sandbox.advance(days=1)
+    result = warehouse.sync(sandbox, full_refresh=True)
+
+    assert result.windows_asked["visibility_daily"] == [90]
+    truth = WarehouseTruth(sandbox.account)
+    truth.record_sync(sandbox.clock.now(), days=90)
+    assert_warehouse_matches(warehouse, truth)
