@@ -31,6 +31,9 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", help=f"API root (default from config, else {DEFAULT_BASE_URL})")
     parser.add_argument("--domains", type=_csv, help="comma-separated domain ids (default: all)")
     parser.add_argument(
+        "--shard", help="k/n: load the k-th of n stable shares of the domains (state kept apart)"
+    )
+    parser.add_argument(
         "--resources", type=_csv, help=f"comma-separated tables to load: {', '.join(ENDPOINTS)}"
     )
     parser.add_argument("--initial-days", type=int, help="history of a first sync (default 90)")
@@ -54,6 +57,7 @@ def source_options(args: argparse.Namespace) -> Dict[str, Any]:
     options = {
         "base_url": args.base_url,
         "domain_ids": args.domains,
+        "shard": args.shard,
         "initial_days": args.initial_days,
         "lookback_days": args.lookback_days,
         "snapshot_days": args.snapshot_days,
@@ -87,10 +91,14 @@ def print_summary(result: Any, title: str = "Sync finished", out: Any = None) ->
 def command_run(args: argparse.Namespace) -> int:
     from .pipeline import make_pipeline, run_sync
 
+    pipeline_name = args.pipeline_name
+    if args.shard:
+        # each shard keeps its own dlt state (and cursors) beside the others in the dataset
+        pipeline_name += "_shard_" + args.shard.replace("/", "_of_")
     pipeline = make_pipeline(
         destination=args.destination,
         dataset_name=args.dataset,
-        pipeline_name=args.pipeline_name,
+        pipeline_name=pipeline_name,
         pipelines_dir=args.pipelines_dir,
         duckdb_file=args.duckdb_file,
         progress=None if args.quiet else "log",

@@ -10,9 +10,10 @@ what the declarative config cannot say is added through dlt's own hooks:
   and moves the per-domain cursor (sync.py).
 """
 
+import hashlib
 import os
 from functools import partial
-from typing import Any, Dict, Iterable, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 from urllib.parse import parse_qs, urlsplit
 
 import dlt
@@ -58,6 +59,7 @@ def aiclicks_source(
     api_key: Optional[str] = dlt.secrets.value,
     base_url: str = DEFAULT_BASE_URL,
     domain_ids: Optional[List[str]] = None,
+    shard: Optional[str] = None,
     initial_days: int = DEFAULT_INITIAL_DAYS,
     lookback_days: int = DEFAULT_LOOKBACK_DAYS,
     snapshot_days: int = DEFAULT_SNAPSHOT_DAYS,
@@ -74,6 +76,8 @@ def aiclicks_source(
             `SOURCES__AICLICKS__API_KEY`, `.dlt/secrets.toml` or `AICLICKS_API_KEY`.
         base_url: The API's root, `https://api.aiclicks.io` unless you test against a sandbox.
         domain_ids: Load only these domains; all domains `/domains` returns when empty.
+        shard: `"k/n"` loads the k-th of n disjoint, stable shares of the domains, so that n
+            workers (each with its own key: the rate limit is per key) split an account.
         initial_days: History a domain's first sync asks for (snapped up to a `days` bucket).
         lookback_days: Recent days re-read on every sync, because the API revises them.
         snapshot_days: The window of the window aggregates (brand rankings, model leaderboard,
@@ -100,7 +104,11 @@ def aiclicks_source(
             raise ValueError(f"{name} must be between 1 and 365, got {value}")
     if lookback_days < 0:
         raise ValueError(f"lookback_days must be 0 or more, got {lookback_days}")
-    wanted_domains = set(domain_ids or [])
+    in_shard = shard_filter(shard)
+    wanted_ids = set(domain_ids or [])
+
+    def wanted_domain(domain_id: str) -> bool:
+        return (not wanted_ids or domain_id in wanted_ids) and in_shard(domain_id)
 
     context = sync_context or SyncContext()
     context.initial_days, context.lookback_days = initial_days, lookback_days
@@ -119,7 +127,7 @@ def aiclicks_source(
             "session": session,
         },
         "resource_defaults": {"write_disposition": "merge"},
-        "resources": [_domain_list_config(context, wanted_domains)]
+        "resources": [_domain_list_config(context, wanted_domain)]
         + [_resource_config(name, context) for name in DOMAIN_RESOURCES],
     }
     resources = {resource.name: resource for resource in rest_api_resources(config)}
@@ -152,14 +160,14 @@ def _endpoint_config(name: str, context: SyncContext, params: Dict[str, Any]) ->
     }
 
 
-def _domain_list_config(context: SyncContext, wanted_domains: set) -> Dict[str, Any]:
+def _domain_list_config(context: SyncContext, wanted_domain: Callable[[str], bool]) -> Dict[str, Any]:
     """`/domains`, the parent of every domain-scoped resource. Not loaded itself: the `domains`
     table is a transformer of it, so a cache hit can skip the table and still feed the rest."""
     return {
         "name": DOMAIN_LIST,
         "selected": False,
         "endpoint": _endpoint_config("domains", context, {}),
-        "processing_steps": [{"yield_map": partial(_domain_list_rows, context, wanted_domains)}],
+        "processing_steps": [{"yield_map": partial(_domain_list_rows, context, wanted_domain)}],
     }
 
 
@@ -189,7 +197,7 @@ def _check_response(context: SyncContext, response: Response) -> None:
 
 
 def _domain_list_rows(
-    context: SyncContext, wanted_domains: set, envelope: Dict[str, Any]
+    context: SyncContext, wanted_domain: Callable[[str], bool], envelope: Dict[str, Any]
 ) -> Iterator[List[Dict[str, Any]]]:
     """`/domains` answered: fix the run's clock and cursors, then keep the wanted domains."""
     context.begin(
@@ -199,7 +207,7 @@ def _domain_list_rows(
     yield [
         row
         for row in envelope_rows("domains", envelope, None, None)
-        if not wanted_domains or row.get("id") in wanted_domains
+        if wanted_domain(str(row.get("id")))
     ]
 
 
@@ -237,6 +245,19 @@ def _new_rows(
             cursors[cursor_key] = generated_at
     if page:
         yield page
+
+
+def shard_filter(shard: Optional[str]) -> Callable[[str], bool]:
+    """`"k/n"` -> whether a domain id falls in share k of n (by a stable hash of the id)."""
+    if not shard:
+        return lambda domain_id: True
+    try:
+        k, n = (int(part) for part in str(shard).split("/"))
+    except ValueError:
+        raise ValueError(f"shard must look like 2/4 (k of n), got {shard!r}") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"shard {shard!r}: k must be between 1 and n")
+    return lambda domain_id: int(hashlib.sha1(domain_id.encode()).hexdigest(), 16) % n == k - 1
 
 
 def _query_value(url: str, key: str) -> Optional[str]:

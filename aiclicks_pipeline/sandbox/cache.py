@@ -1,0 +1,50 @@
+"""The server-side response cache, timed by the sandbox clock."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Dict, Hashable, Optional, Tuple
+
+from .clock import SandboxClock
+
+PURGE_AT = 10_000
+
+
+class ResponseCache:
+    """Response bodies by key for ``ttl`` seconds of SANDBOX time, so ``advance`` expires them.
+    ``ttl`` 0 disables caching."""
+
+    def __init__(self, clock: SandboxClock, ttl: float = 3600):
+        self.clock = clock
+        self.ttl = timedelta(seconds=ttl)
+        self._entries: Dict[Hashable, Tuple[object, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Optional[bytes]:
+        now = self.clock.now()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            stored_at, body = entry
+            # Expired also when the clock went back before the entry (a test rewinding time).
+            if not stored_at <= now < stored_at + self.ttl:
+                del self._entries[key]
+                return None
+            return body
+
+    def put(self, key: Hashable, body: bytes) -> None:
+        if not self.ttl:
+            return
+        now = self.clock.now()
+        with self._lock:
+            if len(self._entries) >= PURGE_AT:  # a long-running sandbox: drop what expired
+                self._entries = {
+                    k: (at, b) for k, (at, b) in self._entries.items() if at <= now < at + self.ttl
+                }
+            self._entries[key] = (now, body)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()

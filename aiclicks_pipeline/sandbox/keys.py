@@ -1,0 +1,61 @@
+"""The sandbox's fake credentials: one team, three API keys with different reach."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+from .account import Account
+
+SANDBOX_API_KEY = "ak_live_sandbox_0123456789abcdef"
+RESTRICTED_API_KEY = "ak_live_sandbox_restricted_0123456789"
+NO_ACCESS_API_KEY = "ak_live_sandbox_noaccess_0123456789"
+
+_NAMESPACE = uuid.UUID("6f1c2b1e-8d5a-4c3e-9a7b-5e2d1f0a9c84")
+USER_ID = str(uuid.uuid5(_NAMESPACE, "user"))
+TEAM_ID = str(uuid.uuid5(_NAMESPACE, "team"))
+TEAM_NAME = "Sandbox Team"
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    token: str
+    name: str
+    created_at: str
+    # "all": every domain; "first_half": the creator's allowlist is the first half of them
+    scope: str
+    developer_access: bool = True
+
+    @property
+    def id(self) -> str:
+        return str(uuid.uuid5(_NAMESPACE, self.token))
+
+    def allowed_domain_ids(self, account: Account) -> List[str]:
+        ids = account.domain_ids()
+        return ids if self.scope == "all" else ids[: len(ids) // 2]
+
+
+API_KEYS: Dict[str, ApiKey] = {
+    key.token: key
+    for key in (
+        ApiKey(SANDBOX_API_KEY, "Sandbox full access", "2026-02-14T10:11:02.318Z", "all"),
+        ApiKey(RESTRICTED_API_KEY, "Sandbox restricted", "2026-03-01T08:00:00.000Z", "first_half"),
+        ApiKey(
+            NO_ACCESS_API_KEY,
+            "Sandbox no access",
+            "2026-03-02T08:00:00.000Z",
+            "all",
+            developer_access=False,
+        ),
+    )
+}
+
+
+def authenticate(authorization: Optional[str]) -> Optional[ApiKey]:
+    """The key of an ``Authorization: Bearer <key>`` header; None if missing, malformed or
+    unknown (all three get the same 401, A13)."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return API_KEYS.get(token.strip())

@@ -1,0 +1,70 @@
+"""Fixed-window rate limit per API key, on REAL time (clients really have to wait)."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+
+@dataclass(frozen=True)
+class RateState:
+    limit: int
+    remaining: int
+    reset: int  # epoch seconds (ceil) when the current window ends
+    retry_after: int  # whole seconds until then, at least 1
+    allowed: bool = True
+
+
+class FixedWindowLimiter:
+    """``limit`` requests per ``window`` seconds per key; windows aligned to multiples of
+    ``window`` in epoch time (a 60 s window resets on the minute, as a fixed window would).
+    ``limit`` None or 0 disables limiting."""
+
+    def __init__(self, limit: Optional[int] = 60, window: float = 60.0):
+        self.limit = limit or 0
+        self.window = float(window)
+        self._counts: Dict[str, Tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.limit > 0
+
+    def _state(self, key: str, now: float, consume: bool) -> RateState:
+        start = math.floor(now / self.window) * self.window
+        end = start + self.window
+        window_start, used = self._counts.get(key, (start, 0))
+        if window_start != start:
+            used = 0
+        allowed = used < self.limit
+        if consume and allowed:
+            used += 1
+        self._counts[key] = (start, used)
+        return RateState(
+            limit=self.limit,
+            remaining=max(0, self.limit - used),
+            reset=math.ceil(end),
+            retry_after=max(1, math.ceil(end - now)),
+            allowed=allowed,
+        )
+
+    def acquire(self, key: str) -> RateState:
+        """Count one request; ``allowed`` False (and nothing counted) once the budget is spent."""
+        with self._lock:
+            return self._state(key, time.time(), consume=True)
+
+    def peek(self, key: str) -> RateState:
+        with self._lock:
+            return self._state(key, time.time(), consume=False)
+
+    def refund(self, key: str) -> RateState:
+        """Give back one request of the current window (a 5xx does not count, SPEC 1.9)."""
+        with self._lock:
+            now = time.time()
+            start, used = self._counts.get(key, (None, 0))
+            if start == math.floor(now / self.window) * self.window and used:
+                self._counts[key] = (start, used - 1)
+            return self._state(key, now, consume=False)

@@ -1,0 +1,82 @@
+"""What the sandbox served: counters and a request log, for tests and the admin endpoint."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import Counter
+from typing import Any, Dict, List, Optional
+
+
+class Stats:
+    """Thread-safe counters of API requests (admin requests are not counted).
+
+    ``rate_limited`` counts 429s by origin: "real" (the key's budget) or "injected" (a fault);
+    ``faults`` counts injected faults by kind.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests = 0
+            self.by_path: Counter = Counter()
+            self.by_status: Counter = Counter()
+            self.cache: Counter = Counter()
+            self.rate_limited: Counter = Counter()
+            self.faults: Counter = Counter()
+            self.log: List[Dict[str, Any]] = []
+
+    def record(
+        self,
+        path: str,
+        query: Dict[str, str],
+        status: int,
+        request_id: str,
+        x_cache: Optional[str],
+        fault: Optional[str] = None,
+        rate_limited: Optional[str] = None,
+    ) -> None:
+        with self._lock:
+            self.requests += 1
+            self.by_path[path] += 1
+            self.by_status[status] += 1
+            if x_cache:
+                self.cache[x_cache] += 1
+            if fault:
+                self.faults[fault] += 1
+            if rate_limited:
+                self.rate_limited[rate_limited] += 1
+            self.log.append(
+                {
+                    "path": path,
+                    "query": dict(query),
+                    "status": status,
+                    "request_id": request_id,
+                    "x_cache": x_cache,
+                    "fault": fault,
+                }
+            )
+
+    @property
+    def cache_hits(self) -> int:
+        return self.cache["HIT"]
+
+    @property
+    def cache_misses(self) -> int:
+        return self.cache["MISS"]
+
+    def snapshot(self) -> Dict[str, Any]:
+        """A JSON-ready copy (status codes as string keys)."""
+        with self._lock:
+            return {
+                "requests": self.requests,
+                "by_path": dict(self.by_path),
+                "by_status": {str(k): v for k, v in self.by_status.items()},
+                "cache": dict(self.cache),
+                "rate_limited": dict(self.rate_limited),
+                "faults": dict(self.faults),
+                "log": copy.deepcopy(self.log),
+            }

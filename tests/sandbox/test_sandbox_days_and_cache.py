@@ -1,0 +1,70 @@
+"""`days` snapping and echo; the response cache (HIT/MISS/BYPASS, byte identity, expiry)."""
+
+import pytest
+from sandbox_support import Client
+
+from aiclicks_pipeline.sandbox import RESTRICTED_API_KEY, Account
+
+
+@pytest.mark.parametrize(
+    "days, bucket",
+    [(1, 1), (4, 1), (5, 7), (10, 7), (11, 14), (22, 14), (23, 30), (60, 30), (61, 90),
+     (135, 90), (136, 180), (225, 180), (226, 270), (317, 270), (318, 365), (365, 365)],
+)
+def test_snap_days(days, bucket):
+    assert Account.snap_days(days) == bucket
+
+
+@pytest.mark.parametrize("days, bucket", [(10, 7), (60, 30), (200, 180), (365, 365)])
+def test_days_are_snapped_and_echoed_raw(client, domain_id, days, bucket):
+    body = client.get("visibility_daily", {"domain_id": domain_id, "days": days}).json()
+    assert body["days"] == days
+    assert len(body["data"]["items"]) == bucket
+
+
+def test_days_default_and_out_of_range(client, domain_id):
+    assert client.get("citability_daily", {"domain_id": domain_id}).json()["days"] == 30
+    assert client.get("citability_daily", {"domain_id": domain_id, "days": 400}).status_code == 422
+
+
+def test_cache_hit_is_byte_identical_with_the_original_generated_at(sandbox, client, domain_id):
+    params = {"domain_id": domain_id, "days": 30}
+    sandbox.reset_stats()
+    first = client.get("brand_rankings", params)
+    sandbox.advance(seconds=1800)
+    second = client.get("brand_rankings", params)
+    assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
+    assert second.content == first.content
+    assert second.json()["generated_at"] == "2026-06-17T10:00:00.000Z"
+    assert second.headers["Date"] == "Wed, 17 Jun 2026 10:30:00 GMT"  # the clock did move
+    assert (sandbox.stats.cache_hits, sandbox.stats.cache_misses) == (1, 1)
+
+
+def test_cache_key_is_the_raw_query_string(sandbox, client, domain_id):
+    assert client.raw(f"/api/v1/mentions-time-series?domain_id={domain_id}&days=7").headers["X-Cache"] == "MISS"
+    assert client.raw(f"/api/v1/mentions-time-series?days=7&domain_id={domain_id}").headers["X-Cache"] == "MISS"
+    assert client.raw(f"/api/v1/mentions-time-series?domain_id={domain_id}&days=7").headers["X-Cache"] == "HIT"
+
+
+def test_cache_expires_after_the_ttl_of_sandbox_time(sandbox, client, domain_id):
+    params = {"domain_id": domain_id}
+    first = client.get("model_leaderboard", params)
+    sandbox.advance(seconds=3599)
+    assert client.get("model_leaderboard", params).headers["X-Cache"] == "HIT"
+    sandbox.advance(seconds=1)
+    again = client.get("model_leaderboard", params)
+    assert again.headers["X-Cache"] == "MISS"
+    assert again.json()["generated_at"] == "2026-06-17T11:00:00.000Z" != first.json()["generated_at"]
+
+
+def test_validate_is_never_cached_and_errors_are_not_cached(client, domain_id):
+    assert [client.get("validate").headers["X-Cache"] for _ in range(2)] == ["BYPASS", "BYPASS"]
+    bad = {"domain_id": domain_id, "days": "x"}
+    assert [client.get("citations", bad).headers["X-Cache"] for _ in range(2)] == ["BYPASS"] * 2
+
+
+def test_cache_is_not_shared_between_key_scopes(sandbox, client):
+    assert client.get("domains").headers["X-Cache"] == "MISS"
+    restricted = Client(sandbox, RESTRICTED_API_KEY).get("domains")
+    assert restricted.headers["X-Cache"] == "MISS"  # its listing differs: never served another's
+    assert len(restricted.json()["data"]["items"]) < len(client.data("domains")["items"])
