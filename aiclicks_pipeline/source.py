@@ -177,6 +177,8 @@ def _resource_config(name: str, context: SyncContext) -> Dict[str, Any]:
         **_table_hints(name),
         "endpoint": _endpoint_config(name, context, {"domain_id": f"{{resources.{DOMAIN_LIST}.id}}"}),
         "include_from_parent": ["id"],
+        # domains are fetched a few at a time; the shared throttle keeps the total in budget
+        "parallelized": True,
         "processing_steps": [{"yield_map": partial(_domain_rows, name, context)}],
     }
 
