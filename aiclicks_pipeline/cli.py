@@ -50,6 +50,14 @@ def add_destination_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline-name", default=DEFAULT_PIPELINE_NAME)
     parser.add_argument("--pipelines-dir", help="where dlt keeps its working state")
     parser.add_argument("--full-refresh", action="store_true", help="drop the tables and state first")
+    parser.add_argument(
+        "--loader-file-format", help="dlt file format (default: jsonl or csv where supported)"
+    )
+    parser.add_argument(
+        "--schema-contract",
+        choices=["evolve", "freeze"],
+        help="what an API schema change does: evolve (default) or freeze to fail on it",
+    )
 
 
 def source_options(args: argparse.Namespace) -> Dict[str, Any]:
@@ -104,7 +112,12 @@ def command_run(args: argparse.Namespace) -> int:
         progress=None if args.quiet else "log",
     )
     result = run_sync(
-        pipeline, resources=args.resources, full_refresh=args.full_refresh, **source_options(args)
+        pipeline,
+        resources=args.resources,
+        full_refresh=args.full_refresh,
+        loader_file_format=args.loader_file_format,
+        schema_contract=args.schema_contract,
+        **source_options(args),
     )
     print_summary(result)
     if result.skipped_domains:

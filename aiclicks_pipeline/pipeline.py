@@ -1,6 +1,5 @@
 """Runs a sync: builds the dlt pipeline for a destination, runs the source, sums up the run."""
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,14 @@ from dlt.pipeline.pipeline import Pipeline
 from .settings import DEFAULT_DATASET, DEFAULT_DUCKDB_FILE, DEFAULT_PIPELINE_NAME, ENDPOINTS
 from .source import aiclicks_source
 from .sync import SyncContext, SyncStats
+
+
+# "freeze" freezes what the API sends (columns and their types), not the tables this package
+# declares: a first load must still create them.
+SCHEMA_CONTRACTS: Dict[str, Any] = {
+    "evolve": "evolve",
+    "freeze": {"tables": "evolve", "columns": "freeze", "data_type": "freeze"},
+}
 
 
 @dataclass
@@ -62,12 +69,16 @@ def run_sync(
     pipeline: Pipeline,
     resources: Optional[Sequence[str]] = None,
     full_refresh: bool = False,
+    loader_file_format: Optional[str] = None,
+    schema_contract: Optional[str] = None,
     **source_options: Any,
 ) -> SyncResult:
     """One sync of the AIclicks source into `pipeline`'s destination.
 
     `source_options` are `aiclicks_source` arguments; those not given come from dlt's config
-    (`.dlt/config.toml`, `.dlt/secrets.toml`, `SOURCES__AICLICKS__*`).
+    (`.dlt/config.toml`, `.dlt/secrets.toml`, `SOURCES__AICLICKS__*`). `schema_contract` is
+    dlt's: "evolve" (default: new fields become columns, a changed type a variant column) or
+    "freeze" to fail on any change of the schema.
     """
     unknown = sorted(set(resources or []) - set(ENDPOINTS))
     if unknown:
@@ -76,11 +87,13 @@ def run_sync(
     source = aiclicks_source(sync_context=context, **source_options)
     if resources:
         source = source.with_resources(*resources)
+    if schema_contract:
+        source.schema_contract = SCHEMA_CONTRACTS.get(schema_contract, schema_contract)
     started = time.monotonic()
     info = pipeline.run(
         source,
         refresh="drop_sources" if full_refresh else None,
-        loader_file_format=os.environ.get("AICLICKS_FILE_FORMAT") or preferred_file_format(pipeline),
+        loader_file_format=loader_file_format or preferred_file_format(pipeline),
     )
     elapsed = time.monotonic() - started
     return SyncResult(

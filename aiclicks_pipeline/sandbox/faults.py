@@ -29,6 +29,7 @@ class Faults:
     drop_rate: float = 0.0  # full Content-Length, half the body, then the connection closes
     malformed_rate: float = 0.0  # 200 with a truncated JSON body
     extra_fields: bool = False  # unknown fields on the envelope and every object in `data`
+    changed_types: bool = False  # a field changes type (a count sent as a "8.1k" string)
     vanished_domains: Set[str] = field(default_factory=set)  # 404 everywhere, gone from /domains
     hidden_404_domains: Set[str] = field(default_factory=set)  # listed, but 404 on their endpoints
 

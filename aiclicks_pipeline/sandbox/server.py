@@ -122,6 +122,22 @@ def with_extra_fields(value: Any) -> Any:
     return value
 
 
+# Fields the `changed_types` fault sends as another type: a count becomes a label.
+CHANGED_TYPE_FIELDS = ("estimated_search_volume",)
+
+
+def with_changed_types(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: f"{item / 1000:.1f}k" if key in CHANGED_TYPE_FIELDS and isinstance(item, int)
+            else with_changed_types(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [with_changed_types(item) for item in value]
+    return value
+
+
 def paginate(items: List[Any], page: int, size: int, total: Optional[int] = None) -> dict:
     start = (page - 1) * size
     return {
@@ -290,7 +306,7 @@ class SandboxApp:
 
         faults = self.faults
         cache_key = (
-            path, raw_query, key.scope, faults.extra_fields,
+            path, raw_query, key.scope, faults.extra_fields, faults.changed_types,
             frozenset(faults.vanished_domains), frozenset(faults.hidden_404_domains),
         )
         body = self.cache.get(cache_key)
@@ -305,6 +321,8 @@ class SandboxApp:
         return {"data": data, **echo, "generated_at": iso_ms(self.clock.now())}
 
     def _decorate(self, payload: dict) -> dict:
+        if self.faults.changed_types:
+            payload = with_changed_types(payload)
         return with_extra_fields(payload) if self.faults.extra_fields else payload
 
     # --- payloads ---------------------------------------------------------------------------

@@ -1,0 +1,7 @@
+-- sparse: a day without responses has no row (unknown, not zero); marts keep it null
+select
+    cast(domain_id as {{ dbt.type_string() }}) as domain_id,
+    cast(date as date) as date_day,
+    cast(value as {{ dbt.type_bigint() }}) as mentions_count,
+    cast(generated_at as {{ aiclicks_type_timestamp_tz() }}) as generated_at
+from {{ source('aiclicks', 'mentions_daily') }}
