@@ -99,14 +99,10 @@ def print_summary(result: Any, title: str = "Sync finished", out: Any = None) ->
 def command_run(args: argparse.Namespace) -> int:
     from .pipeline import make_pipeline, run_sync
 
-    pipeline_name = args.pipeline_name
-    if args.shard:
-        # each shard keeps its own dlt state (and cursors) beside the others in the dataset
-        pipeline_name += "_shard_" + args.shard.replace("/", "_of_")
     pipeline = make_pipeline(
         destination=args.destination,
         dataset_name=args.dataset,
-        pipeline_name=pipeline_name,
+        pipeline_name=pipeline_name_for(args),
         pipelines_dir=args.pipelines_dir,
         duckdb_file=args.duckdb_file,
         progress=None if args.quiet else "log",
@@ -129,7 +125,8 @@ def command_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def fetch_validate(api_key: str, base_url: str) -> Dict[str, Any]:
+def fetch(api_key: str, base_url: str, path: str) -> Dict[str, Any]:
+    """One GET through the sync's session (key, request id, retries, errors)."""
     from .errors import raise_for_api_error
     from .session import AIclicksSession, ApiKeyAuth
     from .sync import SyncContext
@@ -137,8 +134,7 @@ def fetch_validate(api_key: str, base_url: str) -> Dict[str, Any]:
     session = AIclicksSession(SyncContext(), max_attempts=3)
     session.auth = ApiKeyAuth(token=api_key)
     response = session.get(
-        f"{base_url.rstrip('/')}{API_PREFIX}/{VALIDATE_PATH}",
-        hooks={"response": [raise_for_api_error]},
+        f"{base_url.rstrip('/')}{API_PREFIX}/{path}", hooks={"response": [raise_for_api_error]}
     )
     return response.json()
 
@@ -160,7 +156,7 @@ def resolve_key_and_url(args: argparse.Namespace) -> tuple:
 
 def command_validate(args: argparse.Namespace) -> int:
     api_key, base_url = resolve_key_and_url(args)
-    body = fetch_validate(api_key, base_url)
+    body = fetch(api_key, base_url, VALIDATE_PATH)
     data = body.get("data") or {}
     key = data.get("key") or {}
     print(f"Key valid: {data.get('valid')} ({data.get('key_type')}) {key.get('name', '')}".rstrip())
@@ -180,6 +176,49 @@ def command_validate(args: argparse.Namespace) -> int:
         f"Rate limit: {limit.get('limit_per_minute')} requests/minute, "
         f"{limit.get('remaining')} left, window resets at {limit.get('reset_at')}"
     )
+    return 0
+
+
+def command_plan(args: argparse.Namespace) -> int:
+    from .pipeline import make_pipeline
+    from .plan import make_plan, print_plan
+
+    api_key, base_url = resolve_key_and_url(args)
+    validate_body = fetch(api_key, base_url, VALIDATE_PATH)
+    domains_body = fetch(api_key, base_url, ENDPOINTS["domains"]["path"])
+    pipeline = make_pipeline(
+        destination=args.destination,
+        dataset_name=args.dataset,
+        pipeline_name=pipeline_name_for(args),
+        pipelines_dir=args.pipelines_dir,
+        duckdb_file=args.duckdb_file,
+    )
+    options = source_options(args)
+    options.pop("base_url", None)
+    plan = make_plan(validate_body, domains_body, pipeline, **options)
+    print_plan(plan, sys.stdout)
+    return 0
+
+
+def pipeline_name_for(args: argparse.Namespace) -> str:
+    if not args.shard:
+        return args.pipeline_name
+    # each shard keeps its own dlt state (and cursors) beside the others in the dataset
+    return f"{args.pipeline_name}_shard_{args.shard.replace('/', '_of_')}"
+
+
+def command_transform(args: argparse.Namespace) -> int:
+    from .transform import run_transform
+
+    result = run_transform(
+        duckdb_file=args.duckdb_file,
+        dataset=args.dataset,
+        target=args.target,
+        schema=args.schema,
+        work_dir=args.work_dir,
+        quiet=args.quiet,
+    )
+    print(result.summary())
     return 0
 
 
@@ -213,6 +252,33 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check the key: team, domains, rate limit")
     validate.add_argument("--base-url")
     validate.set_defaults(func=command_validate)
+
+    from .transform import DEFAULT_MODELS_SCHEMA, DEFAULT_TARGET, TARGETS
+
+    transform = commands.add_parser(
+        "transform", help="dbt build: the packaged dbt models and tests on the loaded data"
+    )
+    transform.add_argument(
+        "--duckdb-file", default=DEFAULT_DUCKDB_FILE, help="DuckDB file the sync wrote (target duckdb)"
+    )
+    transform.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset the sync loaded")
+    transform.add_argument(
+        "--schema", default=DEFAULT_MODELS_SCHEMA, help="schema the models are written to"
+    )
+    transform.add_argument(
+        "--target", default=DEFAULT_TARGET, choices=TARGETS,
+        help="dbt profile target (credentials from AICLICKS_* variables, see the README)",
+    )
+    transform.add_argument("--work-dir", help="dbt's target/ and logs/ (default beside the DuckDB file)")
+    transform.add_argument("--quiet", action="store_true", help="no dbt progress lines")
+    transform.set_defaults(func=command_transform)
+
+    plan = commands.add_parser(
+        "plan", help="print the requests the next run makes and the time the rate limit needs"
+    )
+    add_source_arguments(plan)
+    add_destination_arguments(plan)
+    plan.set_defaults(func=command_plan)
 
     demo = commands.add_parser("demo", help="start a sandbox API and sync it into DuckDB, twice")
     demo.add_argument("--workdir", default="demo_output", help="folder for the DuckDB file and state")

@@ -51,6 +51,31 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def show_dbt_models(duckdb_path: Path, folder: Path, out: Any) -> None:
+    """`aiclicks-pipeline transform` on the demo warehouse, and one of its marts."""
+    from .transform import DEFAULT_MODELS_SCHEMA, DbtNotInstalled, run_transform
+
+    print("\nBuilding the dbt models (dbt build, every dbt test).", file=out)
+    try:
+        result = run_transform(str(duckdb_path), work_dir=str(folder / "dbt"))
+    except DbtNotInstalled as exc:
+        print(f"Skipped: {exc}", file=out)
+        return
+    print(result.summary(), file=out)
+    with duckdb.connect(str(duckdb_path), read_only=True) as connection:
+        print_query(
+            connection,
+            f"dbt mart {DEFAULT_MODELS_SCHEMA}.share_of_voice: first domain, change since the last snapshot",
+            f"""select brand_name, is_own_brand, sov_pct, sov_rank,
+                       round(sov_change_pct, 2) as sov_change_pct, sov_rank_change
+                from {DEFAULT_MODELS_SCHEMA}.share_of_voice
+                where is_latest_snapshot
+                  and domain_id = (select min(domain_id) from {DEFAULT_MODELS_SCHEMA}.share_of_voice)
+                order by sov_rank, brand_name""",
+            out,
+        )
+
+
 def run_demo(workdir: str = "demo_output", domains: int = 3, seed: int = 7, out: Any = None) -> int:
     from .sandbox import run_sandbox
 
@@ -88,5 +113,6 @@ def run_demo(workdir: str = "demo_output", domains: int = 3, seed: int = 7, out:
         second = run_sync(pipeline, **options)
         print_summary(second, "Incremental sync (one day later)", out)
 
+    show_dbt_models(duckdb_path, folder, out)
     print(f"\nThe warehouse is {duckdb_path} (schema {DEFAULT_DATASET}); open it with duckdb.", file=out)
     return 0

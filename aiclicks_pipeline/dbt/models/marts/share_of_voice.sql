@@ -39,10 +39,11 @@ select
     rankings.sov_rank,
     rankings.avg_position,
     own_brand.own_brand_sov_pct,
-    rankings.sov_pct - own_brand.own_brand_sov_pct as sov_vs_own_brand_pct,
+    -- differences of percentages, rounded clear of float noise
+    round(rankings.sov_pct - own_brand.own_brand_sov_pct, 6) as sov_vs_own_brand_pct,
     snapshots.previous_snapshot_date,
     previous.sov_pct as previous_sov_pct,
-    rankings.sov_pct - previous.sov_pct as sov_change_pct,
+    round(rankings.sov_pct - previous.sov_pct, 6) as sov_change_pct,
     previous.sov_rank as previous_sov_rank,
     previous.sov_rank - rankings.sov_rank as sov_rank_change,
     rankings.is_latest_snapshot

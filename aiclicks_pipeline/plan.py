@@ -1,0 +1,154 @@
+"""`aiclicks-pipeline plan`: the requests the next sync will make, and how long the key's rate
+limit makes it take, before anything runs.
+
+It asks the API twice (`/validate` for the rate limit, `/domains` for the domains and the
+server's clock), reads the per-domain cursors from the pipeline's state (local, else restored
+from the destination), and estimates page counts from what the warehouse already holds.
+"""
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Dict, List, Optional
+
+from dlt.pipeline.pipeline import Pipeline
+
+from .settings import DEFAULT_DATASET, DOMAIN_RESOURCES, ENDPOINTS
+from .source import shard_filter
+from .sync import CURSORS_KEY, SyncContext
+
+# what a previous load tells of the pages a domain's list needs (rows per page of the list)
+PAGE_COUNT_SQL = {
+    "prompts": "select count(*) from {dataset}.prompts where domain_id = '{domain_id}'",
+    "fanout_queries": (
+        "select count(distinct prompt_id) from {dataset}.fanout_queries where domain_id = '{domain_id}'"
+    ),
+    "citations": (
+        "select count(*) from {dataset}.citations where domain_id = '{domain_id}' and snapshot_date ="
+        " (select max(snapshot_date) from {dataset}.citations where domain_id = '{domain_id}')"
+    ),
+}
+
+
+@dataclass
+class EndpointPlan:
+    resource: str
+    days: Optional[int]
+    requests: int
+    known: bool  # False when the page count is a guess (nothing loaded yet)
+
+
+@dataclass
+class SyncPlan:
+    limit_per_minute: Optional[int]
+    remaining: Optional[int]
+    seconds_to_reset: float
+    domains: Dict[str, List[EndpointPlan]] = field(default_factory=dict)
+
+    @property
+    def requests(self) -> int:
+        return 1 + sum(p.requests for plans in self.domains.values() for p in plans)
+
+    def estimated_seconds(self, window_s: float = 60.0) -> float:
+        """Fixed windows: what fits in what is left now, then one full window per `limit`."""
+        if not self.limit_per_minute:
+            return 0.0
+        remaining = self.remaining if self.remaining is not None else self.limit_per_minute
+        beyond = self.requests - remaining
+        if beyond <= 0:
+            return 0.0
+        return self.seconds_to_reset + (math.ceil(beyond / self.limit_per_minute) - 1) * window_s
+
+
+def make_plan(
+    validate_body: Dict[str, Any],
+    domains_body: Dict[str, Any],
+    pipeline: Optional[Pipeline],
+    domain_ids: Optional[List[str]] = None,
+    shard: Optional[str] = None,
+    initial_days: Optional[int] = None,
+    lookback_days: Optional[int] = None,
+    snapshot_days: Optional[int] = None,
+    now_epoch: Optional[float] = None,
+) -> SyncPlan:
+    rate = (validate_body.get("data") or {}).get("rate_limit") or {}
+    reset_at = rate.get("reset_at")
+    now_epoch = now_epoch if now_epoch is not None else datetime.now().timestamp()
+    plan = SyncPlan(
+        limit_per_minute=rate.get("limit_per_minute"),
+        remaining=rate.get("remaining"),
+        seconds_to_reset=max(float(reset_at) - now_epoch, 0.0) if reset_at else 60.0,
+    )
+    states = _resource_states(pipeline)
+    windows = {"initial_days": initial_days, "lookback_days": lookback_days, "snapshot_days": snapshot_days}
+    context = SyncContext(**{k: v for k, v in windows.items() if v is not None})
+    context.begin(domains_body.get("generated_at"), states)
+    in_shard = shard_filter(shard)
+    count_rows = _row_counter(pipeline)
+    for domain in (domains_body.get("data") or {}).get("items") or []:
+        domain_id = str(domain.get("id"))
+        if (domain_ids and domain_id not in domain_ids) or not in_shard(domain_id):
+            continue
+        plans = []
+        for name in DOMAIN_RESOURCES:
+            pages, known = 1, True
+            page_size = (ENDPOINTS[name].get("page_size") or (None, None))[1]
+            if page_size:
+                rows = count_rows(name, domain_id)
+                known = rows is not None
+                pages = max(1, math.ceil((rows or 0) / page_size))
+            plans.append(EndpointPlan(name, context.window_days(name, domain_id), pages, known))
+        plan.domains[domain_id] = plans
+    return plan
+
+
+def _resource_states(pipeline: Optional[Pipeline]) -> Dict[str, Dict[str, Any]]:
+    if pipeline is None:
+        return {}
+    try:
+        pipeline.sync_destination()  # an ephemeral worker has no local state: restore it
+    except Exception:  # no destination yet, nothing loaded: a first run
+        pass
+    sources = pipeline.state.get("sources", {})
+    resources = sources.get("aiclicks", {}).get("resources", {})
+    return {name: {CURSORS_KEY: dict(state.get(CURSORS_KEY, {}))} for name, state in resources.items()}
+
+
+def _row_counter(pipeline: Optional[Pipeline]) -> Callable[[str, str], Optional[int]]:
+    def count(resource: str, domain_id: str) -> Optional[int]:
+        if pipeline is None or resource not in PAGE_COUNT_SQL:
+            return None
+        sql = PAGE_COUNT_SQL[resource].format(
+            dataset=pipeline.dataset_name or DEFAULT_DATASET, domain_id=domain_id.replace("'", "")
+        )
+        try:
+            with pipeline.sql_client() as client:
+                rows = client.execute_sql(sql)
+        except Exception:  # table not there yet
+            return None
+        return int(rows[0][0]) if rows and rows[0][0] else None
+
+    return count
+
+
+def print_plan(plan: SyncPlan, out: Any) -> None:
+    print(f"{'domain':<38}{'endpoint':<20}{'days':>6}{'requests':>10}", file=out)
+    print(f"{'-':<38}{'domains':<20}{'':>6}{1:>10}", file=out)
+    for domain_id, plans in plan.domains.items():
+        for p in plans:
+            guess = "" if p.known else "+"
+            print(
+                f"{domain_id:<38}{p.resource:<20}{p.days or '':>6}{str(p.requests) + guess:>10}",
+                file=out,
+            )
+    print(f"\n{plan.requests} requests for {len(plan.domains)} domain(s)", file=out)
+    if plan.limit_per_minute:
+        seconds = plan.estimated_seconds()
+        print(
+            f"Rate limit {plan.limit_per_minute}/minute, {plan.remaining} left in this window: "
+            f"about {seconds:.0f}s of waiting for the limit ({seconds / 60:.1f} min), "
+            "plus the API's own response time.",
+            file=out,
+        )
+    if any(not p.known for plans in plan.domains.values() for p in plans):
+        print("'+': nothing loaded yet to count pages from; one page assumed.", file=out)
