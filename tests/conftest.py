@@ -29,9 +29,11 @@ def sandbox():
 class Warehouse:
     """A dlt pipeline into a DuckDB file, and the queries tests ask of it."""
 
-    def __init__(self, folder: Path, name: str = "aiclicks_test") -> None:
+    def __init__(
+        self, folder: Path, name: str = "aiclicks_test", duckdb_name: str = "warehouse.duckdb"
+    ) -> None:
         self.folder = folder
-        self.duckdb_path = folder / "warehouse.duckdb"
+        self.duckdb_path = folder / duckdb_name
         self.pipelines_dir = folder / "pipelines"
         self.name = name
         self.pipeline = self.new_pipeline()
