@@ -5,8 +5,8 @@ It reads the envelope (the data selector is `$`), so one class serves all of SPE
 - a payload without `total_pages` (time series, rankings, an unpaged `/fanout-queries`, A3) is
   one page;
 - an offset-paged, newest-first list that grows or shrinks while it is walked (SPEC 2.3) is
-  walked once more from page 1, so rows shifted across a page boundary are not missed (merge
-  on the primary key drops the repeats);
+  walked once more from page 1 (at a page size the server has not cached), so rows shifted
+  across a page boundary are not missed (merge on the primary key drops the repeats);
 - the request's `days` window is set per domain just before the first request, from the sync's
   per-domain cursors.
 """
@@ -61,10 +61,13 @@ class EnvelopePaginator(BasePaginator):
             and total != self.first_total
             and self.rewalks < self.max_rewalks
         ):
-            # the list changed while it was walked: walk it once more
+            # the list changed while it was walked: walk it once more, one row a page smaller,
+            # so the query strings differ and the server's cache cannot answer with the old pages
             self.rewalks += 1
             self.first_total = total
             self.page = 1
+            if self.page_size and self.page_size > 1:
+                self.page_size -= 1
             self._has_next_page = True
         else:
             self._has_next_page = False

@@ -4,9 +4,11 @@ from datetime import timedelta
 
 import pytest
 
+from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 from aiclicks_pipeline.settings import DEFAULT_DATASET, DOMAIN_RESOURCES, ENDPOINTS
 
+from .conftest import START
 from .truth_compare import assert_table_matches
 
 INCREMENTAL = [n for n, e in ENDPOINTS.items() if e.get("window") == "incremental"]
@@ -19,7 +21,10 @@ def assert_warehouse_matches(warehouse, truth):
 
 
 def assert_keys_unique(warehouse):
+    present = warehouse.tables()
     for table, spec in ENDPOINTS.items():
+        if table not in present:
+            continue
         key = ", ".join(spec["primary_key"])
         (duplicates,) = warehouse.query(
             f"select count(*) from (select {key} from {DEFAULT_DATASET}.{table} "
@@ -141,3 +146,30 @@ def test_full_refresh_rebuilds_from_scratch(sandbox, warehouse):
     truth = WarehouseTruth(sandbox.account)
     truth.record_sync(sandbox.clock.now(), days=90)
     assert_warehouse_matches(warehouse, truth)
+
+
+def test_prompts_across_pages_and_rows_shifted_by_new_prompts(warehouse):
+    with run_sandbox(seed=9, domains=1, prompts=(1100, 1200), start=START, frozen=True,
+                     rate_limit=None) as sandbox:
+        (domain_id,) = sandbox.account.domain_ids()
+        added = []
+
+        def add_prompts_before_page_2(path, query):
+            if path.endswith("/prompts") and query.get("page") == "2" and not added:
+                added.extend(sandbox.add_prompts(domain_id, 3))
+
+        sandbox.on_request(add_prompts_before_page_2)
+        warehouse.sync(sandbox, resources=["prompts"])
+
+        pages = [
+            (r["query"]["page"], r["query"]["size"])
+            for r in sandbox.stats.log
+            if r["path"].endswith("/prompts")
+        ]
+        # the list grew while it was walked: walked once more, past the server's cache
+        assert pages == [("1", "500"), ("2", "500"), ("3", "500"), ("1", "499"), ("2", "499"), ("3", "499")]
+        loaded = warehouse.keyed("prompts")
+        expected = {p["id"] for p in sandbox.account.prompts(domain_id, sandbox.clock.now())}
+        assert {key[0] for key in loaded} == expected
+        assert {p["id"] for p in added} <= expected
+        assert_keys_unique(warehouse)
