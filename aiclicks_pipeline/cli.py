@@ -42,7 +42,11 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_destination_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--destination", default="duckdb", help="any dlt destination (default duckdb)")
+    parser.add_argument(
+        "--destination",
+        help="any dlt destination: duckdb, postgres, bigquery, snowflake, ... "
+        "(default: destination_type from .dlt/ or DESTINATION_TYPE, else duckdb)",
+    )
     parser.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset / schema name")
     parser.add_argument(
         "--duckdb-file", default=DEFAULT_DUCKDB_FILE, help="DuckDB file (destination duckdb)"
@@ -96,17 +100,24 @@ def print_summary(result: Any, title: str = "Sync finished", out: Any = None) ->
             print(f"    {domain_id}: {reason}", file=out)
 
 
-def command_run(args: argparse.Namespace) -> int:
-    from .pipeline import make_pipeline, run_sync
+def pipeline_for(args: argparse.Namespace, progress: Any = None) -> Any:
+    """The dlt pipeline the destination options describe."""
+    from .pipeline import make_pipeline
 
-    pipeline = make_pipeline(
+    return make_pipeline(
         destination=args.destination,
         dataset_name=args.dataset,
         pipeline_name=pipeline_name_for(args),
         pipelines_dir=args.pipelines_dir,
         duckdb_file=args.duckdb_file,
-        progress=None if args.quiet else "log",
+        progress=progress,
     )
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from .pipeline import run_sync
+
+    pipeline = pipeline_for(args, progress=None if args.quiet else "log")
     result = run_sync(
         pipeline,
         resources=args.resources,
@@ -180,19 +191,12 @@ def command_validate(args: argparse.Namespace) -> int:
 
 
 def command_plan(args: argparse.Namespace) -> int:
-    from .pipeline import make_pipeline
     from .plan import make_plan, print_plan
 
     api_key, base_url = resolve_key_and_url(args)
     validate_body = fetch(api_key, base_url, VALIDATE_PATH)
     domains_body = fetch(api_key, base_url, ENDPOINTS["domains"]["path"])
-    pipeline = make_pipeline(
-        destination=args.destination,
-        dataset_name=args.dataset,
-        pipeline_name=pipeline_name_for(args),
-        pipelines_dir=args.pipelines_dir,
-        duckdb_file=args.duckdb_file,
-    )
+    pipeline = pipeline_for(args)
     options = source_options(args)
     options.pop("base_url", None)
     plan = make_plan(validate_body, domains_body, pipeline, **options)
@@ -259,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         "transform", help="dbt build: the packaged dbt models and tests on the loaded data"
     )
     transform.add_argument(
-        "--duckdb-file", default=DEFAULT_DUCKDB_FILE, help="DuckDB file the sync wrote (target duckdb)"
+        "--duckdb-file", default=DEFAULT_DUCKDB_FILE, help="the DuckDB file a sync wrote"
     )
     transform.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset the sync loaded")
     transform.add_argument(
@@ -269,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--target", default=DEFAULT_TARGET, choices=TARGETS,
         help="dbt profile target (credentials from AICLICKS_* variables, see the README)",
     )
-    transform.add_argument("--work-dir", help="dbt's target/ and logs/ (default beside the DuckDB file)")
+    transform.add_argument("--work-dir", help="dbt's target/ and logs/ (default: beside the file)")
     transform.add_argument("--quiet", action="store_true", help="no dbt progress lines")
     transform.set_defaults(func=command_transform)
 

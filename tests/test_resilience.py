@@ -220,17 +220,18 @@ def test_soak_with_faults_ends_equal_to_a_fault_free_load(warehouse):
               f"429s {dict(sandbox.stats.rate_limited)}")
 
 
+def prompt_columns(warehouse):
+    rows = warehouse.query(
+        "select column_name from information_schema.columns "
+        f"where table_schema = '{DEFAULT_DATASET}' and table_name = 'prompts'"
+    )
+    return {name for (name,) in rows}
+
+
 def test_new_api_fields_become_columns(sandbox, warehouse):
     sandbox.set_faults(extra_fields=True)
     warehouse.sync(sandbox)
-    columns = {
-        name
-        for (name,) in warehouse.query(
-            "select column_name from information_schema.columns "
-            f"where table_schema = '{DEFAULT_DATASET}' and table_name = 'prompts'"
-        )
-    }
-    assert {"x_sandbox_note", "x_sandbox_meta__revision"} <= columns
+    assert {"x_sandbox_note", "x_sandbox_meta__revision"} <= prompt_columns(warehouse)
     assert_equals_clean_load(warehouse, sandbox)
 
 
@@ -241,14 +242,7 @@ def test_a_field_that_changes_type_lands_in_a_variant_column(sandbox, warehouse)
 
     warehouse.sync(sandbox)
 
-    columns = {
-        name
-        for (name,) in warehouse.query(
-            "select column_name from information_schema.columns "
-            f"where table_schema = '{DEFAULT_DATASET}' and table_name = 'prompts'"
-        )
-    }
-    assert "estimated_search_volume__v_text" in columns
+    assert "estimated_search_volume__v_text" in prompt_columns(warehouse)
     (labels,) = warehouse.query(
         f"select count(*) from {DEFAULT_DATASET}.prompts where estimated_search_volume__v_text like '%k'"
     )[0]
