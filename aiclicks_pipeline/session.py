@@ -6,13 +6,17 @@ retries.
 - Throttle: a request waits for room in the key's rate-limit window (throttle.py).
 - Retries (SPEC 1.9 guidance): a 429 waits exactly `Retry-After`; 5xx, a dropped connection,
   a timeout or a malformed body back off exponentially with jitter; bounded attempts.
+- Page size (SPEC A1): the docs disagree on the largest `size` (500 or 100). If the server
+  refuses ours, every later request to that path asks the general maximum instead; pages
+  stay consistent because the paginator follows the server's `total_pages`.
 """
 
 import logging
 import random
 import time
 import uuid
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from requests import PreparedRequest, Response
@@ -25,6 +29,7 @@ from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
 
 from .errors import (
     AIclicksHTTPError,
+    BadRequestError,
     ConnectionFailedError,
     MalformedResponseError,
     describe_request,
@@ -35,6 +40,8 @@ from .throttle import RateLimitThrottle
 logger = logging.getLogger("aiclicks_pipeline")
 
 TRANSIENT_ERRORS = (ConnectionError, Timeout, ChunkedEncodingError)
+# SPEC 1.6: the general maximum page size, where an endpoint refuses its documented one
+FALLBACK_PAGE_SIZE = 100
 
 
 @configspec
@@ -72,6 +79,7 @@ class AIclicksSession(requests.Session):
         self.backoff_factor = backoff_factor
         self.max_backoff = max_backoff
         self.sleep = sleep
+        self.page_size_caps: Dict[str, int] = {}
         adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
         self.mount("http://", adapter)
         self.mount("https://", adapter)
@@ -83,6 +91,7 @@ class AIclicksSession(requests.Session):
     def send(self, request: PreparedRequest, **kwargs: Any) -> Response:  # type: ignore[override]
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
+        request = self._capped(request)
         for attempt in range(1, self.max_attempts + 1):
             self.throttle.acquire()
             try:
@@ -103,6 +112,8 @@ class AIclicksSession(requests.Session):
                 self.throttle.release(failed)
                 self.context.count_response(exc.status_code or 0)
                 delay = self.retry_delay(exc, attempt)
+                if isinstance(exc, BadRequestError) and self._learn_page_size_cap(request, exc):
+                    request, delay = self._capped(request), 0.0
                 if delay is None:
                     raise
                 logger.info("%s; retry in %.1fs", exc, delay)
@@ -121,6 +132,32 @@ class AIclicksSession(requests.Session):
                 return response
             self.sleep(delay)
         raise AssertionError("unreachable")
+
+    def _learn_page_size_cap(self, request: PreparedRequest, exc: AIclicksHTTPError) -> bool:
+        """True when the server refused a page size above the fallback (SPEC A1)."""
+        parts = urlsplit(request.url or "")
+        size = dict(parse_qsl(parts.query)).get("size")
+        if not size or not size.isdigit() or int(size) <= FALLBACK_PAGE_SIZE:
+            return False
+        if "size" not in str(exc):
+            return False
+        if parts.path not in self.page_size_caps:  # several threads may learn it at once
+            logger.warning(
+                "%s refused size=%s; asking size=%s from now on", parts.path, size, FALLBACK_PAGE_SIZE
+            )
+            self.page_size_caps[parts.path] = FALLBACK_PAGE_SIZE
+        return True
+
+    def _capped(self, request: PreparedRequest) -> PreparedRequest:
+        parts = urlsplit(request.url or "")
+        cap = self.page_size_caps.get(parts.path)
+        if cap is None:
+            return request
+        query = [(k, str(min(int(v), cap)) if k == "size" and v.isdigit() else v)
+                 for k, v in parse_qsl(parts.query)]
+        capped = request.copy()
+        capped.url = urlunsplit(parts._replace(query=urlencode(query)))
+        return capped
 
     def retry_delay(self, exc: AIclicksHTTPError, attempt: int) -> Optional[float]:
         """Seconds to wait before the next attempt, or None when the error is final."""

@@ -173,3 +173,16 @@ def test_prompts_across_pages_and_rows_shifted_by_new_prompts(warehouse):
         assert {key[0] for key in loaded} == expected
         assert {p["id"] for p in added} <= expected
         assert_keys_unique(warehouse)
+
+
+def test_a_refused_page_size_falls_back_to_the_general_maximum(sandbox, warehouse):
+    # SPEC A1: /list-prompts says 500, the MCP page says 100; a server enforcing 100 answers 422
+    sandbox.set_faults(page_size_cap=100)
+
+    warehouse.sync(sandbox)
+
+    sizes = [r["query"]["size"] for r in sandbox.stats.log if r["path"].endswith("/prompts")]
+    assert sizes[0] == "500" and set(sizes[1:]) == {"100"}
+    truth = WarehouseTruth(sandbox.account)
+    truth.record_sync(sandbox.clock.now(), days=90)
+    assert_warehouse_matches(warehouse, truth)

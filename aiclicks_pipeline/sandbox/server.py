@@ -297,6 +297,8 @@ class SandboxApp:
             echo["days"] = params.integer("days", DEFAULT_DAYS, 1, MAX_DAYS)
         if spec.get("page_size"):
             default_size, max_size = spec["page_size"]
+            if self.faults.page_size_cap:
+                max_size = min(max_size, self.faults.page_size_cap)
             echo["page"] = params.integer("page", 1, 1, 2**31 - 1)
             echo["size"] = params.integer("size", default_size, 1, max_size)
         for param, default in spec.get("params", {}).items():
