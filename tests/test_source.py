@@ -181,8 +181,11 @@ def test_a_refused_page_size_falls_back_to_the_general_maximum(sandbox, warehous
 
     warehouse.sync(sandbox)
 
-    sizes = [r["query"]["size"] for r in sandbox.stats.log if r["path"].endswith("/prompts")]
-    assert sizes[0] == "500" and set(sizes[1:]) == {"100"}
+    answered = {
+        (r["query"]["size"], r["status"]) for r in sandbox.stats.log if r["path"].endswith("/prompts")
+    }
+    # domains fetched concurrently may each meet the 422 once; every page loaded asked 100
+    assert answered == {("500", 422), ("100", 200)}
     truth = WarehouseTruth(sandbox.account)
     truth.record_sync(sandbox.clock.now(), days=90)
     assert_warehouse_matches(warehouse, truth)
