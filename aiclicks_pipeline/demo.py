@@ -65,12 +65,12 @@ def show_dbt_models(duckdb_path: Path, folder: Path, out: Any) -> None:
     with duckdb.connect(str(duckdb_path), read_only=True) as connection:
         print_query(
             connection,
-            f"dbt mart {DEFAULT_MODELS_SCHEMA}.share_of_voice: first domain, change since the last snapshot",
+            "dbt mart share_of_voice: first domain, change since the last snapshot",
             f"""select brand_name, is_own_brand, sov_pct, sov_rank,
                        round(sov_change_pct, 2) as sov_change_pct, sov_rank_change
                 from {DEFAULT_MODELS_SCHEMA}.share_of_voice
                 where is_latest_snapshot
-                  and domain_id = (select min(domain_id) from {DEFAULT_MODELS_SCHEMA}.share_of_voice)
+                  and domain_id = (select min(id) from {DEFAULT_DATASET}.domains)
                 order by sov_rank, brand_name""",
             out,
         )

@@ -107,7 +107,7 @@ def run_transform(
     if target not in TARGETS:
         raise ValueError(f"Unknown target {target!r}; choose from {', '.join(TARGETS)}")
     if schema == dataset:
-        raise ValueError(f"The models need a schema of their own, not the loaded dataset {dataset!r}")
+        raise ValueError(f"The models need a schema of their own, not the dataset {dataset!r}")
     env = {"AICLICKS_DBT_SCHEMA": schema}
     if target == "duckdb":
         path = Path(duckdb_file or DEFAULT_DUCKDB_FILE).resolve()
@@ -154,15 +154,20 @@ def run_transform(
     failures, warnings = [], []
     for node_result in results:
         node = node_result.node
+        kind = str(getattr(node.resource_type, "value", node.resource_type))
         status = str(getattr(node_result.status, "value", node_result.status))
-        statuses[(node.resource_type, status)] += 1
-        described = f"{node.resource_type} {node.name}: {node_result.message or status}"
+        statuses[(kind, status)] += 1
+        described = f"{kind} {node.name}: {node_result.message or status}"
         if status in ("error", "fail", "runtime error"):
             failures.append(described)
         elif status == "warn":
             warnings.append(described)
     if not outcome.success or failures:
-        reasons = failures or [f"{type(outcome.exception).__name__}: {outcome.exception}"]
+        reasons = failures or [
+            f"{type(outcome.exception).__name__}: {outcome.exception}"
+            if outcome.exception is not None
+            else "dbt reported a failure; see its log"
+        ]
         skipped = statuses.get(("model", "skipped"), 0)
         raise TransformError(
             f"dbt build on {target} failed ({len(failures)} failing node(s)"

@@ -344,7 +344,7 @@ def test_a_failing_dbt_test_fails_the_transform_command(built, tmp_path, capsys)
     assert code == cli.EXIT_FAILED
     message = capsys.readouterr().err
     assert "dbt build on duckdb failed" in message
-    assert "sums_to_stg_aiclicks__brand_rankings_sov_pct" in message
+    assert "stg_aiclicks__brand_rankings_sov_sums_to_100" in message
     assert "relationships_stg_aiclicks__fanout_queries_prompt_id" in message
 
 
