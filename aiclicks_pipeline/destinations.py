@@ -1,0 +1,80 @@
+"""What a destination needs beyond the endpoint table: which warehouse a run goes to, and the
+hints one warehouse understands and the others ignore (BigQuery's partitioning and clustering).
+
+The destination, its staging bucket and the file format are configuration, read the dlt way
+(`.dlt/secrets.toml`, `.dlt/config.toml` or environment variables):
+
+    destination_type = "bigquery"       # DESTINATION_TYPE; the CLI's --destination wins
+    staging_type = "filesystem"         # STAGING_TYPE; a bucket dlt stages files in
+    loader_file_format = "parquet"      # LOADER_FILE_FORMAT; else the destination's preferred
+
+and each destination's credentials under `[destination.<name>]`.
+"""
+
+from typing import Any, List, Optional
+
+import dlt
+from dlt.extract import DltSource
+
+from .settings import ENDPOINTS
+
+DEFAULT_DESTINATION = "duckdb"
+DESTINATION_TYPE_KEY = "destination_type"
+LOADER_FILE_FORMAT_KEY = "loader_file_format"
+
+# BigQuery: the daily series are partitioned by day and clustered by domain, so a dashboard
+# reading one domain's last weeks scans those partitions and blocks only.
+BIGQUERY_PARTITION_COLUMN = "date"
+BIGQUERY_CLUSTER_COLUMNS = ["domain_id"]
+
+
+def daily_tables() -> List[str]:
+    """The tables with one row per domain and `date` (the four time series)."""
+    return [
+        name
+        for name, spec in ENDPOINTS.items()
+        if spec["columns"].get(BIGQUERY_PARTITION_COLUMN) == "date"
+        and "domain_id" in spec["primary_key"]
+    ]
+
+
+def configured_destination(destination: Optional[Any] = None) -> Any:
+    """`destination` when given, else `destination_type` from dlt's config, else DuckDB."""
+    if destination:
+        return destination
+    return dlt.config.get(DESTINATION_TYPE_KEY) or DEFAULT_DESTINATION
+
+
+def configured_loader_file_format() -> Optional[str]:
+    """`loader_file_format` from dlt's config (e.g. `parquet` when staging on a bucket)."""
+    return dlt.config.get(LOADER_FILE_FORMAT_KEY) or None
+
+
+def destination_kind(destination: Any) -> Optional[str]:
+    """`bigquery`, `snowflake`, `postgres`, `duckdb`, ... of a dlt destination, or None."""
+    if destination is None:
+        return None
+    destination_type = getattr(destination, "destination_type", None) or str(destination)
+    return destination_type.rsplit(".", 1)[-1]
+
+
+def with_destination_hints(source: DltSource, destination: Any) -> DltSource:
+    """Adds the hints of `destination`'s kind to the source's resources; returns the source.
+
+    BigQuery: the daily tables are created `PARTITION BY date CLUSTER BY domain_id` (dlt's
+    `bigquery_adapter`). Hints apply when a table is created: an existing table keeps its
+    layout. Other destinations take the source as it is: the endpoint table's names are
+    lower-case snake_case, which every destination accepts (Snowflake folds them to upper
+    case, BigQuery keeps them as they are) and its types map to each one's own.
+    """
+    if destination_kind(destination) == "bigquery":
+        from dlt.destinations.adapters import bigquery_adapter
+
+        for name in daily_tables():
+            if name in source.resources:
+                bigquery_adapter(
+                    source.resources[name],
+                    partition=BIGQUERY_PARTITION_COLUMN,
+                    cluster=list(BIGQUERY_CLUSTER_COLUMNS),
+                )
+    return source
