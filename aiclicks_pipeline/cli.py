@@ -5,7 +5,6 @@ import logging
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
-import requests
 
 from .errors import AIclicksError, find_api_error
 from .settings import (
@@ -55,7 +54,7 @@ def add_destination_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipelines-dir", help="where dlt keeps its working state")
     parser.add_argument("--full-refresh", action="store_true", help="drop the tables and state first")
     parser.add_argument(
-        "--loader-file-format", help="dlt file format (default: jsonl or csv where supported)"
+        "--loader-file-format", help="dlt file format (default: jsonl where the destination takes it)"
     )
     parser.add_argument(
         "--schema-contract",

@@ -1,0 +1,1 @@
+"""Benchmarks of a sync against their floors: `python -m bench` (or `make bench`)."""

@@ -1,0 +1,122 @@
+"""A measured job in a fresh Python process: a dlt sync (or the floor's direct load), its
+timings, rows, requests and peak RSS.
+
+A fresh process per job keeps one job's memory and warm caches out of the next, and the
+peak RSS is the job's own (the sandbox runs in another process).
+
+    python -m bench.child '{"kind": "sync", "base_url": ..., "api_key": ..., "workdir": ...}'
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Dict, List, Tuple
+
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+
+STEPS = ("extract", "normalize", "load")
+
+
+def run_job(job: Dict[str, Any], timeout: float = 900) -> Dict[str, Any]:
+    """Runs `job` in a child process and returns what it printed (a JSON object)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.child", json.dumps(job)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench job {job['kind']} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+class RssSampler:
+    """Samples this process's resident set every few milliseconds, so that a peak can be told
+    per step (the kernel's own high-water mark, VmHWM, only knows the whole process)."""
+
+    def __init__(self, interval_s: float = 0.01) -> None:
+        self.interval_s = interval_s
+        self.samples: List[Tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), _status_mb("VmRSS")))
+            self._stop.wait(self.interval_s)
+
+    def peak_between(self, start: float, end: float) -> float:
+        return max((rss for at, rss in self.samples if start <= at <= end), default=0.0)
+
+
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def wait_for_window(window_s: float) -> None:
+    """Sleeps until just after the rate limit's next fixed window starts (windows are aligned
+    to epoch multiples, SPEC 1.9), so that a run starts with a whole window, not a lucky or an
+    unlucky part of one."""
+    now = time.time()
+    time.sleep(math.ceil(now / window_s) * window_s - now + 0.02)
+
+
+def sync_job(base_url: str, api_key: str, workdir: str, align_window_s: float = 0) -> Dict[str, Any]:
+    """One sync into the pipeline kept in `workdir` (a first sync, or the next one)."""
+    from aiclicks_pipeline.pipeline import make_pipeline, run_sync
+
+    pipeline = make_pipeline(
+        pipeline_name="aiclicks_bench",
+        pipelines_dir=os.path.join(workdir, "pipelines"),
+        duckdb_file=os.path.join(workdir, "bench.duckdb"),
+    )
+    if align_window_s:
+        wait_for_window(align_window_s)
+    with RssSampler() as rss:
+        result = run_sync(pipeline, base_url=base_url, api_key=api_key, backoff_factor=0.01)
+    steps = [s for s in pipeline.last_trace.steps if s.step in STEPS]
+    return {
+        "rows": result.rows,
+        "requests": result.stats.requests,
+        "rate_limited": result.stats.rate_limited,
+        "elapsed_s": result.elapsed_s,
+        "steps_s": {s.step: (s.finished_at - s.started_at).total_seconds() for s in steps},
+        "peak_rss_mb": {
+            s.step: rss.peak_between(s.started_at.timestamp(), s.finished_at.timestamp())
+            for s in steps
+        },
+    }
+
+
+def main(job: Dict[str, Any]) -> None:
+    kind = job.pop("kind")
+    if kind == "sync":
+        result = sync_job(**job)
+    elif kind == "floor":
+        from .floor import floor_job
+
+        result = floor_job(**job)
+    else:
+        raise ValueError(f"unknown bench job {kind!r}")
+    result["process_peak_rss_mb"] = _status_mb("VmHWM")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(json.loads(sys.argv[1]))

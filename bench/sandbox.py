@@ -1,0 +1,94 @@
+"""The sandbox API in its own process, and the same account rebuilt here as ground truth.
+
+The server runs in a child process so that neither its CPU (it computes every response) nor
+its memory is counted against the sync, and the GIL is not shared with the client. Its account
+is a pure function of its options, so the parent rebuilds it locally to compute floors from
+the data itself, never from the client's code.
+
+    python -m bench.sandbox '{"domains": 20, "frozen": true, ...}'   # prints the base URL
+"""
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timezone
+from typing import Any, Dict, Optional
+
+import requests
+
+from aiclicks_pipeline.sandbox import SANDBOX_API_KEY, Account, Sandbox, SandboxClock
+from aiclicks_pipeline.sandbox.server import ADMIN_PREFIX
+
+# every run serves the same data: a fixed, frozen clock
+START = datetime(2026, 6, 17, 10, 0, 0, tzinfo=timezone.utc)
+
+
+class SandboxProcess:
+    """`with SandboxProcess(domains=20, ...) as sandbox:` a sandbox on a free local port.
+
+    Options are `Sandbox`'s (seed, domains, prompts, fanout_rate, rate_limit, rate_window,
+    cache_ttl, faults, ...); the clock is frozen at START unless given.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        options.setdefault("start", START.isoformat())
+        options.setdefault("frozen", True)
+        self.options = options
+        self.api_key = SANDBOX_API_KEY
+        self.base_url = ""
+        self._process: Optional[subprocess.Popen] = None
+
+    def __enter__(self) -> "SandboxProcess":
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "bench.sandbox", json.dumps(self.options)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.base_url = self._process.stdout.readline().strip()
+        if not self.base_url.startswith("http"):
+            self.__exit__()
+            raise RuntimeError("the sandbox process did not start")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._process is not None:
+            self._process.stdin.close()  # the child serves until its stdin closes
+            self._process.wait(timeout=30)
+            self._process = None
+
+    @property
+    def account(self) -> Account:
+        """The served account, rebuilt here from the same options."""
+        option = self.options.get
+        clock = SandboxClock(option("start"), option("frozen"))
+        return Account(
+            option("seed", 1),
+            option("domains", 3),
+            tuple(option("prompts", (20, 200))),
+            tuple(option("competitors", (2, 6))),
+            option("fanout_rate", 0.2),
+            anchor=clock.now(),
+        )
+
+    @property
+    def now(self) -> datetime:
+        """The server's (frozen) clock."""
+        return SandboxClock(self.options.get("start"), self.options.get("frozen")).now()
+
+    def stats(self) -> Dict[str, Any]:
+        """What the server counted: requests, by path, by status, rate-limited (real/injected)."""
+        return requests.get(self.base_url + ADMIN_PREFIX + "stats", timeout=60).json()
+
+    def reset_stats(self) -> None:
+        requests.post(self.base_url + ADMIN_PREFIX + "stats/reset", timeout=60)
+
+
+def main(options_json: str) -> None:
+    with Sandbox(port=0, **json.loads(options_json)) as sandbox:
+        print(sandbox.base_url, flush=True)
+        sys.stdin.read()  # until the parent closes it (or dies)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
