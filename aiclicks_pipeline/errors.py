@@ -6,9 +6,11 @@ Every message names the request (path and domain, never the key) and the server'
 
 import json
 from typing import Any, Optional
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from requests import HTTPError, Response
+
+from .values import query_value
 
 KEYS_HELP = "Create or copy a key in the AIclicks dashboard under Settings -> Developers -> Create API Key"
 
@@ -71,7 +73,7 @@ def request_label(response: Response) -> str:
 def describe_request(url: str) -> str:
     """`GET /api/v1/prompts (domain <id>)`: what was asked, without query noise or secrets."""
     parts = urlsplit(url or "")
-    domain_id = parse_qs(parts.query).get("domain_id", [None])[0]
+    domain_id = query_value(url, "domain_id")
     label = f"GET {parts.path}"
     return f"{label} (domain {domain_id})" if domain_id else label
 

@@ -17,6 +17,8 @@ from requests import Request, Response
 
 from dlt.sources.helpers.rest_client.paginators import BasePaginator
 
+from .values import as_int
+
 WindowFunction = Callable[[str], Optional[int]]
 
 
@@ -49,8 +51,8 @@ class EnvelopePaginator(BasePaginator):
         envelope = data[0] if data and isinstance(data[0], dict) else {}
         payload = envelope.get("data")
         payload = payload if isinstance(payload, dict) else {}
-        total_pages = _as_int(payload.get("total_pages"))
-        total = _as_int(payload.get("total"))
+        total_pages = as_int(payload.get("total_pages"))
+        total = as_int(payload.get("total"))
         if self.first_total is None:
             self.first_total = total
         if total_pages is not None and self.page < total_pages:
@@ -77,10 +79,3 @@ class EnvelopePaginator(BasePaginator):
             request.params["page"] = self.page
             if self.page_size:
                 request.params["size"] = self.page_size
-
-
-def _as_int(value: Any) -> Optional[int]:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None

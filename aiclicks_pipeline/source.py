@@ -14,7 +14,6 @@ import hashlib
 import os
 from functools import partial
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
-from urllib.parse import parse_qs, urlsplit
 
 import dlt
 from dlt.common.jsonpath import compile_path
@@ -39,6 +38,7 @@ from .settings import (
 from .session import AIclicksSession, ApiKeyAuth
 from .sync import CURSORS_KEY, SyncContext
 from .throttle import RateLimitThrottle
+from .values import as_int, query_value
 from .windows import parse_timestamp
 
 
@@ -190,7 +190,7 @@ def _resource_config(name: str, context: SyncContext) -> Dict[str, Any]:
 def _check_response(context: SyncContext, response: Response) -> None:
     """Response action: a 404 for one domain skips that domain; other errors raise."""
     if response.status_code == 404 and "domain_id=" in (response.request.url or ""):
-        domain_id = _query_value(response.request.url, "domain_id")
+        domain_id = query_value(response.request.url, "domain_id")
         context.skip_domain(
             domain_id, f"the API answered 404 [X-Request-Id: {request_id(response)}]"
         )
@@ -227,7 +227,7 @@ def _domain_rows(
 ) -> Iterator[List[Dict[str, Any]]]:
     domain_id = envelope.get(f"_{DOMAIN_LIST}_id") or envelope.get("domain_id")
     generated_at = envelope.get("generated_at")
-    days = _as_int(envelope.get("days")) or context.window_days(name, domain_id)
+    days = as_int(envelope.get("days")) or context.window_days(name, domain_id)
     rows = envelope_rows(name, _parsed_generated_at(envelope), domain_id, days)
     yield from _new_rows(name, context, domain_id, generated_at, rows)
 
@@ -277,14 +277,3 @@ def shard_filter(shard: Optional[str]) -> Callable[[str], bool]:
     if not 1 <= k <= n:
         raise ValueError(f"shard {shard!r}: k must be between 1 and n")
     return lambda domain_id: int(hashlib.sha1(domain_id.encode()).hexdigest(), 16) % n == k - 1
-
-
-def _query_value(url: str, key: str) -> Optional[str]:
-    return parse_qs(urlsplit(url).query).get(key, [None])[0]
-
-
-def _as_int(value: Any) -> Optional[int]:
-    try:
-        return int(value) if value is not None and not isinstance(value, bool) else None
-    except (TypeError, ValueError):
-        return None

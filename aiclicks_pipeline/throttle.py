@@ -13,6 +13,8 @@ from typing import Callable, Optional
 
 from requests import Response
 
+from .values import as_int
+
 # a little past the reset second, so the server's window has really turned
 RESET_MARGIN_S = 0.05
 
@@ -66,13 +68,13 @@ class RateLimitThrottle:
 
     def _observe(self, response: Response) -> None:
         headers = response.headers
-        limit = _as_int(headers.get("X-RateLimit-Limit"))
-        remaining = _as_int(headers.get("X-RateLimit-Remaining"))
-        reset_at = _as_int(headers.get("X-RateLimit-Reset"))
+        limit = as_int(headers.get("X-RateLimit-Limit"))
+        remaining = as_int(headers.get("X-RateLimit-Remaining"))
+        reset_at = as_int(headers.get("X-RateLimit-Reset"))
         if limit is not None:
             self.limit = limit
         if response.status_code == 429:
-            retry_after = _as_int(response.headers.get("Retry-After"))
+            retry_after = as_int(response.headers.get("Retry-After"))
             now = self.clock()
             self.remaining = 0
             self.reset_at = max(self.reset_at or 0, now + (retry_after or 1))
@@ -85,10 +87,3 @@ class RateLimitThrottle:
             self.remaining = max(remaining - self.in_flight, 0)
         elif reset_at == self.reset_at and self.remaining is not None:
             self.remaining = min(self.remaining, max(remaining - self.in_flight, 0))
-
-
-def _as_int(value: Optional[str]) -> Optional[int]:
-    try:
-        return int(float(value)) if value is not None else None
-    except ValueError:
-        return None

@@ -1,6 +1,5 @@
 """Time helpers: parsing the API's timestamps and choosing the `days` window of a request."""
 
-import math
 from datetime import date, datetime, timedelta, timezone
 from typing import Optional, Union
 

@@ -107,6 +107,7 @@ def test_plan_counts_the_requests_of_the_next_run(sandbox, tmp_path):
     ran = cli(*run_args(sandbox, tmp_path), env=env)
 
     assert done.returncode == 0, done.stderr
+    assert ran.returncode == 0, ran.stderr
     planned = int(done.stdout.split(" requests for ")[0].rsplit("\n", 1)[-1])
     # pages of a window's fan-out are estimated from what earlier, larger windows loaded
     domains = len(sandbox.account.domain_ids())

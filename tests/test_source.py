@@ -2,11 +2,9 @@
 
 from datetime import timedelta
 
-import pytest
-
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
-from aiclicks_pipeline.settings import DEFAULT_DATASET, DOMAIN_RESOURCES, ENDPOINTS
+from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS
 
 from .conftest import START
 from .truth_compare import assert_table_matches
