@@ -1,7 +1,7 @@
 """Runs a sync: builds the dlt pipeline for a destination, runs the source, sums up the run."""
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -36,7 +36,6 @@ class SyncResult:
     windows_asked: Dict[str, List[int]]
     elapsed_s: float
     load_info: Optional[LoadInfo] = None
-    extra: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def total_rows(self) -> int:

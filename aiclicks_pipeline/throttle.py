@@ -31,7 +31,6 @@ class RateLimitThrottle:
         self.remaining: Optional[int] = None
         self.reset_at: Optional[float] = None
         self.in_flight = 0
-        self.waited_s = 0.0
         self._cond = threading.Condition()
 
     def acquire(self) -> None:
@@ -54,7 +53,6 @@ class RateLimitThrottle:
                     break
                 wait = (self.reset_at - now + RESET_MARGIN_S) if self.reset_at else 0.5
                 wait = max(wait, 0.01)
-                self.waited_s += wait
                 self._cond.wait(timeout=wait)
             self.in_flight += 1
 

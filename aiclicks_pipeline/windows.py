@@ -1,6 +1,6 @@
 """Time helpers: parsing the API's timestamps and choosing the `days` window of a request."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Optional, Union
 
 from .settings import DAYS_BUCKETS
@@ -18,12 +18,6 @@ def parse_timestamp(value: Union[str, datetime]) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed.astimezone(timezone.utc)
-
-
-def format_timestamp(value: datetime) -> str:
-    """Formats like `generated_at`: UTC, milliseconds, `Z`."""
-    value = value.astimezone(timezone.utc)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
 def snapshot_date(generated_at: Union[str, datetime]) -> date:
@@ -63,6 +57,3 @@ def incremental_days(
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-ONE_DAY = timedelta(days=1)
