@@ -9,7 +9,6 @@ from typing import Any
 
 import duckdb
 
-from .cli import print_summary
 from .pipeline import make_pipeline, run_sync
 from .settings import DEFAULT_DATASET
 
@@ -103,7 +102,7 @@ def run_demo(workdir: str = "demo_output", domains: int = 3, seed: int = 7, out:
         options = {"base_url": sandbox.base_url, "api_key": sandbox.api_key}
 
         first = run_sync(pipeline, **options)
-        print_summary(first, "Full sync (first run)", out)
+        print(first.summary("Full sync (first run)"), file=out)
         with duckdb.connect(str(duckdb_path), read_only=True) as connection:
             for title, sql in QUERIES.items():
                 print_query(connection, title, sql, out)
@@ -111,7 +110,7 @@ def run_demo(workdir: str = "demo_output", domains: int = 3, seed: int = 7, out:
         sandbox.advance(days=1)
         print("\nThe sandbox moved on one day; syncing again.", file=out)
         second = run_sync(pipeline, **options)
-        print_summary(second, "Incremental sync (one day later)", out)
+        print(second.summary("Incremental sync (one day later)"), file=out)
 
     show_dbt_models(duckdb_path, folder, out)
     print(f"\nThe warehouse is {duckdb_path} (schema {DEFAULT_DATASET}); open it with duckdb.", file=out)

@@ -41,6 +41,25 @@ class SyncResult:
     def total_rows(self) -> int:
         return sum(self.rows.values())
 
+    def summary(self, title: str = "Sync finished") -> str:
+        """What a user reads after a sync: rows per table, requests, 429s, windows, skips."""
+        stats = self.stats
+        lines = [f"\n{title} in {self.elapsed_s:.1f}s", f"  {'table':<28}{'rows written':>14}"]
+        lines += [f"  {table:<28}{count:>14}" for table, count in self.rows.items()]
+        lines.append(f"  {'total':<28}{self.total_rows:>14}")
+        lines.append(
+            f"  requests: {stats.requests}, 429s met: {stats.rate_limited}, "
+            f"connection errors: {stats.connection_errors}, "
+            f"responses already loaded (skipped): {stats.skipped_responses}"
+        )
+        if self.windows_asked:
+            windows = ", ".join(f"{name}={days}" for name, days in sorted(self.windows_asked.items()))
+            lines.append(f"  days asked: {windows}")
+        if self.skipped_domains:
+            lines.append(f"  SKIPPED {len(self.skipped_domains)} domain(s):")
+            lines += [f"    {domain_id}: {reason}" for domain_id, reason in self.skipped_domains.items()]
+        return "\n".join(lines)
+
 
 def make_pipeline(
     destination: Any = None,

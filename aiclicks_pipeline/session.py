@@ -33,7 +33,9 @@ from .errors import (
     ConnectionFailedError,
     MalformedResponseError,
     describe_request,
+    raise_for_api_error,
 )
+from .settings import API_PREFIX
 from .sync import SyncContext
 from .throttle import RateLimitThrottle
 
@@ -189,3 +191,14 @@ class AIclicksSession(requests.Session):
         if status >= 500 or isinstance(exc, MalformedResponseError):
             return self.backoff(attempt)
         return None
+
+
+def fetch_envelope(api_key: str, base_url: str, path: str) -> Dict[str, Any]:
+    """One GET outside a sync (`validate`, `plan`), through the same key, request id, retries
+    and errors as a sync's requests."""
+    session = AIclicksSession(SyncContext(), max_attempts=3)
+    session.auth = ApiKeyAuth(token=api_key)
+    response = session.get(
+        f"{base_url.rstrip('/')}{API_PREFIX}/{path}", hooks={"response": [raise_for_api_error]}
+    )
+    return response.json()

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from aiclicks_pipeline import cli
+from aiclicks_pipeline.commands.base import EXIT_FAILED
 from aiclicks_pipeline.pipeline import make_pipeline, run_sync
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.settings import (
@@ -341,7 +342,7 @@ def test_a_failing_dbt_test_fails_the_transform_command(built, tmp_path, capsys)
         ["transform", "--duckdb-file", str(broken), "--work-dir", str(tmp_path / "dbt"), "--quiet"]
     )
 
-    assert code == cli.EXIT_FAILED
+    assert code == EXIT_FAILED
     message = capsys.readouterr().err
     assert "dbt build on duckdb failed" in message
     assert "stg_aiclicks__brand_rankings_sov_sums_to_100" in message

@@ -1,0 +1,37 @@
+"""`aiclicks-pipeline plan`: the requests the next run makes and the time the limit needs."""
+
+import argparse
+import sys
+
+from ..session import fetch_envelope
+from ..settings import ENDPOINTS, VALIDATE_PATH
+from .base import (
+    EXIT_OK,
+    Command,
+    add_destination_arguments,
+    add_source_arguments,
+    pipeline_for,
+    resolve_key_and_url,
+    source_options,
+)
+
+
+class PlanCommand(Command):
+    command = "plan"
+    help_string = "print the requests the next run makes and the time the rate limit needs"
+
+    def configure_parser(self, parser: argparse.ArgumentParser) -> None:
+        add_source_arguments(parser)
+        add_destination_arguments(parser)
+
+    def execute(self, args: argparse.Namespace) -> int:
+        from ..plan import make_plan, print_plan
+
+        api_key, base_url = resolve_key_and_url(args)
+        validate_body = fetch_envelope(api_key, base_url, VALIDATE_PATH)
+        domains_body = fetch_envelope(api_key, base_url, ENDPOINTS["domains"]["path"])
+        options = source_options(args)
+        options.pop("base_url", None)
+        plan = make_plan(validate_body, domains_body, pipeline_for(args), **options)
+        print_plan(plan, sys.stdout)
+        return EXIT_OK
