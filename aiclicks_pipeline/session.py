@@ -111,6 +111,7 @@ class AIclicksSession(requests.Session):
             kwargs["timeout"] = self.timeout
         request = self._capped(request)
         for attempt in range(1, self.max_attempts + 1):
+            self.context.check_stop()
             self.throttle.acquire()
             try:
                 # the response hooks run inside: errors and bad bodies raise from here
@@ -148,8 +149,16 @@ class AIclicksSession(requests.Session):
                 self.throttle.release(response)
                 self.context.count_response(response.status_code)
                 return response
-            self.sleep(delay)
+            self._wait(delay)
         raise AssertionError("unreachable")
+
+    def _wait(self, delay: float) -> None:
+        """Sleeps before a retry; a stop request cuts the wait short."""
+        if self.sleep is time.sleep:
+            if self.context.stop.wait(delay):
+                self.context.check_stop()
+        else:
+            self.sleep(delay)
 
     def _learn_page_size_cap(self, request: PreparedRequest, exc: AIclicksHTTPError) -> bool:
         """True when the server refused a page size above the fallback (SPEC A1)."""

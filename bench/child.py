@@ -79,7 +79,8 @@ def wait_for_window(window_s: float) -> None:
 
 def sync_job(base_url: str, api_key: str, workdir: str, align_window_s: float = 0) -> Dict[str, Any]:
     """One sync into the pipeline kept in `workdir` (a first sync, or the next one)."""
-    from aiclicks_pipeline.pipeline import make_pipeline, run_sync
+    from aiclicks_pipeline.checkpoints import run_sync
+    from aiclicks_pipeline.pipeline import make_pipeline
 
     pipeline = make_pipeline(
         pipeline_name="aiclicks_bench",
