@@ -22,6 +22,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import dlt
@@ -93,18 +94,21 @@ class SyncResult:
 
     def progress_line(self) -> str:
         """`committed 212 of 500 domains; run again to continue` and the like."""
+        if self.status == INTERRUPTED and not self.domains_total:
+            return "stopped before the first checkpoint; nothing was committed"
         done = self.domains_committed + self.domains_fresh
         text = f"committed {done} of {self.domains_total} domains"
         if self.domains_fresh:
-            text += f" ({self.domains_fresh} already fresh)"
+            text += f" ({self.domains_fresh} were synced within the resync interval)"
         if self.domains_left:
             text += "; run again to continue"
         return text
 
-    def summary(self, title: str = "Sync finished") -> str:
+    def summary(self, title: Optional[str] = None) -> str:
         """What a user reads after a sync: rows per table, requests, 429s, windows, skips."""
         stats = self.stats
-        lines = [f"\n{title} in {self.elapsed_s:.1f}s: {self.progress_line()}"]
+        title = title or {INTERRUPTED: "Sync stopped", FAILED: "Sync failed"}.get(self.status, "Sync finished")
+        lines = [f"\n{title} after {self.elapsed_s:.1f}s: {self.progress_line()}"]
         if self.finished_pending:
             lines.append(f"  first finished {len(self.finished_pending)} load(s) an interrupted run left")
         lines.append(f"  {'table':<28}{'rows written':>14}")
@@ -243,11 +247,12 @@ def run_sync(
             result.finished_pending = finish_pending_loads(pipeline)
             # a full refresh drops the state with the tables (its first checkpoint): start empty
             states = {} if full_refresh else resource_states(pipeline)
-            envelope = _fetch_domains(context)
-            context.begin(envelope.get("generated_at"), states)
+            envelope, server_date = _fetch_domains(context)
+            # the server's clock now: its Date header (a cached `/domains` is up to an hour old)
+            context.begin(server_date or envelope.get("generated_at"), states)
             checkpoints = _plan(pipeline, context, envelope, resources, full_refresh,
                                 resync_after_minutes, checkpoint_requests, source_options, result)
-            progress.start(context, result.domains_total, result.planned_requests, len(checkpoints))
+            progress.start(context, result, len(checkpoints))
             for checkpoint in checkpoints:
                 context.check_stop()
                 progress.checkpoint_started(checkpoint.number)
@@ -255,7 +260,7 @@ def run_sync(
                                 file_format, schema_contract,
                                 refresh="drop_sources" if full_refresh and checkpoint.number == 1 else None,
                                 result=result)
-                progress.checkpoint_committed(result.domains_committed)
+                progress.checkpoint_committed()
     except BaseException as exc:
         signum = _stop_signal(exc, stop, context)
         result.elapsed_s = time.monotonic() - started
@@ -291,8 +296,9 @@ def _cancel_waits(context: SyncContext) -> None:
         session.throttle.cancel()
 
 
-def _fetch_domains(context: SyncContext) -> Dict[str, Any]:
-    """`/domains`, once per run, through the run's session (throttle, retries, errors)."""
+def _fetch_domains(context: SyncContext) -> Tuple[Dict[str, Any], Optional[datetime]]:
+    """`/domains`, once per run, through the run's session (throttle, retries, errors), and
+    the server's time of the answer (its `Date` header), when it sent one."""
     from .errors import raise_for_api_error
 
     response = context.session.get(
@@ -300,7 +306,11 @@ def _fetch_domains(context: SyncContext) -> Dict[str, Any]:
         auth=context.auth,
         hooks={"response": [raise_for_api_error]},
     )
-    return response.json()
+    try:
+        server_date: Optional[datetime] = parsedate_to_datetime(response.headers["Date"])
+    except (KeyError, TypeError, ValueError):
+        server_date = None
+    return response.json(), server_date
 
 
 def _plan(

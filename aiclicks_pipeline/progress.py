@@ -32,9 +32,7 @@ class SyncProgress:
         self.interval_s = TTY_REFRESH_S if mode == "tty" else interval_s
         self.clock = clock
         self.context: Any = None
-        self.total_domains = 0
-        self.committed_domains = 0
-        self.planned_requests = 0
+        self.result: Any = None
         self.checkpoints = 0
         self.checkpoint = 0
         self.started = clock()
@@ -44,17 +42,20 @@ class SyncProgress:
 
     # --- what the run tells it ----------------------------------------------------------
 
-    def start(self, context: Any, total_domains: int, planned_requests: int, checkpoints: int) -> None:
+    def start(self, context: Any, result: Any, checkpoints: int) -> None:
+        """`result` is the run's SyncResult, which the run fills as checkpoints commit."""
         self.context = context
-        self.total_domains = total_domains
-        self.planned_requests = planned_requests
+        self.result = result
         self.checkpoints = checkpoints
         self.started = self.clock()
         if self.mode == "quiet" or checkpoints == 0:
             return
+        fresh = f" ({result.domains_fresh} synced within the resync interval are left out)" if result.domains_fresh else ""
+        planned = result.planned_requests
         self._emit(
-            f"Syncing {total_domains} domain(s) in {checkpoints} checkpoint(s): "
-            f"about {planned_requests} requests{self._eta_text(planned_requests, prefix=', ')}",
+            f"Syncing {result.domains_total - result.domains_fresh} of {result.domains_total} "
+            f"domain(s){fresh} in {checkpoints} checkpoint(s): about {planned} requests"
+            f"{self._eta_text(planned, prefix=', ')}",
             final=True,
         )
         self._thread = threading.Thread(target=self._tick, name="aiclicks-progress", daemon=True)
@@ -63,8 +64,7 @@ class SyncProgress:
     def checkpoint_started(self, number: int) -> None:
         self.checkpoint = number
 
-    def checkpoint_committed(self, committed_domains: int) -> None:
-        self.committed_domains = committed_domains
+    def checkpoint_committed(self) -> None:
         if self.mode == "plain":
             self._emit(self.line(), final=True)
 
@@ -82,12 +82,13 @@ class SyncProgress:
 
     def facts(self) -> Dict[str, Any]:
         stats = self.context.stats if self.context is not None else None
+        result = self.result
         requests = stats.requests if stats else 0
         return {
             "requests": requests,
-            "planned_requests": max(self.planned_requests, requests),
-            "domains_committed": self.committed_domains,
-            "domains_total": self.total_domains,
+            "planned_requests": max(result.planned_requests if result else 0, requests),
+            "domains_committed": (result.domains_committed + result.domains_fresh) if result else 0,
+            "domains_total": result.domains_total if result else 0,
             "rows": stats.rows_extracted if stats else 0,
             "rate_limited": stats.rate_limited if stats else 0,
             "waiting_s": self._waiting_s(),

@@ -113,6 +113,7 @@ def _report(args: argparse.Namespace, result: Any) -> None:
 
 
 def _farewell(progress: Optional[Any]) -> str:
+    """The line the watchdog prints when it has to end the process (interrupts.py)."""
     facts = progress.facts() if progress is not None else {}
     committed = facts.get("domains_committed", 0)
     total = facts.get("domains_total", 0)
