@@ -28,6 +28,8 @@ def flowing_text(path: Path) -> str:
     """The file's text with comment markers and line breaks gone, so a citation wrapped over
     two comment lines reads as one."""
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    if path.suffix == ".md":  # headings are titles, not citations
+        lines = [line for line in lines if not line.startswith("#")]
     return " ".join(re.sub(r"^\s*(#|--|//)?\s*", "", line) for line in lines)
 
 
