@@ -33,12 +33,17 @@ def flowing_text(path: Path) -> str:
     return " ".join(re.sub(r"^\s*(#|--|//)?\s*", "", line) for line in lines)
 
 
+# The folder beside the repo that the API docs were compiled in, and their file: a user's
+# clone has neither. Spelled in parts so that a search of the repo finds no pointer here either.
+OUTSIDE_POINTERS = tuple("".join(parts) for parts in (("../", "shared"), ("SP", "EC.md"), ("SP", "EC ")))
+
+
 def test_nothing_points_outside_the_repo():
     offenders = []
     for path in tracked_files():
         text = path.read_text(encoding="utf-8", errors="replace")
-        for pattern in ("../shared", "SPEC.md", "SPEC "):
-            if pattern in text and path != Path(__file__):
+        for pattern in OUTSIDE_POINTERS:
+            if pattern in text:
                 offenders.append(f"{path.relative_to(ROOT)}: {pattern!r}")
     assert not offenders, offenders
 
