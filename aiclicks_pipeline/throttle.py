@@ -1,4 +1,5 @@
-"""Client-side rate limiting from the API's own `X-RateLimit-*` headers (SPEC 1.9).
+"""Client-side rate limiting from the API's own `X-RateLimit-*` headers
+(docs/api-notes.md, Rate limit).
 
 The limit is a fixed window per key. The throttle keeps its own count of what is left in the
 current window, shared by every thread of a run, corrected by each response's

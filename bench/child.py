@@ -71,7 +71,7 @@ def _status_mb(field: str) -> float:
 
 def wait_for_window(window_s: float) -> None:
     """Sleeps until just after the rate limit's next fixed window starts (windows are aligned
-    to epoch multiples, SPEC 1.9), so that a run starts with a whole window, not a lucky or an
+    to epoch multiples: docs/api-notes.md, Rate limit), so that a run starts with a whole window, not a lucky or an
     unlucky part of one."""
     now = time.time()
     time.sleep(math.ceil(now / window_s) * window_s - now + 0.02)

@@ -200,7 +200,7 @@ def test_prompts_across_pages_and_rows_shifted_by_new_prompts(warehouse):
 
 
 def test_a_refused_page_size_falls_back_to_the_general_maximum(sandbox, warehouse):
-    # SPEC A1: /list-prompts says 500, the MCP page says 100; a server enforcing 100 answers 422
+    # docs/api-notes.md, Reading: page size of /prompts: 500 or 100; a server enforcing 100 answers 422
     sandbox.set_faults(page_size_cap=100)
 
     warehouse.sync(sandbox)
