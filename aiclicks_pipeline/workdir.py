@@ -196,9 +196,40 @@ def discard_interrupted_extracts(pipeline: Pipeline) -> int:
     return freed
 
 
+def discard_unrecorded_extracts(pipeline: Pipeline) -> List[str]:
+    """Deletes extracted packages the working folder's state never recorded; returns their ids.
+
+    dlt commits an extracted package (data, and the pipeline state it moves to) a moment
+    before it saves the pipeline's local state and schema. A run killed in between leaves a
+    package whose state the folder does not know: dlt cannot normalize it (its schema is not
+    the pipeline's), and loading it would move cursors the folder never saw. Nothing of it
+    reached the warehouse, so dropping it is exact: that checkpoint simply did not happen.
+    """
+    pending = pipeline.list_extracted_load_packages()
+    if not pending:
+        return []
+    storage = pipeline._get_normalize_storage().extracted_packages  # dlt's own package store
+    known_hash = pipeline.state.get("_version_hash")
+    dropped = []
+    for load_id in pending:
+        package_state = storage.get_load_package_state(load_id).get("pipeline_state") or {}
+        recorded = not package_state or package_state.get("version_hash") == known_hash
+        if recorded and pipeline.default_schema_name:
+            continue
+        storage.delete_package(load_id)
+        dropped.append(load_id)
+    if dropped:
+        logger.warning(
+            "Discarded %d extracted package(s) an interrupted run committed without recording "
+            "them (nothing of them was loaded): %s", len(dropped), ", ".join(dropped),
+        )
+    return dropped
+
+
 def finish_pending_loads(pipeline: Pipeline) -> List[str]:
     """Normalizes and loads what an interrupted run extracted; returns the finished load ids.
     dlt's own resume: a partly loaded package continues where it stopped."""
+    discard_unrecorded_extracts(pipeline)
     if not pipeline.has_pending_data:
         return []
     pending = list(pipeline.list_extracted_load_packages()) + list(

@@ -1,6 +1,16 @@
-"""SIGKILL during extraction, normalisation or load; the next run ends equal to a clean one."""
+"""A kill at any moment, then the next run (the same day or the next), ends equal to a clean
+load: nothing doubled, nothing skipped.
+
+Two kinds of tests:
+- the CLI as a user runs it, killed during its extract, normalize and load steps;
+- a sweep through the load step: a load is started again and again from the same moment (a
+  copy of the working folder and warehouse taken just before a load), in a forked process
+  killed 0, 15, 30, ... ms into it, over the whole step and in several rounds; after each
+  kill the next run must finish the interrupted load and equal the ground truth.
+"""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -8,10 +18,13 @@ import time
 from pathlib import Path
 
 import pytest
+from dlt.pipeline.pipeline import Pipeline
 
+from aiclicks_pipeline.checkpoints import SyncFailed
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 from aiclicks_pipeline.settings import ENDPOINTS
+from aiclicks_pipeline.workdir import finish_pending_loads
 
 from .conftest import START, Warehouse
 from .test_cli import REPO, cli, run_args
@@ -21,12 +34,26 @@ from .truth_compare import assert_table_matches
 PIPELINE = "aiclicks"  # the CLI's default pipeline name
 
 
+def assert_equals_truth(warehouse: Warehouse, truth: WarehouseTruth) -> None:
+    for table in ENDPOINTS:
+        assert_table_matches(warehouse, truth, table)
+    assert warehouse.citation_models() == set(truth.keys("citations__models"))
+    assert_keys_unique(warehouse)
+
+
 def extraction_started(sandbox, pipeline_dir: Path) -> bool:
     return sandbox.stats.requests >= 8
 
 
 def normalisation_started(sandbox, pipeline_dir: Path) -> bool:
-    return any((pipeline_dir / "normalize" / "extracted").glob("*/"))
+    """An extracted package, and the working folder's state records it (dlt saves the state a
+    moment after it commits the package: a kill in between is test_unrecorded_extract...)."""
+    state = pipeline_dir / "state.json"
+    return (
+        any((pipeline_dir / "normalize" / "extracted").glob("*/"))
+        and state.exists()
+        and '"sources"' in state.read_text()
+    )
 
 
 def load_started(sandbox, pipeline_dir: Path) -> bool:
@@ -41,8 +68,9 @@ STAGES = {
 }
 
 
+@pytest.mark.parametrize("next_day", [False, True], ids=["same day", "next day"])
 @pytest.mark.parametrize("stage", list(STAGES))
-def test_sigkill_then_rerun_equals_a_clean_load(stage, tmp_path):
+def test_sigkill_of_the_cli_then_rerun_equals_a_clean_load(stage, next_day, tmp_path):
     started_when, extra = STAGES[stage]
     with run_sandbox(
         seed=31, domains=3, prompts=(300, 500), start=START, frozen=True, rate_limit=None,
@@ -63,15 +91,201 @@ def test_sigkill_then_rerun_equals_a_clean_load(stage, tmp_path):
             time.sleep(0.005)
         process.send_signal(signal.SIGKILL)
         assert process.wait(timeout=30) == -signal.SIGKILL
-
+        first_now = sandbox.clock.now()
+        if next_day:
+            sandbox.advance(days=1)
         sandbox.set_faults(latency_ms=0)
-        rerun = cli(*run_args(sandbox, tmp_path), env=env)
-        assert rerun.returncode == 0, rerun.stderr
+        sandbox.reset_stats()
 
-        warehouse = Warehouse(tmp_path, duckdb_name="cli.duckdb")
+        rerun = cli(*run_args(sandbox, tmp_path), env=env)
+
+        assert rerun.returncode == 0, rerun.stderr
+        truth = WarehouseTruth(sandbox.account)
+        if stage == "extract":  # nothing was committed: the rerun is the first sync
+            truth.record_sync(sandbox.clock.now(), days=90)
+        else:  # the killed run's data is loaded by the rerun, then (next day) the new days
+            truth.record_sync(first_now, days=90)
+            if next_day:
+                truth.record_sync(sandbox.clock.now(), days=7)
+                # the rerun asked the API: a day after a crash is not silently skipped
+                assert any(r["path"].endswith("/visibility-time-series") for r in sandbox.stats.log)
+        assert_equals_truth(Warehouse(tmp_path, duckdb_name="cli.duckdb"), truth)
+        # nothing of the killed run is left in the working folder
+        leftovers = [p for p in (pipeline_dir / "normalize").iterdir() if p.name not in ("extracted", ".version")]
+        assert not leftovers and not list((pipeline_dir / "normalize" / "extracted").iterdir())
+        assert not list((pipeline_dir / "load" / "normalized").iterdir())
+
+
+def test_a_kill_after_the_package_is_committed_but_before_the_state_is_saved(tmp_path):
+    """dlt commits an extracted package a moment before it saves the working folder's state.
+    Killed in between, the package's state is unknown to the folder: the next run discards it
+    (nothing of it was loaded) and syncs that checkpoint again."""
+    with run_sandbox(seed=31, domains=2, prompts=(20, 40), start=START, frozen=True, rate_limit=None) as sandbox:
+        warehouse = Warehouse(tmp_path)
+        save_state = Pipeline._save_state
+        saved = []
+
+        def die_at_the_second_save(self, state):  # the first save is the working folder's binding
+            saved.append(1)
+            if "sources" in state:
+                raise StopBeforeLoad()
+            save_state(self, state)
+
+        Pipeline._save_state = die_at_the_second_save
+        try:
+            with pytest.raises(SyncFailed):
+                warehouse.sync(sandbox)
+        finally:
+            Pipeline._save_state = save_state
+        assert warehouse.new_pipeline().list_extracted_load_packages()
+        sandbox.advance(days=1)
+
+        rerun = Warehouse(tmp_path).sync(sandbox)
+
+        assert not rerun.finished_pending and rerun.windows_asked["visibility_daily"] == [90]
         truth = WarehouseTruth(sandbox.account)
         truth.record_sync(sandbox.clock.now(), days=90)
-        for table in ENDPOINTS:
-            assert_table_matches(warehouse, truth, table)
-        assert warehouse.citation_models() == set(truth.keys("citations__models"))
-        assert_keys_unique(warehouse)
+        assert_equals_truth(Warehouse(tmp_path), truth)
+        assert not Warehouse(tmp_path).pipeline.list_extracted_load_packages()
+
+
+# --- the sweep through the load step -----------------------------------------------------
+
+
+class StopBeforeLoad(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def before_load(tmp_path_factory):
+    """A sandbox, and a copy of a working folder and warehouse just before a checkpoint's
+    load: extracted and normalized, nothing of it loaded yet. Restored where it was taken
+    (the working folder is bound to the warehouse's absolute path)."""
+    folder = tmp_path_factory.mktemp("before_load")
+    with run_sandbox(seed=31, domains=3, prompts=(100, 200), start=START, frozen=True, rate_limit=None) as sandbox:
+        warehouse = Warehouse(folder / "work")
+        load = Pipeline.load
+
+        def stop_before_load(self, *args, **kwargs):
+            raise StopBeforeLoad()
+
+        Pipeline.load = stop_before_load
+        try:
+            with pytest.raises(SyncFailed):
+                warehouse.sync(sandbox)
+        finally:
+            Pipeline.load = load
+        assert warehouse.pipeline.list_normalized_load_packages()
+        shutil.copytree(folder / "work", folder / "snapshot")
+        yield sandbox, folder / "snapshot"
+
+
+def copy_of(snapshot: Path, _unused: Path = None) -> Path:
+    """The snapshot restored where it was taken; returns that folder."""
+    work = snapshot.with_name("work")
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(snapshot, work)
+    return work
+
+
+def load_in_a_child(folder: Path) -> int:
+    """Forks a process that loads the pending package of `folder`; returns its pid once the
+    load is about to start."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: load, then leave without running the parent's cleanup
+        code = 1
+        try:
+            os.close(read_end)
+            pipeline = Warehouse(folder).pipeline
+            os.write(write_end, b"1")
+            pipeline.load()
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    assert os.read(read_end, 1) == b"1"
+    os.close(read_end)
+    return pid
+
+
+def time_a_full_load(snapshot: Path) -> float:
+    folder = copy_of(snapshot)
+    started = time.monotonic()
+    pid = load_in_a_child(folder)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    return time.monotonic() - started
+
+
+def data_tables(path: Path) -> dict:
+    """Every row of every table of the dataset (dlt's own tables left out), as multisets."""
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as connection:
+        tables = [name for (name,) in connection.execute(
+            "select table_name from information_schema.tables where table_schema = 'aiclicks'"
+            " and table_name not like '_dlt%'"
+        ).fetchall()]
+        return {
+            table: sorted(map(repr, connection.execute(f"select * from aiclicks.{table}").fetchall()))
+            for table in tables
+        }
+
+
+def test_a_kill_at_any_moment_of_the_load_then_the_next_run_equals_a_clean_load(before_load):
+    """Sweeps SIGKILL through the load step in 10-20 ms steps, in two rounds offset by half a
+    step. After each kill the next run's resume must give exactly the rows of an unbroken load
+    (same rows, same `_dlt_id`s, nothing doubled); the first kill of each round is followed by
+    a whole next run compared with the sandbox's ground truth."""
+    sandbox, snapshot = before_load
+    load_s = time_a_full_load(snapshot)
+    clean = data_tables(snapshot.with_name("work") / "warehouse.duckdb")
+    assert clean["citations"] and clean["citations__models"]
+    step_s = min(max(load_s / 40, 0.010), 0.020)
+    moments = [i * step_s for i in range(int(load_s / step_s) + 2)]
+    truth = WarehouseTruth(sandbox.account)
+    truth.record_sync(sandbox.clock.now(), days=90)
+    outcomes = []
+    for round_number, offset in enumerate((0.0, step_s / 2)):
+        for index, moment in enumerate(moments):
+            folder = copy_of(snapshot)
+            pid = load_in_a_child(folder)
+            time.sleep(moment + offset)
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+            outcomes.append("killed" if os.WIFSIGNALED(status) else "finished")
+
+            if index == 0:  # the whole next run, against the ground truth
+                rerun = Warehouse(folder).sync(sandbox)
+                assert rerun.status == "success"
+                assert rerun.stats.requests == 1  # every domain was synced by the killed run
+                assert_equals_truth(Warehouse(folder), truth)
+            else:  # the next run's first step: finishing what the killed one left
+                finish_pending_loads(Warehouse(folder).pipeline)
+            assert data_tables(folder / "warehouse.duckdb") == clean, (round_number, moment + offset)
+    # the sweep really went through the load: most kills landed inside it
+    assert outcomes.count("killed") >= len(outcomes) * 0.6, (load_s, outcomes)
+
+
+def test_a_kill_during_the_load_then_next_days_run_loads_both_days(before_load, tmp_path):
+    _, snapshot = before_load
+    load_s = time_a_full_load(snapshot)
+    for fraction in (0.25, 0.6):
+        folder = copy_of(snapshot)
+        pid = load_in_a_child(folder)
+        time.sleep(load_s * fraction)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        # the same account (same seed and start) a day later
+        with run_sandbox(seed=31, domains=3, prompts=(100, 200), start=START, frozen=True, rate_limit=None) as sandbox:
+            sandbox.advance(days=1)
+
+            rerun = Warehouse(folder).sync(sandbox)
+
+            assert rerun.finished_pending and rerun.stats.requests > 1
+            assert rerun.windows_asked["visibility_daily"] == [7]
+            truth = WarehouseTruth(sandbox.account)
+            truth.record_sync(START, days=90)
+            truth.record_sync(sandbox.clock.now(), days=7)
+            assert_equals_truth(Warehouse(folder), truth)
