@@ -99,8 +99,7 @@ def share_of_voice_sql(t: Callable[..., str], marts: bool, ids: Optional[Sequenc
     if marts:
         return f"""
             select domain_id, days, snapshot_date, brand_id, brand_name, is_own_brand,
-                   mentions_count, sov_pct, sov_rank, previous_snapshot_date, previous_sov_pct,
-                   sov_change_pct
+                   mentions_count, sov_pct, sov_rank, previous_snapshot_date, previous_sov_pct
             from {t('share_of_voice', True)}
             where is_latest_snapshot and {_in_domains('domain_id', ids)}"""
     return f"""
@@ -122,8 +121,7 @@ def share_of_voice_sql(t: Callable[..., str], marts: bool, ids: Optional[Sequenc
             ranked.id as brand_id, ranked.name as brand_name, ranked.is_brand as is_own_brand,
             ranked.mentions as mentions_count, ranked.sov as sov_pct, ranked.sov_rank,
             snapshots.previous_snapshot_date,
-            previous.sov as previous_sov_pct,
-            round(ranked.sov - previous.sov, 6) as sov_change_pct
+            previous.sov as previous_sov_pct
         from ranked
         inner join snapshots
             on snapshots.domain_id = ranked.domain_id and snapshots.days = ranked.days
@@ -273,6 +271,13 @@ def _number(value: Any) -> Any:
     return value
 
 
+def _change(value: Any, before: Any) -> Optional[float]:
+    """A difference of percentages in points, rounded clear of float noise (as the marts do)."""
+    if value is None or before is None:
+        return None
+    return round(float(value) - float(before), 6)
+
+
 def _day(value: Any) -> Optional[str]:
     if value is None:
         return None
@@ -348,7 +353,7 @@ def share_of_voice_view(rows: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
             "rank": _number(row["sov_rank"]),
             "mentions": _number(row["mentions_count"]),
             "previous": _number(row["previous_sov_pct"]),
-            "change": _number(row["sov_change_pct"]),
+            "change": _change(row["sov_pct"], row["previous_sov_pct"]),
         }
         for row in rows
     ]
@@ -443,9 +448,7 @@ def summary_view(domain: Dict[str, Any]) -> Dict[str, Any]:
     return {
         "visibility": latest[1] if latest else None,
         "visibility_day": latest[0] if latest else None,
-        "visibility_change_7d": (
-            round(latest[1] - week_before, 6) if latest and week_before is not None else None
-        ),
+        "visibility_change_7d": _change(latest[1], week_before) if latest else None,
         "sov": own["sov"] if own else None,
         "sov_change": own["change"] if own else None,
         "sov_rank": own["rank"] if own else None,
