@@ -198,8 +198,8 @@ def test_share_of_voice_is_the_latest_snapshot_and_its_change(loaded, from_marts
         sov = domain["share_of_voice"]
         expected = {r["id"]: r for r in newest[domain_id]}
         assert sov["snapshot"] == next(iter(expected.values()))["snapshot_date"].isoformat()
-        previous_date = max(r["snapshot_date"] for r in rows
-                            if r["domain_id"] == domain_id and r["snapshot_date"].isoformat() < sov["snapshot"])
+        mine = [r for r in rows if r["domain_id"] == domain_id]
+        previous_date = max(r["snapshot_date"] for r in mine if r["snapshot_date"].isoformat() < sov["snapshot"])
         assert sov["previous_snapshot"] == previous_date.isoformat()
         previous = {r["id"]: r["sov"] for r in rows
                     if r["domain_id"] == domain_id and r["snapshot_date"] == previous_date}
@@ -224,7 +224,7 @@ def test_assistants_are_the_latest_leaderboard(loaded, from_marts):
 
 
 def test_most_cited_sources_own_competitor_third_party(loaded, from_marts):
-    newest = latest(loaded.rows(f"select domain_id, snapshot_date, url, domain, frequency from {D}.citations"))
+    newest = latest(loaded.rows(f"select domain_id, snapshot_date, domain, frequency from {D}.citations"))
     own = {r["id"]: host(r["website"]) for r in loaded.rows(f"select id, website from {D}.domains")}
     competitors = defaultdict(set)
     for row in loaded.rows(f"select domain_id, website from {D}.brand_rankings where not is_brand"):
@@ -280,7 +280,9 @@ def test_header_freshness_and_last_sync(loaded, from_marts):
         for row in loaded.rows(f"select max(generated_at) as newest from {D}.{name}")
     )
     assert from_marts.newest_generated_at == newest.strftime("%Y-%m-%d %H:%M UTC")
-    (loads,) = loaded.rows(f"select count(*) as n, max(inserted_at) as last from {D}._dlt_loads where status = 0")
+    (loads,) = loaded.rows(
+        f"select count(*) as n, max(inserted_at) as last from {D}._dlt_loads where status = 0"
+    )
     assert from_marts.loads == loads["n"] == 2
     assert from_marts.last_sync_at == loads["last"].strftime("%Y-%m-%d %H:%M UTC")
 

@@ -31,7 +31,9 @@ DAILY_TABLES = ("visibility_daily", "mentions_daily", "citability_daily", "citat
 
 @dataclass
 class ReportData:
-    """Everything the HTML shows. `domains` holds one dict per domain (see `domain_view`)."""
+    """Everything the HTML shows. `domains` holds one dict per domain, as `read_report` builds
+    it: id, name, website, newest_generated_at, and one entry per chart (trend, share_of_voice,
+    assistants, sources, fanout) plus the index row (summary); each is JSON as it stands."""
 
     source: str  # "marts" or "tables"
     where: str
@@ -289,7 +291,9 @@ def _day(value: Any) -> Optional[str]:
 
 
 def _as_date(value: Any) -> date:
-    return value if isinstance(value, date) and not isinstance(value, datetime) else date.fromisoformat(_day(value))
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    return date.fromisoformat(_day(value))
 
 
 def utc_timestamp(value: Any) -> Optional[str]:
@@ -492,7 +496,8 @@ def read_report(
     warnings: List[str] = []
 
     domains = reader.rows(
-        f"select id, name, website from {t('domains')} where {_in_domains('id', domain_ids)} order by name, id"
+        f"""select id, name, website from {t('domains')}
+            where {_in_domains('id', domain_ids)} order by name, id"""
     )
     missing = sorted(set(domain_ids or []) - {str(row["id"]) for row in domains})
     if missing:
@@ -553,7 +558,9 @@ def newest_generated_at(reader: WarehouseReader, ids: Optional[Sequence[str]]) -
         for name, spec in ENDPOINTS.items()
         if spec["domain_scoped"] and reader.has_tables([name])
     ]
-    parts.append(f"select id as domain_id, max(generated_at) as newest from {reader.table('domains')} group by id")
+    parts.append(
+        f"select id as domain_id, max(generated_at) as newest from {reader.table('domains')} group by id"
+    )
     rows = reader.rows(
         f"""select domain_id, max(newest) as newest from ({' union all '.join(parts)}) as per_table
             where {_in_domains('domain_id', ids)} group by domain_id"""
@@ -576,10 +583,11 @@ def stale_marts(reader: WarehouseReader) -> List[str]:
             f"""select (select max({mart_column}) from {t(mart, True)}) as modelled,
                        (select max({column}) from {t(table)}) as loaded"""
         )
-        if row["loaded"] is not None and (row["modelled"] is None or _day(row["modelled"]) < _day(row["loaded"])):
+        modelled, loaded = _day(row["modelled"]), _day(row["loaded"])
+        if loaded is not None and (modelled is None or modelled < loaded):
             warnings.append(
-                f"the dbt models end on {_day(row['modelled'])}, the loaded data on "
-                f"{_day(row['loaded'])} ({mart} vs {table}): run `aiclicks-pipeline transform`"
+                f"the dbt models end on {modelled}, the loaded data on {loaded} "
+                f"({mart} vs {table}): run `aiclicks-pipeline transform`"
             )
             break
     return warnings

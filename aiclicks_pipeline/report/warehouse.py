@@ -8,6 +8,7 @@ from typing import Any, Dict, Iterator, List, Optional
 import duckdb
 
 from ..settings import DEFAULT_DATASET
+from ..transform import DEFAULT_MODELS_SCHEMA
 
 
 class ReportError(Exception):
@@ -82,7 +83,7 @@ def open_reader(
     duckdb_file: Optional[str],
     destination: Optional[str] = None,
     dataset: str = DEFAULT_DATASET,
-    models_schema: str = "aiclicks_models",
+    models_schema: str = DEFAULT_MODELS_SCHEMA,
     pipeline_name: Optional[str] = None,
     pipelines_dir: Optional[str] = None,
 ) -> Iterator[WarehouseReader]:
