@@ -115,4 +115,12 @@ def run_demo(workdir: str = "demo_output", domains: int = 3, seed: int = 7, out:
 
     show_dbt_models(duckdb_path, folder, out)
     print(f"\nThe warehouse is {duckdb_path} (schema {DEFAULT_DATASET}); open it with duckdb.", file=out)
+
+    from .report import DEFAULT_REPORT_FILE, ReportNotInstalled, write_report
+
+    try:
+        report = write_report(str(folder / DEFAULT_REPORT_FILE), duckdb_file=str(duckdb_path))
+        print(f"\n{report.summary()}\nOpen the report in a browser: {report.path}", file=out)
+    except ReportNotInstalled as exc:
+        print(f"\nNo HTML report: {exc}", file=out)
     return 0

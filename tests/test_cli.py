@@ -123,6 +123,8 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "Full sync (first run)" in out and "Incremental sync (one day later)" in out
     assert "Share of voice" in out and "Most-cited sources" in out
     assert "visibility_daily=[90]" in out and "visibility_daily=[7]" in out
+    report = tmp_path / "demo" / "aiclicks_report.html"
+    assert f"Open the report in a browser: {report.resolve()}" in out and report.stat().st_size > 0
     with duckdb.connect(str(tmp_path / "demo" / "aiclicks_demo.duckdb"), read_only=True) as c:
         (rows,) = c.execute(f"select count(*) from {DEFAULT_DATASET}.brand_rankings").fetchone()
     assert rows > 0

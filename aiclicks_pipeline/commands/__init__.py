@@ -1,7 +1,7 @@
 """The subcommands of `aiclicks-pipeline`, one module each (the shape of dlt's own CLI).
 
 A command module parses its options and calls the module that does the work (pipeline.py,
-plan.py, transform.py, demo.py, ...); nothing below the commands imports them.
+plan.py, transform.py, report/, demo.py, ...); nothing below the commands imports them.
 """
 
 from typing import List
@@ -9,6 +9,7 @@ from typing import List
 from .base import Command
 from .demo import DemoCommand
 from .plan import PlanCommand
+from .report import ReportCommand
 from .run import RunCommand
 from .sandbox import SandboxCommand
 from .transform import TransformCommand
@@ -18,6 +19,7 @@ COMMANDS: List[Command] = [
     RunCommand(),
     ValidateCommand(),
     TransformCommand(),
+    ReportCommand(),
     PlanCommand(),
     DemoCommand(),
     SandboxCommand(),

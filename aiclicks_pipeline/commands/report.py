@@ -1,0 +1,42 @@
+"""`aiclicks-pipeline report`: the warehouse as one offline HTML file (report/ does the work)."""
+
+import argparse
+
+from .base import EXIT_OK, Command, add_destination_arguments, csv_list
+
+
+class ReportCommand(Command):
+    command = "report"
+    help_string = "write an offline HTML report: visibility, share of voice, assistants, sources"
+
+    def configure_parser(self, parser: argparse.ArgumentParser) -> None:
+        from ..report import DEFAULT_REPORT_FILE, SOURCES
+        from ..transform import DEFAULT_MODELS_SCHEMA
+
+        add_destination_arguments(parser)
+        parser.add_argument("--domains", type=csv_list, help="comma-separated domain ids (default: all)")
+        parser.add_argument("--out", default=DEFAULT_REPORT_FILE, help="the HTML file to write")
+        parser.add_argument(
+            "--source", default="auto", choices=SOURCES,
+            help="read the dbt models (marts), the loaded tables, or the models when built (auto)",
+        )
+        parser.add_argument(
+            "--models-schema", default=DEFAULT_MODELS_SCHEMA, help="schema `transform` wrote to"
+        )
+
+    def execute(self, args: argparse.Namespace) -> int:
+        from ..report import write_report
+
+        result = write_report(
+            out=args.out,
+            duckdb_file=args.duckdb_file,
+            destination=args.destination,
+            dataset=args.dataset,
+            models_schema=args.models_schema,
+            domain_ids=args.domains,
+            source=args.source,
+            pipeline_name=args.pipeline_name,
+            pipelines_dir=args.pipelines_dir,
+        )
+        print(result.summary())
+        return EXIT_OK

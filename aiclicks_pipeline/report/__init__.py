@@ -1,0 +1,109 @@
+"""`aiclicks-pipeline report`: one self-contained HTML file of the warehouse, per domain the
+visibility trend, share of voice against competitors, the assistants, the most-cited sources
+and the top fan-out queries.
+
+data.py reads the numbers (from the dbt marts when they exist, else the loaded tables),
+html.py writes the page (plotly.js inline, charts drawn when a domain is opened),
+warehouse.py opens the DuckDB file or the dlt destination.
+"""
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from ..settings import DEFAULT_DATASET, DEFAULT_DUCKDB_FILE
+from ..transform import DEFAULT_MODELS_SCHEMA
+from .data import SOURCES, ReportData, read_report
+from .html import INSTALL_HINT, ReportNotInstalled, plotly_js, render_html
+from .warehouse import ReportError, open_reader
+
+DEFAULT_REPORT_FILE = "aiclicks_report.html"
+
+
+@dataclass
+class ReportResult:
+    path: Path
+    size_bytes: int
+    domains: int
+    source: str
+    elapsed_s: float
+    read_s: float
+    warnings: List[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [
+            f"Report of {self.domains} domain(s) from the "
+            f"{'dbt models' if self.source == 'marts' else 'loaded tables'}: {self.path} "
+            f"({self.size_bytes / 1e6:.1f} MB, {self.elapsed_s:.1f}s)"
+        ]
+        lines += [f"  warning: {warning}" for warning in self.warnings]
+        return "\n".join(lines)
+
+
+def write_report(
+    out: str = DEFAULT_REPORT_FILE,
+    duckdb_file: Optional[str] = DEFAULT_DUCKDB_FILE,
+    destination: Optional[str] = None,
+    dataset: str = DEFAULT_DATASET,
+    models_schema: str = DEFAULT_MODELS_SCHEMA,
+    domain_ids: Optional[Sequence[str]] = None,
+    source: str = "auto",
+    pipeline_name: Optional[str] = None,
+    pipelines_dir: Optional[str] = None,
+) -> ReportResult:
+    """Reads the warehouse and writes the report to `out`.
+
+    Args:
+        out: the HTML file to write (its folder is created).
+        duckdb_file: the DuckDB file a sync wrote (destination duckdb, the default).
+        destination: another dlt destination (`postgres`, `bigquery`, ...), credentials from
+            dlt's config as for `aiclicks-pipeline run`.
+        dataset: the dataset the sync loaded; models_schema: where `transform` wrote the models.
+        domain_ids: only these domains (default every domain loaded).
+        source: "auto" (the dbt models when every mart exists, else the tables), "marts" or
+            "tables".
+
+    Raises:
+        ReportNotInstalled: plotly (the `report` extra) is missing.
+        ReportError: no such file, no data loaded, an unknown domain, or no models with
+            source="marts".
+    """
+    started = time.monotonic()
+    plotly_js()  # fail before reading anything when the extra is missing
+    with open_reader(
+        duckdb_file,
+        destination=destination,
+        dataset=dataset,
+        models_schema=models_schema,
+        pipeline_name=pipeline_name,
+        pipelines_dir=pipelines_dir,
+    ) as reader:
+        data = read_report(reader, domain_ids=domain_ids, source=source)
+    page = render_html(data)
+    path = Path(out).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return ReportResult(
+        path=path,
+        size_bytes=path.stat().st_size,
+        domains=len(data.domains),
+        source=data.source,
+        elapsed_s=time.monotonic() - started,
+        read_s=data.elapsed_s,
+        warnings=data.warnings,
+    )
+
+
+__all__ = [
+    "DEFAULT_REPORT_FILE",
+    "INSTALL_HINT",
+    "SOURCES",
+    "ReportData",
+    "ReportError",
+    "ReportNotInstalled",
+    "ReportResult",
+    "read_report",
+    "render_html",
+    "write_report",
+]

@@ -1,0 +1,431 @@
+"""`aiclicks-pipeline report`: the numbers behind every chart against SQL on the warehouse (with
+the dbt models and without them), and the HTML file in a real browser with the network cut.
+
+One sandbox account (3 domains) is synced twice (two snapshots, so share of voice has a change),
+copied before `transform` (the warehouse without models), then modelled by dbt."""
+
+import os
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import duckdb
+import pytest
+
+from aiclicks_pipeline.pipeline import make_pipeline, run_sync
+from aiclicks_pipeline.report import ReportError, write_report
+from aiclicks_pipeline.report.html import plotly_js
+from aiclicks_pipeline.report.data import TOP_HOSTS, TOP_QUERIES, ReportData, read_report
+from aiclicks_pipeline.report.warehouse import SqlClientReader, open_reader
+from aiclicks_pipeline.sandbox import run_sandbox
+from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS
+from aiclicks_pipeline.transform import run_transform
+
+from .conftest import START
+from .test_cli import cli
+from .test_destinations import POSTGRES_ENV, PostgresWarehouse
+
+D = DEFAULT_DATASET
+REPO = Path(__file__).resolve().parents[1]
+# .ci/run names it, and the browser test must run there; elsewhere it skips without one
+CHROMIUM_ENV = "AICLICKS_TEST_CHROMIUM"
+CHROMIUM = Path(os.environ.get(CHROMIUM_ENV) or "/usr/bin/chromium")
+ARTIFACTS = REPO / "tests" / "artifacts"
+CHARTS = ("trend", "share_of_voice", "assistants", "sources_split", "sources_hosts", "fanout")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@dataclass
+class Loaded:
+    folder: Path
+    modelled: Path  # synced twice, then `transform`
+    plain: Path  # the same two syncs, no dbt models
+    pipelines_dir: Path
+    postgres: Optional[PostgresWarehouse]
+
+    def rows(self, sql: str, path: Optional[Path] = None) -> List[Dict[str, Any]]:
+        with duckdb.connect(str(path or self.plain), read_only=True) as connection:
+            cursor = connection.execute(sql)
+            columns = [column[0] for column in cursor.description]
+            return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    modelled = folder / "warehouse.duckdb"
+    pipeline = make_pipeline(
+        pipeline_name="aiclicks_report_test",
+        pipelines_dir=str(folder / "pipelines"),
+        duckdb_file=str(modelled),
+    )
+    # in CI the same two syncs also go to PostgreSQL, to read the report through dlt's client
+    postgres = None
+    if os.environ.get(POSTGRES_ENV, "").strip():
+        postgres = PostgresWarehouse(folder / "postgres", os.environ[POSTGRES_ENV].strip())
+    with run_sandbox(
+        seed=11, domains=3, prompts=(20, 60), start=START, frozen=True, rate_limit=None
+    ) as sandbox:
+        options = {"base_url": sandbox.base_url, "api_key": sandbox.api_key, "backoff_factor": 0.01}
+        for day in range(2):
+            if day:
+                sandbox.advance(days=1)
+            run_sync(pipeline, **options)
+            if postgres:
+                postgres.sync(sandbox)
+    plain = folder / "plain.duckdb"
+    shutil.copyfile(modelled, plain)
+    run_transform(str(modelled), work_dir=str(folder / "dbt"))
+    yield Loaded(folder, modelled, plain, folder / "pipelines", postgres)
+    if postgres:
+        postgres.drop()
+
+
+def report_of(path: Path, **options: Any) -> ReportData:
+    with open_reader(str(path)) as reader:
+        return read_report(reader, **options)
+
+
+@pytest.fixture(scope="module")
+def from_marts(loaded) -> ReportData:
+    return report_of(loaded.modelled)
+
+
+@pytest.fixture(scope="module")
+def from_tables(loaded) -> ReportData:
+    return report_of(loaded.plain)
+
+
+def by_id(data: ReportData) -> Dict[str, Dict[str, Any]]:
+    return {domain["id"]: domain for domain in data.domains}
+
+
+def host(name: Optional[str]) -> Optional[str]:
+    if name is None:
+        return None
+    name = name.lower()
+    return name[4:] if name.startswith("www.") else name
+
+
+def latest(rows: List[Dict[str, Any]], key: str = "domain_id") -> Dict[str, List[Dict[str, Any]]]:
+    """Per domain, the rows of its newest snapshot (one window in these tests)."""
+    grouped: Dict[str, List[Dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        grouped[row[key]].append(row)
+    return {
+        domain_id: [r for r in group if r["snapshot_date"] == max(g["snapshot_date"] for g in group)]
+        for domain_id, group in grouped.items()
+    }
+
+
+# --- where the numbers come from ---------------------------------------------------------------
+
+
+def test_the_dbt_models_are_read_when_built_and_the_tables_otherwise(from_marts, from_tables):
+    assert from_marts.source == "marts" and from_tables.source == "tables"
+    assert not from_marts.warnings and not from_tables.warnings
+    assert len(from_marts.domains) == len(from_tables.domains) == 3
+
+
+def test_models_and_tables_give_the_same_report(loaded, from_marts, from_tables):
+    assert from_marts.domains == from_tables.domains
+    # the tables path on the modelled warehouse too: the models change nothing it reads
+    assert report_of(loaded.modelled, source="tables").domains == from_tables.domains
+
+
+def test_asking_for_the_models_where_none_were_built_says_what_to_run(loaded):
+    with pytest.raises(ReportError, match="aiclicks-pipeline transform"):
+        report_of(loaded.plain, source="marts")
+
+
+def test_models_older_than_the_loaded_data_are_named(loaded, tmp_path):
+    stale = tmp_path / "stale.duckdb"
+    shutil.copyfile(loaded.modelled, stale)
+    with duckdb.connect(str(stale)) as connection:  # as if `transform` ran before the last sync
+        connection.execute(
+            "delete from aiclicks_models.daily_visibility "
+            "where date_day = (select max(date_day) from aiclicks_models.daily_visibility)"
+        )
+    data = report_of(stale)
+    assert data.source == "marts"
+    assert len(data.warnings) == 1 and "run `aiclicks-pipeline transform`" in data.warnings[0]
+
+
+def test_one_domain_and_an_unknown_one(loaded, from_tables):
+    first = from_tables.domains[0]["id"]
+    assert [d["id"] for d in report_of(loaded.plain, domain_ids=[first]).domains] == [first]
+    with pytest.raises(ReportError, match="not-a-domain"):
+        report_of(loaded.plain, domain_ids=[first, "not-a-domain"])
+
+
+# --- each chart's numbers against SQL on the loaded tables -------------------------------------
+
+
+def test_visibility_trend_is_the_daily_series_with_gaps_not_zeros(loaded, from_marts):
+    series = {}
+    for name, table in (("visibility", "visibility_daily"), ("mentions", "mentions_daily"),
+                        ("citations", "citations_daily")):
+        series[name] = {
+            (row["domain_id"], row["date"].isoformat()): row["value"]
+            for row in loaded.rows(f"select domain_id, date, value from {D}.{table}")
+        }
+    gaps = 0
+    for domain_id, domain in by_id(from_marts).items():
+        trend = domain["trend"]
+        days = [date.fromisoformat(d) for d in trend["dates"]]
+        assert days == [days[0] + timedelta(days=n) for n in range(len(days))]  # every calendar day
+        for name, values in series.items():
+            shown = dict(zip(trend["dates"], trend[name]))
+            loaded_days = {d: v for (dom, d), v in values.items() if dom == domain_id}
+            assert {d: v for d, v in shown.items() if v is not None} == loaded_days, name
+            missing = [d for d, v in shown.items() if v is None]
+            assert not set(missing) & set(loaded_days)
+            gaps += len(missing)
+    # the sandbox skips days in the sparse series: they are shown as gaps (null), never as 0
+    assert gaps > 0
+
+
+def test_share_of_voice_is_the_latest_snapshot_and_its_change(loaded, from_marts):
+    rows = loaded.rows(f"select domain_id, snapshot_date, id, name, is_brand, sov from {D}.brand_rankings")
+    newest = latest(rows)
+    for domain_id, domain in by_id(from_marts).items():
+        sov = domain["share_of_voice"]
+        expected = {r["id"]: r for r in newest[domain_id]}
+        assert sov["snapshot"] == next(iter(expected.values()))["snapshot_date"].isoformat()
+        mine = [r for r in rows if r["domain_id"] == domain_id]
+        previous_date = max(r["snapshot_date"] for r in mine if r["snapshot_date"].isoformat() < sov["snapshot"])
+        assert sov["previous_snapshot"] == previous_date.isoformat()
+        previous = {r["id"]: r["sov"] for r in rows
+                    if r["domain_id"] == domain_id and r["snapshot_date"] == previous_date}
+        assert {b["id"] for b in sov["brands"]} == set(expected)
+        assert [b["sov"] for b in sov["brands"]] == sorted((b["sov"] for b in sov["brands"]), reverse=True)
+        for brand in sov["brands"]:
+            assert brand["sov"] == expected[brand["id"]]["sov"]
+            assert brand["own"] == expected[brand["id"]]["is_brand"]
+            assert brand["previous"] == previous.get(brand["id"])
+            if brand["id"] in previous:
+                assert brand["change"] == pytest.approx(brand["sov"] - previous[brand["id"]], abs=1e-6)
+        assert sum(b["own"] for b in sov["brands"]) == 1
+
+
+def test_assistants_are_the_latest_leaderboard(loaded, from_marts):
+    newest = latest(loaded.rows(
+        f"select domain_id, snapshot_date, model, visibility, avg_position from {D}.model_leaderboard"
+    ))
+    for domain_id, domain in by_id(from_marts).items():
+        shown = {c["channel"]: (c["visibility"], c["position"]) for c in domain["assistants"]["channels"]}
+        assert shown == {r["model"]: (r["visibility"], r["avg_position"]) for r in newest[domain_id]}
+
+
+def test_most_cited_sources_own_competitor_third_party(loaded, from_marts):
+    newest = latest(loaded.rows(f"select domain_id, snapshot_date, domain, frequency from {D}.citations"))
+    own = {r["id"]: host(r["website"]) for r in loaded.rows(f"select id, website from {D}.domains")}
+    competitors = defaultdict(set)
+    for row in loaded.rows(f"select domain_id, website from {D}.brand_rankings where not is_brand"):
+        if row["website"]:
+            competitors[row["domain_id"]].add(host(row["website"]))
+
+    def kind(domain_id: str, cited: str) -> str:
+        matches = lambda site: cited == site or cited.endswith("." + site)  # noqa: E731
+        if matches(own[domain_id]):
+            return "own"
+        return "competitor" if any(matches(site) for site in competitors[domain_id]) else "third_party"
+
+    kinds_seen = set()
+    for domain_id, domain in by_id(from_marts).items():
+        per_host: Dict[str, int] = defaultdict(int)
+        for row in newest[domain_id]:
+            per_host[host(row["domain"])] += row["frequency"]
+        sources = domain["sources"]
+        assert sources["total_hosts"] == len(per_host)
+        top = sorted(per_host.items(), key=lambda item: (-item[1], item[0]))[:TOP_HOSTS]
+        assert [(h["host"], h["citations"]) for h in sources["hosts"]] == top
+        by_type: Dict[str, int] = defaultdict(int)
+        for cited, citations in per_host.items():
+            by_type[kind(domain_id, cited)] += citations
+        assert sources["by_type"] == {k: by_type.get(k, 0) for k in ("own", "competitor", "third_party")}
+        assert all(h["type"] == kind(domain_id, h["host"]) for h in sources["hosts"])
+        kinds_seen |= {k for k, v in by_type.items() if v}
+    assert kinds_seen == {"own", "competitor", "third_party"}
+
+
+def test_top_fanout_queries_per_assistant(loaded, from_marts):
+    rows = loaded.rows(
+        f"""select domain_id, model, query, count(*) as emissions, count(distinct prompt_id) as prompts
+            from {D}.fanout_queries group by domain_id, model, query"""
+    )
+    for domain_id, domain in by_id(from_marts).items():
+        mine = [r for r in rows if r["domain_id"] == domain_id]
+        assert {c["channel"] for c in domain["fanout"]} == {r["model"] for r in mine}
+        for channel in domain["fanout"]:
+            queries = [r for r in mine if r["model"] == channel["channel"]]
+            assert channel["emissions"] == sum(r["emissions"] for r in queries)
+            assert channel["distinct_queries"] == len(queries)
+            top = sorted(queries, key=lambda r: (-r["emissions"], r["query"]))[:TOP_QUERIES]
+            assert [(q["query"], q["emissions"], q["prompts"]) for q in channel["queries"]] == [
+                (r["query"], r["emissions"], r["prompts"]) for r in top
+            ]
+
+
+def test_header_freshness_and_last_sync(loaded, from_marts):
+    newest = max(
+        row["newest"]
+        for name in ENDPOINTS
+        for row in loaded.rows(f"select max(generated_at) as newest from {D}.{name}")
+    )
+    assert from_marts.newest_generated_at == newest.strftime("%Y-%m-%d %H:%M UTC")
+    (loads,) = loaded.rows(
+        f"select count(*) as n, max(inserted_at) as last from {D}._dlt_loads where status = 0"
+    )
+    assert from_marts.loads == loads["n"] == 2
+    assert from_marts.last_sync_at == loads["last"].strftime("%Y-%m-%d %H:%M UTC")
+
+
+def test_dlt_sql_client_reads_the_same_report(loaded, from_tables):
+    """The path every non-DuckDB destination takes, on the DuckDB file."""
+    pipeline = make_pipeline(
+        pipeline_name="aiclicks_report_test",
+        pipelines_dir=str(loaded.pipelines_dir),
+        duckdb_file=str(loaded.plain),
+    )
+    with pipeline.sql_client() as client:
+        data = read_report(SqlClientReader(client, "duckdb", D, "aiclicks_models"))
+    assert data.source == "tables" and data.domains == from_tables.domains
+
+
+def test_postgres_report_equals_duckdb_report(loaded, from_tables, monkeypatch):
+    if loaded.postgres is None:
+        pytest.skip(f"no PostgreSQL server given ({POSTGRES_ENV}); .ci/run starts one")
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", loaded.postgres.url)
+    result = write_report(
+        str(loaded.folder / "postgres.html"), destination="postgres",
+        dataset=loaded.postgres.dataset, pipelines_dir=str(loaded.folder / "postgres_pipelines"),
+    )
+    assert result.source == "tables" and result.domains == 3
+    with open_reader(None, destination="postgres", dataset=loaded.postgres.dataset,
+                     pipelines_dir=str(loaded.folder / "postgres_pipelines")) as reader:
+        data = read_report(reader)
+    assert data.domains == from_tables.domains
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def test_cli_writes_the_report_and_prints_its_path(loaded):
+    out = loaded.folder / "cli" / "report.html"
+    done = cli("report", "--duckdb-file", str(loaded.modelled), "--out", str(out),
+               "--pipelines-dir", str(loaded.folder / "cli_pipelines"))
+    assert done.returncode == 0, done.stderr
+    assert str(out) in done.stdout and "from the dbt models" in done.stdout
+    page = out.read_text(encoding="utf-8")
+    # self-contained: plotly.js inline, and outside it no external script, style, link or image
+    assert plotly_js() in page
+    ours = page.replace(plotly_js(), "")
+    for external in ("src=", 'href="http', "url(", "@import", "<link", "//cdn"):
+        assert external not in ours
+
+    missing = cli("report", "--duckdb-file", str(loaded.folder / "nothing.duckdb"), "--out", str(out))
+    assert missing.returncode == 1 and "load the data first" in missing.stderr
+    assert "Traceback" not in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+
+
+# --- in a real browser ---------------------------------------------------------------------------
+
+
+def browser_or_skip():
+    give_up = pytest.fail if os.environ.get(CHROMIUM_ENV) else pytest.skip
+    if not CHROMIUM.exists():
+        give_up(f"no Chromium at {CHROMIUM}: apt-get install chromium chromium-driver (.ci/run does)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        give_up("playwright is not installed: pip install -e '.[dev]'")
+    return sync_playwright
+
+
+def chart_marks(page: Any) -> Dict[str, Dict[str, int]]:
+    """Per chart on the page: its SVG marks (bars, line paths, points, slices) and data points."""
+    return page.evaluate(
+        """() => Object.fromEntries(Array.from(document.querySelectorAll('.chart')).map(div => [
+            div.dataset.chart, {
+                svg: div.querySelectorAll('svg.main-svg').length,
+                marks: div.querySelectorAll(
+                    '.barlayer .point path, .scatterlayer path.js-line, .scatterlayer .points path, '
+                    + '.scatterlayer .textpoint, .pielayer .slice path.surface').length,
+                points: (div.data || []).reduce((n, trace) =>
+                    n + (trace.values || trace.x || []).filter(v => v !== null).length, 0)
+            }]))"""
+    )
+
+
+def test_report_in_headless_chromium_with_the_network_cut(loaded, from_marts, tmp_path, capsys):
+    sync_playwright = browser_or_skip()
+    report = write_report(str(tmp_path / "report.html"), duckdb_file=str(loaded.modelled))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    network, errors = [], []
+
+    def route(request_route):
+        if request_route.request.url.startswith("file:"):
+            request_route.continue_()
+        else:
+            network.append(request_route.request.url)
+            request_route.abort()
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),  # a fresh --user-data-dir
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1440, "height": 900},
+        )
+        try:
+            context.route("**/*", route)
+            page = context.new_page()
+            page.on("request", lambda r: None if r.url.startswith(("file:", "data:", "blob:", "about:"))
+                    else network.append(r.url))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(report.path.as_uri())
+
+            # the index: a row and a sparkline per domain, no chart drawn before one is opened
+            assert page.locator("#domain-table tbody tr").count() == 3
+            assert page.locator("#domain-table svg.spark polyline").count() >= 3
+            assert page.locator(".main-svg").count() == 0
+            page.screenshot(path=str(ARTIFACTS / "report_index.png"), full_page=True)
+
+            for n, domain in enumerate(from_marts.domains):
+                page.click(f"#domain-table a[href='#domain={domain['id']}']")
+                page.wait_for_selector(".chart[data-chart=fanout] svg.main-svg")
+                assert page.locator("#domain-view h2").inner_text() == domain["name"]
+                marks = chart_marks(page)
+                assert set(marks) == set(CHARTS), marks
+                for chart, found in marks.items():
+                    assert found["svg"] >= 1 and found["marks"] > 0 and found["points"] > 0, (chart, found)
+                # what is drawn is the data: one bar per brand and per host, a slice per kind
+                assert marks["share_of_voice"]["points"] >= 2 * len(domain["share_of_voice"]["brands"])
+                hosts = page.locator(".chart[data-chart=sources_hosts] .barlayer .point path").count()
+                assert hosts == len(domain["sources"]["hosts"])
+                slices = sum(1 for v in domain["sources"]["by_type"].values() if v)
+                assert page.locator(".chart[data-chart=sources_split] .slice path.surface").count() == slices
+                if n == 0:
+                    page.screenshot(path=str(ARTIFACTS / "report_domain.png"), full_page=True)
+                    page.emulate_media(media="print")
+                    assert page.locator(".crumbs").is_hidden()
+                    assert page.locator(".chart svg.main-svg").count() >= len(CHARTS)
+                    page.emulate_media(media="screen")
+                page.go_back()
+                page.wait_for_selector("#index-view:not([hidden])")
+        finally:
+            context.close()
+
+    assert network == [], f"the report tried the network: {network}"
+    assert errors == [], errors
+    with capsys.disabled():
+        print(f"\nreport screenshots: {ARTIFACTS / 'report_index.png'}, {ARTIFACTS / 'report_domain.png'}")
