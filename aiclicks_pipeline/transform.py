@@ -268,7 +268,7 @@ def run_transform(
             if check_freshness:
                 result.freshness = _source_freshness(dbt_runner, common, build_vars, work, quiet)
     finally:
-        _release_duckdb()
+        release_duckdb()
     result.elapsed_s = time.monotonic() - started
     stale = result.stale
     if stale:
@@ -499,7 +499,7 @@ def _dbt_runner(target: str) -> Any:
     return dbtRunner
 
 
-def _release_duckdb() -> None:
+def release_duckdb() -> None:
     """Close the DuckDB database dbt-duckdb keeps open for the rest of the process, so that
     this process and others can open the file again (DuckDB locks it)."""
     try:

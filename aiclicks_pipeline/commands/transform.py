@@ -34,6 +34,9 @@ class TransformCommand(Command):
             "'{\"aiclicks_freshness_error_after_hours\": 24}'",
         )
         parser.add_argument(
+            "--select", nargs="+", metavar="SPEC", help="dbt node selection (default: everything)"
+        )
+        parser.add_argument(
             "--no-freshness", action="store_true", help="skip dbt source freshness"
         )
         parser.add_argument("--quiet", action="store_true", help="no dbt progress lines")
@@ -48,6 +51,7 @@ class TransformCommand(Command):
                 target=args.target,
                 schema=args.schema,
                 work_dir=args.work_dir,
+                select=args.select,
                 quiet=args.quiet,
                 dbt_vars=args.vars,
                 check_freshness=not args.no_freshness,
