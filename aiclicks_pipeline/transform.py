@@ -101,7 +101,8 @@ class TransformResult:
     # (resource type, status) -> nodes, e.g. ("model", "success"): 16, ("test", "pass"): 119
     statuses: Dict[tuple, int] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)
-    # source tables the dataset does not hold, and the models switched off for them
+    # source tables the dataset does not hold, and the models switched off (for them, or by the
+    # caller's aiclicks_enabled_<table> vars)
     missing_tables: List[str] = field(default_factory=list)
     skipped_models: List[str] = field(default_factory=list)
     # one per source table checked; empty when the check was not run
@@ -130,11 +131,13 @@ class TransformResult:
         ]
         lines += [f"  warning: {warning}" for warning in self.warnings]
         if self.missing_tables:
+            lines.append(f"  not in the dataset: {', '.join(self.missing_tables)}")
+        if self.skipped_models:
             marts = [name for name in self.skipped_models if not name.startswith("stg_")]
             staging = len(self.skipped_models) - len(marts)
             lines.append(
-                f"  not loaded: {', '.join(self.missing_tables)}; skipped: "
-                f"{len(marts)} mart(s) ({', '.join(marts) or 'none'}) and {staging} staging model(s)"
+                f"  skipped: {len(marts)} mart(s) ({', '.join(marts) or 'none'}) and {staging} "
+                "staging model(s), their source tables not loaded (or switched off)"
             )
         if self.freshness:
             counts = Counter(source.status for source in self.freshness)
@@ -334,7 +337,7 @@ def _build_result(
         statuses=dict(statuses),
         warnings=warnings,
         missing_tables=missing,
-        skipped_models=_disabled_models(work) if missing else [],
+        skipped_models=_disabled_models(work),
     )
     if not outcome.success or failures:
         detail = " ".join([str(outcome.exception or "")] + failures)

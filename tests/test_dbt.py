@@ -469,7 +469,7 @@ def test_transform_builds_whatever_a_partial_sync_loaded(tmp_path, capsys):
         code = cli.main(["transform", "--duckdb-file", str(duckdb_path), *work])
         output = capsys.readouterr().out
         assert code == EXIT_OK, output
-        assert "not loaded: domains, prompts, fanout_queries" in output
+        assert "not in the dataset: domains, prompts, fanout_queries, mentions_daily" in output
         assert "skipped: 4 mart(s) (citation_sources, fanout_query_frequency, model_performance, " \
             "share_of_voice) and 10 staging model(s)" in output
         assert "1 pass" in output
