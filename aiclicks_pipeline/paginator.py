@@ -1,10 +1,13 @@
 """The paginator every AIclicks endpoint shares.
 
-It reads the envelope (the data selector is `$`), so one class serves all of SPEC 1.5's shapes:
+It reads the envelope (the data selector is `$`), so one class serves every shape of
+`data` (docs/api-notes.md, Envelope):
 - a list with `data.total_pages` is walked page by page with the largest allowed `size`;
-- a payload without `total_pages` (time series, rankings, an unpaged `/fanout-queries`, A3) is
+- a payload without `total_pages` (time series, rankings, an unpaged `/fanout-queries`: docs/api-notes.md,
+  Reading: pagination of /fanout-queries and what total counts) is
   one page;
-- an offset-paged, newest-first list that grows or shrinks while it is walked (SPEC 2.3) is
+- an offset-paged, newest-first list that grows or shrinks while it is walked (`/prompts`; docs/api-notes.md,
+  Pagination) is
   walked once more from page 1 (at a page size the server has not cached), so rows shifted
   across a page boundary are not missed (merge on the primary key drops the repeats);
 - the request's `days` window is set per domain just before the first request, from the sync's

@@ -2,7 +2,8 @@
 
 Every fact about an endpoint (path, page sizes, window kind, table, keys, column types) is
 written here once; the source, the sandbox, the tests and the docs read it from here.
-See ../shared/aiclicks-api/SPEC.md for where each fact comes from.
+docs/api-notes.md says where each fact comes from and which reading was taken where the
+API's docs are unclear.
 """
 
 from typing import Dict, Optional, Tuple, TypedDict
@@ -13,7 +14,7 @@ API_KEY_ENV = "AICLICKS_API_KEY"
 API_PREFIX = "/api/v1"
 VALIDATE_PATH = "validate"
 
-# SPEC 1.7: `days` is snapped to the nearest of these buckets.
+# `days` is snapped to the nearest of these buckets (docs/api-notes.md, The days window).
 DAYS_BUCKETS: Tuple[int, ...] = (1, 7, 14, 30, 90, 180, 270, 365)
 DEFAULT_DAYS = 30
 
@@ -25,7 +26,8 @@ DEFAULT_DATASET = "aiclicks"
 DEFAULT_DUCKDB_FILE = "aiclicks_warehouse.duckdb"
 DEFAULT_PIPELINE_NAME = "aiclicks"
 
-# Model channels (SPEC 2.10) and citation model slugs (SPEC 2.11, A9).
+# Model channels (display names) and citation model slugs (docs/api-notes.md, Reading: model
+# naming; the slugs beyond the docs' three examples are our guesses).
 CHANNELS: Tuple[str, ...] = (
     "ChatGPT",
     "Perplexity",
@@ -62,7 +64,8 @@ class EndpointSpec(TypedDict, total=False):
     domain_scoped: bool
     window: Optional[str]
     shape: str
-    # (default, max) page size as documented, or inferred from SPEC 1.6 where not visible
+    # (default, max) page size as documented, or the general 25/100 where not documented
+    # (docs/api-notes.md, Pagination)
     page_size: Optional[Tuple[int, int]]
     primary_key: Tuple[str, ...]
     columns: Dict[str, str]
@@ -162,7 +165,8 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
         "domain_scoped": True,
         "window": "incremental",
         "shape": "fanout",
-        # A3: not documented as paginated; the sandbox pages it (the hardest reading)
+        # not clearly documented as paginated; the sandbox pages it (docs/api-notes.md,
+        # Reading: pagination of /fanout-queries and what total counts)
         "page_size": (25, 100),
         "primary_key": ("id",),
         "params": {"model": "all"},
@@ -305,7 +309,10 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
             "website": "The competitor's host, bare (no scheme); null for the own brand.",
             "is_brand": "True on the own brand's row only.",
             "mentions": "Responses mentioning the brand in the window (a count).",
-            "visibility": "Visibility in the window, percent 0-100.",
+            "visibility": (
+                "Visibility in the window, percent 0-100 (equal to sov in the API's example; "
+                "docs/api-notes.md, Reading: visibility in /brand-rankings and null positions)."
+            ),
             "sov": (
                 "Share of voice, percent 0-100: the brand's mentions / all listed brands' "
                 "mentions x 100; a snapshot sums to about 100."
@@ -348,7 +355,8 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
         "domain_scoped": True,
         "window": "snapshot",
         "shape": "items",
-        # not documented as paginated (SPEC 2.11); the sandbox pages it (the hardest reading)
+        # not documented as paginated; the sandbox pages it (docs/api-notes.md,
+        # Reading: pagination of /citations)
         "page_size": (25, 100),
         "primary_key": ("domain_id", "days", "snapshot_date", "url"),
         "columns": {
@@ -375,9 +383,12 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
             "page_type": "The page's classification, e.g. Listicle, Generic Article.",
             "page_title": "The page's title.",
             "frequency": "Times the URL was cited, +1 per response citing it (a count).",
-            "mentions": "The API's mentions count for the URL (a count, larger than frequency).",
+            "mentions": (
+                "The API's mentions count for the URL (a count, larger than frequency; its "
+                "meaning is not documented: docs/api-notes.md, Reading: citations fields)."
+            ),
             "prompt_count": "Distinct tracked prompts whose answers cited the URL (a count).",
-            "first_seen": "First time the URL was cited (UTC).",
+            "first_seen": "First time the URL was cited (UTC); may precede the window.",
             "last_seen": "Most recent time the URL was cited (UTC).",
         },
     },
@@ -385,7 +396,8 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
 
 DOMAIN_RESOURCES: Tuple[str, ...] = tuple(n for n, e in ENDPOINTS.items() if e["domain_scoped"])
 
-# Error bodies, exactly as documented (SPEC 1.10, examples/errors.json).
+# Error bodies, exactly as documented (docs/api-notes.md, Errors;
+# tests/fixtures/api_examples/errors.json).
 ERROR_DETAILS = {
     400: (
         "domain_id query parameter is required. List the domains this key can access with "

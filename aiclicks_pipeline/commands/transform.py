@@ -34,7 +34,7 @@ class TransformCommand(Command):
             "'{\"aiclicks_freshness_error_after_hours\": 24}'",
         )
         parser.add_argument(
-            "--select", nargs="+", metavar="SPEC", help="dbt node selection (default: everything)"
+            "--select", nargs="+", metavar="NODES", help="dbt node selection (default: everything)"
         )
         parser.add_argument(
             "--no-freshness", action="store_true", help="skip dbt source freshness"

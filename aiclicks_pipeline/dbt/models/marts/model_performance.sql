@@ -1,6 +1,7 @@
 -- Per AI channel and snapshot: the leaderboard's visibility and position (display names) beside
 -- the URLs that channel cited (slugs), reconciled through the aiclicks_channels seed: the
--- leaderboard and fan-out queries name a channel by display name, the citations by model slug.
+-- leaderboard and fan-out queries name a channel by display name, the citations by model slug
+-- (docs/api-notes.md, Reading: model naming).
 -- A channel only one side knows still gets its row; a slug missing from the seed keeps its slug
 -- as channel_name (and the seed's relationships tests warn about it). Needs model_leaderboard;
 -- without citation_sources (citations, domains, brand_rankings) and citations__models, the
