@@ -70,6 +70,10 @@ class EndpointSpec(TypedDict, total=False):
     primary_key: Tuple[str, ...]
     columns: Dict[str, str]
     params: Dict[str, str]
+    # what a row is, and what each column means with its unit: the dlt schema's table and
+    # column descriptions, and the dbt sources' (aiclicks_pipeline/dbt/models/staging/sources.yml)
+    description: str
+    column_descriptions: Dict[str, str]
 
 
 _SERIES_COLUMNS = {"domain_id": "text", "date": "date", "generated_at": "timestamp"}
@@ -78,6 +82,27 @@ _SNAPSHOT_COLUMNS = {
     "days": "bigint",
     "snapshot_date": "date",
     "generated_at": "timestamp",
+}
+
+_DOMAIN_ID = "The domain (domains.id, a UUID) the row belongs to."
+_GENERATED_AT = (
+    "When the API produced the response the row came from (UTC); a cached response keeps its "
+    "first generated_at, up to an hour old. Source freshness is measured on it."
+)
+_AVG_POSITION = (
+    "Average position of the brand in the answers (1 = named first; lower is better); null "
+    "without position data."
+)
+_SERIES_DESCRIPTIONS = {
+    "domain_id": _DOMAIN_ID,
+    "date": "The day (UTC calendar date) the value is for.",
+    "generated_at": _GENERATED_AT,
+}
+_SNAPSHOT_DESCRIPTIONS = {
+    "domain_id": _DOMAIN_ID,
+    "days": "The snapshot's look-back window in days (1, 7, 14, 30, 90, 180, 270 or 365).",
+    "snapshot_date": "UTC date of generated_at: one snapshot per domain, window and day.",
+    "generated_at": _GENERATED_AT,
 }
 
 ENDPOINTS: Dict[str, EndpointSpec] = {
@@ -95,6 +120,17 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
             "created_at": "timestamp",
             "generated_at": "timestamp",
         },
+        "description": (
+            "Domains (brands) the API key can access, from /domains. One row per domain; "
+            "primary key id."
+        ),
+        "column_descriptions": {
+            "id": "The domain's id (a UUID); every domain-scoped table's domain_id points at it.",
+            "name": "The domain's display name.",
+            "website": "The domain's host, bare (no scheme), e.g. acme.com.",
+            "created_at": "When the domain was added to AIclicks (UTC).",
+            "generated_at": _GENERATED_AT,
+        },
     },
     "prompts": {
         "path": "prompts",
@@ -110,6 +146,18 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
             "estimated_search_volume": "bigint",
             "created_at": "timestamp",
             "generated_at": "timestamp",
+        },
+        "description": (
+            "Tracked prompts of each domain, from /prompts (every page). One row per prompt; "
+            "primary key id."
+        ),
+        "column_descriptions": {
+            "id": "The prompt's id (a UUID).",
+            "domain_id": _DOMAIN_ID,
+            "text": "The prompt as the assistants are asked it, e.g. best CRM for small business.",
+            "estimated_search_volume": "Estimated monthly searches for the prompt (a count).",
+            "created_at": "When the prompt started being tracked (UTC).",
+            "generated_at": _GENERATED_AT,
         },
     },
     "fanout_queries": {
@@ -131,6 +179,20 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
             "model": "text",
             "generated_at": "timestamp",
         },
+        "description": (
+            "Search queries the assistants fanned out to while answering a tracked prompt, from "
+            "/fanout-queries: one row per emission (the same query text can repeat). Primary "
+            "key id."
+        ),
+        "column_descriptions": {
+            "id": "The emission's id (a UUID).",
+            "domain_id": _DOMAIN_ID,
+            "prompt_id": "The prompt answered (prompts.id).",
+            "prompt_text": "The prompt's text, as sent with the emission.",
+            "query": "The search query the assistant issued.",
+            "model": "The assistant's channel display name, e.g. ChatGPT, Perplexity.",
+            "generated_at": _GENERATED_AT,
+        },
     },
     "visibility_daily": {
         "path": "visibility-time-series",
@@ -140,6 +202,18 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
         "page_size": None,
         "primary_key": ("domain_id", "date"),
         "columns": {**_SERIES_COLUMNS, "value": "double"},
+        "description": (
+            "Daily visibility of each domain, from /visibility-time-series: one row per domain and "
+            "UTC day, every day of the window (a day without responses is 0). Primary key "
+            "domain_id, date."
+        ),
+        "column_descriptions": {
+            **_SERIES_DESCRIPTIONS,
+            "value": (
+                "Visibility, percent 0-100: responses mentioning the brand / all responses of the "
+                "day x 100, across every channel."
+            ),
+        },
     },
     "mentions_daily": {
         "path": "mentions-time-series",
@@ -149,6 +223,18 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
         "page_size": None,
         "primary_key": ("domain_id", "date"),
         "columns": {**_SERIES_COLUMNS, "value": "bigint"},
+        "description": (
+            "Daily responses mentioning the brand, from /mentions-time-series: one row per domain "
+            "and UTC day with responses (sparse: a missing day is unknown, not 0). Primary key "
+            "domain_id, date."
+        ),
+        "column_descriptions": {
+            **_SERIES_DESCRIPTIONS,
+            "value": (
+                "Responses that mention the brand that day, summed over channels (a count; a "
+                "response naming the brand five times counts once)."
+            ),
+        },
     },
     "citability_daily": {
         "path": "citability-time-series",
@@ -158,6 +244,17 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
         "page_size": None,
         "primary_key": ("domain_id", "date"),
         "columns": {**_SERIES_COLUMNS, "value": "double"},
+        "description": (
+            "Daily citability of each domain, from /citability-time-series: one row per domain and "
+            "UTC day. Primary key domain_id, date."
+        ),
+        "column_descriptions": {
+            **_SERIES_DESCRIPTIONS,
+            "value": (
+                "Citability, percent 0-100: citation entries pointing at the brand's host / all "
+                "citation entries of the day's responses x 100 (0 on a day without citations)."
+            ),
+        },
     },
     "citations_daily": {
         "path": "citations-time-series",
@@ -167,6 +264,18 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
         "page_size": None,
         "primary_key": ("domain_id", "date"),
         "columns": {**_SERIES_COLUMNS, "value": "bigint"},
+        "description": (
+            "Daily citations of the brand's host, from /citations-time-series: one row per domain "
+            "and UTC day with responses (sparse: a missing day is unknown, not 0). Primary key "
+            "domain_id, date."
+        ),
+        "column_descriptions": {
+            **_SERIES_DESCRIPTIONS,
+            "value": (
+                "Citation entries pointing at the brand's host that day, summed over channels (a "
+                "count; a response citing three brand URLs adds 3)."
+            ),
+        },
     },
     "brand_rankings": {
         "path": "brand-rankings",
@@ -188,6 +297,30 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
             "prompts_mentioned": "bigint",
             "total_prompts": "bigint",
         },
+        "description": (
+            "The own brand (id 'brand') and its dedicated competitors, from /brand-rankings: one "
+            "snapshot per domain, window and UTC day. Primary key domain_id, days, "
+            "snapshot_date, id."
+        ),
+        "column_descriptions": {
+            **_SNAPSHOT_DESCRIPTIONS,
+            "id": "'brand' (a literal) for the own brand, the competitor's id (a UUID) otherwise.",
+            "name": "The brand's or competitor's name.",
+            "website": "The competitor's host, bare (no scheme); null for the own brand.",
+            "is_brand": "True on the own brand's row only.",
+            "mentions": "Responses mentioning the brand in the window (a count).",
+            "visibility": (
+                "Visibility in the window, percent 0-100 (equal to sov in the API's example; "
+                "docs/api-notes.md, Reading: visibility in /brand-rankings and null positions)."
+            ),
+            "sov": (
+                "Share of voice, percent 0-100: the brand's mentions / all listed brands' "
+                "mentions x 100; a snapshot sums to about 100."
+            ),
+            "avg_position": _AVG_POSITION,
+            "prompts_mentioned": "Tracked prompts whose answers mentioned the brand (a count).",
+            "total_prompts": "Tracked prompts considered (a count, the same on every row).",
+        },
     },
     "model_leaderboard": {
         "path": "model-leaderboard",
@@ -201,6 +334,20 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
             "model": "text",
             "visibility": "double",
             "avg_position": "double",
+        },
+        "description": (
+            "The brand's visibility and position per AI channel, from /model-leaderboard: one "
+            "snapshot per domain, window and UTC day. Primary key domain_id, days, "
+            "snapshot_date, model."
+        ),
+        "column_descriptions": {
+            **_SNAPSHOT_DESCRIPTIONS,
+            "model": "The channel's display name, e.g. ChatGPT, Perplexity, AI Overviews.",
+            "visibility": (
+                "The brand's visibility within the channel, percent 0-100 (channels do not sum "
+                "to 100)."
+            ),
+            "avg_position": _AVG_POSITION,
         },
     },
     "citations": {
@@ -223,6 +370,26 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
             "prompt_count": "bigint",
             "first_seen": "timestamp",
             "last_seen": "timestamp",
+        },
+        "description": (
+            "URLs cited in the answers to a domain's prompts, from /citations: one snapshot per "
+            "domain, window and UTC day. The model slugs that cited a URL are in the child table "
+            "citations__models. Primary key domain_id, days, snapshot_date, url."
+        ),
+        "column_descriptions": {
+            **_SNAPSHOT_DESCRIPTIONS,
+            "url": "The cited URL without its scheme, e.g. acme.com/blog/best-crm.",
+            "domain": "The cited URL's host.",
+            "page_type": "The page's classification, e.g. Listicle, Generic Article.",
+            "page_title": "The page's title.",
+            "frequency": "Times the URL was cited, +1 per response citing it (a count).",
+            "mentions": (
+                "The API's mentions count for the URL (a count, larger than frequency; its "
+                "meaning is not documented: docs/api-notes.md, Reading: citations fields)."
+            ),
+            "prompt_count": "Distinct tracked prompts whose answers cited the URL (a count).",
+            "first_seen": "First time the URL was cited (UTC); may precede the window.",
+            "last_seen": "Most recent time the URL was cited (UTC).",
         },
     },
 }

@@ -150,16 +150,31 @@ def aiclicks_source(
     domains = dlt.transformer(
         _domains_table, data_from=resources.pop(DOMAIN_LIST), name="domains", **_table_hints("domains")
     )(context)
-    return [domains, *resources.values()]
+    return [_with_table_description(resource) for resource in (domains, *resources.values())]
 
 
 def _table_hints(name: str) -> Dict[str, Any]:
     spec = ENDPOINTS[name]
+    descriptions = spec.get("column_descriptions", {})
+    columns: Dict[str, Dict[str, Any]] = {}
+    for column, data_type in spec["columns"].items():
+        columns[column] = {"data_type": data_type}
+        if descriptions.get(column):
+            columns[column]["description"] = descriptions[column]
     return {
         "primary_key": list(spec["primary_key"]),
         "write_disposition": "merge",
-        "columns": {column: {"data_type": data_type} for column, data_type in spec["columns"].items()},
+        "columns": columns,
     }
+
+
+def _with_table_description(resource: DltResource) -> DltResource:
+    """The endpoint's description on its table in the dlt schema: dlt's resource decorators take
+    no table description, so it goes in as an additional table hint."""
+    description = ENDPOINTS[resource.name].get("description")
+    if description:
+        resource.apply_hints(additional_table_hints={"description": description})
+    return resource
 
 
 def _endpoint_config(name: str, context: SyncContext, params: Dict[str, Any]) -> Dict[str, Any]:

@@ -3,19 +3,24 @@ with every dbt test, and the marts compared with values computed here from the s
 ground truth (the account the sandbox serves), not from the warehouse."""
 
 import csv
+import json
+import re
 import shutil
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List
+from urllib.parse import urlsplit
 
 import duckdb
 import pytest
 import yaml
 
 from aiclicks_pipeline import cli
-from aiclicks_pipeline.commands.base import EXIT_FAILED
 from aiclicks_pipeline.checkpoints import run_sync
+from aiclicks_pipeline.commands.base import EXIT_FAILED, EXIT_OK
 from aiclicks_pipeline.pipeline import make_pipeline
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.settings import (
@@ -29,14 +34,21 @@ from aiclicks_pipeline.transform import (
     DEFAULT_MODELS_SCHEMA,
     MARTS,
     PROJECT_DIR,
+    SOURCE_TABLES,
     TransformError,
     TransformResult,
+    postgres_profile_env,
+    release_duckdb,
     run_transform,
 )
 
 from .conftest import START
 
 MODELS = DEFAULT_MODELS_SCHEMA
+NEVER_STALE = {
+    "aiclicks_freshness_warn_after_hours": 10**7,
+    "aiclicks_freshness_error_after_hours": 10**7,
+}
 SLUG_OF = dict(zip(CHANNELS, CITATION_MODEL_SLUGS))
 CHANNEL_OF = dict(zip(CITATION_MODEL_SLUGS, CHANNELS))
 SERIES = {
@@ -57,10 +69,7 @@ class Built:
     syncs: List[tuple]
 
     def rows(self, sql: str) -> List[Dict[str, Any]]:
-        with duckdb.connect(str(self.duckdb_path), read_only=True) as connection:
-            cursor = connection.execute(sql)
-            columns = [column[0] for column in cursor.description]
-            return [dict(zip(columns, row)) for row in cursor.fetchall()]
+        return query_rows(self.duckdb_path, sql)
 
     def domain_ids(self) -> List[str]:
         return self.account.domain_ids()
@@ -68,6 +77,13 @@ class Built:
     def window(self, table: str, sync: int) -> int:
         (days,) = self.syncs[sync][1][table]
         return days
+
+
+def query_rows(duckdb_path: Path, sql: str) -> List[Dict[str, Any]]:
+    with duckdb.connect(str(duckdb_path), read_only=True) as connection:
+        cursor = connection.execute(sql)
+        columns = [column[0] for column in cursor.description]
+        return [dict(zip(columns, row)) for row in cursor.fetchall()]
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +105,8 @@ def built(tmp_path_factory) -> Built:
                 sandbox.advance(days=1)
             loaded = run_sync(pipeline, **options)
             syncs.append((sandbox.clock.now(), loaded.windows_asked))
-        result = run_transform(str(duckdb_path), work_dir=str(folder / "dbt"))
+        # the sandbox's clock is months from this machine's: thresholds no age reaches
+        result = run_transform(str(duckdb_path), work_dir=str(folder / "dbt"), dbt_vars=NEVER_STALE)
         yield Built(folder, duckdb_path, result, sandbox.account, syncs)
 
 
@@ -107,12 +124,40 @@ def day(value: Any) -> str:
 def test_sources_declare_every_loaded_table_and_the_dlt_join_columns():
     sources = yaml.safe_load((PROJECT_DIR / "models" / "staging" / "sources.yml").read_text())
     (source,) = sources["sources"]
-    tables = {table["name"]: {c["name"] for c in table["columns"]} for table in source["tables"]}
-    assert set(tables) == set(ENDPOINTS) | {"citations__models"}
+    tables = {table["name"]: table for table in source["tables"]}
+    assert set(tables) == set(SOURCE_TABLES)
     for name, spec in ENDPOINTS.items():
-        missing = (set(spec["columns"]) | {"_dlt_id", "_dlt_load_id"}) - tables[name]
+        described = {c["name"]: c.get("description") for c in tables[name]["columns"]}
+        missing = (set(spec["columns"]) | {"_dlt_id", "_dlt_load_id"}) - set(described)
         assert not missing, (name, missing)
-    assert {"value", "_dlt_parent_id", "_dlt_id"} <= tables["citations__models"]
+        # one source of truth: the endpoint table's descriptions, as the dlt schema carries them
+        assert tables[name]["description"] == spec["description"]
+        assert {c: described[c] for c in spec["columns"]} == spec["column_descriptions"]
+        assert tables[name]["config"]["enabled"] == f"{{{{ var('aiclicks_enabled_{name}', true) }}}}"
+    child = {c["name"] for c in tables["citations__models"]["columns"]}
+    assert {"value", "_dlt_parent_id", "_dlt_id"} <= child
+    # freshness on every table: generated_at, or the parent's for dlt's child table
+    assert source["config"]["loaded_at_field"] == "generated_at"
+    assert "generated_at" in tables["citations__models"]["config"]["loaded_at_query"]
+    freshness = source["config"]["freshness"]
+    assert "aiclicks_freshness_warn_after_hours" in freshness["warn_after"]["count"]
+    assert "aiclicks_freshness_error_after_hours" in freshness["error_after"]["count"]
+
+
+def test_the_package_declares_what_a_dbt_package_needs():
+    project = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())
+    assert project["name"] == "aiclicks" and project["config-version"] == 2
+    assert project["version"] and project["require-dbt-version"]
+    # every var the SQL and YAML read has its default here, the freshness thresholds included
+    variables = project["vars"]
+    assert variables["aiclicks_freshness_warn_after_hours"] == 36
+    assert variables["aiclicks_freshness_error_after_hours"] == 72
+    assert {f"aiclicks_enabled_{table}" for table in SOURCE_TABLES} <= set(variables)
+    used = set()
+    for path in PROJECT_DIR.rglob("*"):
+        if path.suffix in (".sql", ".yml") and "profiles" not in path.parts:
+            used |= set(re.findall(r"var\('([a-z_]+)'", path.read_text()))
+    assert used - {"aiclicks_enabled_"} <= set(variables)
 
 
 def test_channel_seed_pairs_every_slug_with_its_display_name():
@@ -354,4 +399,359 @@ def test_transform_without_a_loaded_file_says_what_to_do(tmp_path):
     with pytest.raises(TransformError, match="load the data first"):
         run_transform(str(tmp_path / "missing.duckdb"), work_dir=str(tmp_path / "dbt"))
     with pytest.raises(ValueError, match="target"):
-        run_transform(str(tmp_path / "missing.duckdb"), target="postgres")
+        run_transform(str(tmp_path / "missing.duckdb"), target="oracle")
+
+
+# --- descriptions ------------------------------------------------------------------------------
+
+
+UNITS = {"_pct": "percent", "_count": "count", "_at": "UTC", "_date": "UTC", "date_day": "UTC"}
+
+
+def test_every_source_model_and_column_is_described_with_its_unit(built):
+    manifest = json.loads((built.folder / "dbt" / "target" / "manifest.json").read_text())
+    ours = lambda nodes: [n for n in nodes.values() if n["package_name"] == "aiclicks"]  # noqa: E731
+    sources = ours(manifest["sources"])
+    models = [n for n in ours(manifest["nodes"]) if n["resource_type"] in ("model", "seed")]
+    assert {n["name"] for n in sources} == set(SOURCE_TABLES)
+    assert len(models) == len(SOURCE_TABLES) + len(MARTS) + 1
+    undescribed, unitless = [], []
+    for node in sources + models:
+        schema = DEFAULT_DATASET if node["resource_type"] == "source" else MODELS
+        built_columns = {
+            r["column_name"]
+            for r in built.rows(
+                "select column_name from information_schema.columns "
+                f"where table_schema = '{schema}' and table_name = '{node['name']}'"
+            )
+        }
+        described = {name: c["description"] for name, c in node["columns"].items() if c["description"]}
+        if not node["description"]:
+            undescribed.append(node["name"])
+        # every column the warehouse holds is described (docs blocks rendered)
+        undescribed += [f"{node['name']}.{c}" for c in sorted(built_columns - set(described))]
+        for column, text in described.items():
+            assert "{{" not in text and "doc(" not in text, (node["name"], column)
+            unit = next((u for suffix, u in UNITS.items() if column.endswith(suffix)), None)
+            if unit and unit not in text:
+                unitless.append(f"{node['name']}.{column}")
+    assert undescribed == []
+    assert unitless == []
+
+
+def test_the_loaded_dlt_schema_describes_every_table_and_column(built):
+    (stored,) = built.rows(
+        f"select schema from {DEFAULT_DATASET}._dlt_version order by inserted_at desc limit 1"
+    )
+    tables = json.loads(stored["schema"])["tables"]
+    for name, spec in ENDPOINTS.items():
+        assert tables[name]["description"] == spec["description"]
+        columns = tables[name]["columns"]
+        assert {c: columns[c].get("description") for c in spec["columns"]} == spec["column_descriptions"]
+
+
+# --- what a sync loaded ------------------------------------------------------------------------
+
+
+def test_transform_builds_whatever_a_partial_sync_loaded(tmp_path, capsys):
+    duckdb_path = tmp_path / "partial.duckdb"
+    work = ["--work-dir", str(tmp_path / "dbt"), "--quiet", "--vars", json.dumps(NEVER_STALE)]
+    with run_sandbox(
+        seed=5, domains=2, prompts=(20, 40), start=START, frozen=True, rate_limit=None
+    ) as sandbox:
+        pipeline = make_pipeline(
+            pipeline_name="aiclicks_partial",
+            pipelines_dir=str(tmp_path / "pipelines"),
+            duckdb_file=str(duckdb_path),
+        )
+        options = {"base_url": sandbox.base_url, "api_key": sandbox.api_key, "backoff_factor": 0.01}
+        # the README's own example: one table
+        loaded = run_sync(pipeline, resources=["visibility_daily"], **options)
+        code = cli.main(["transform", "--duckdb-file", str(duckdb_path), *work])
+        output = capsys.readouterr().out
+        assert code == EXIT_OK, output
+        assert "not in the dataset: domains, prompts, fanout_queries, mentions_daily" in output
+        assert "skipped: 4 mart(s) (citation_sources, fanout_query_frequency, model_performance, " \
+            "share_of_voice) and 10 staging model(s)" in output
+        assert "1 pass" in output
+        rows = query_rows(duckdb_path, f"select * from {MODELS}.daily_visibility")
+        assert len(rows) == loaded.rows["visibility_daily"] > 0
+        assert all(r["visibility_pct"] is not None for r in rows)
+        others = ("domain_name", "mentions_count", "citability_pct", "citations_count")
+        assert all(r[c] is None for r in rows for c in others)
+
+        # more tables, still neither domains nor citations: the marts that can be built are
+        run_sync(pipeline, resources=["brand_rankings", "model_leaderboard", "fanout_queries"], **options)
+        result = run_transform(
+            str(duckdb_path), work_dir=str(tmp_path / "dbt"), dbt_vars=NEVER_STALE
+        )
+    count = lambda sql: query_rows(duckdb_path, f"select count(*) as n from {sql}")[0]["n"]  # noqa: E731
+    assert [m for m in result.skipped_models if not m.startswith("stg_")] == ["citation_sources"]
+    assert result.count("test", "pass") == result.count("test") > 20
+    assert {s.table for s in result.freshness} == {
+        "visibility_daily", "brand_rankings", "model_leaderboard", "fanout_queries"
+    }
+    for mart in ("share_of_voice", "model_performance", "fanout_query_frequency"):
+        assert count(f"{MODELS}.{mart}") > 0, mart
+    # without domains the own brand's host is unknown; without citations so are cited URLs
+    assert count(f"{MODELS}.share_of_voice where is_own_brand and brand_host is not null") == 0
+    assert count(f"{MODELS}.model_performance where cited_urls is not null") == 0
+
+
+# --- freshness ---------------------------------------------------------------------------------
+
+
+def test_transform_reports_source_freshness_and_fails_on_a_stale_source(built, tmp_path, capsys):
+    aged = tmp_path / "aged.duckdb"
+    shutil.copy(built.duckdb_path, aged)
+    # ages against the warehouse's own clock, the one dbt's freshness reads; default thresholds
+    # warn after 36 h and error after 72 h
+    hours = {"mentions_daily": 48, "citations": 100}
+    with duckdb.connect(str(aged)) as connection:
+        for table in ENDPOINTS:
+            connection.execute(
+                f"update {DEFAULT_DATASET}.{table} "
+                f"set generated_at = now() - interval {hours.get(table, 1)} hour"
+            )
+
+    code = cli.main(
+        ["transform", "--duckdb-file", str(aged), "--work-dir", str(tmp_path / "dbt"), "--quiet",
+         "--select", "aiclicks_channels"]
+    )
+
+    output, error = capsys.readouterr()
+    assert code == EXIT_FAILED
+    reported = {
+        table: status
+        for status, table in re.findall(r"^    (pass|warn|error)\s+([a-z_]+):", output, re.M)
+    }
+    assert reported == {
+        **{table: "pass" for table in SOURCE_TABLES},
+        "mentions_daily": "warn",
+        "citations": "error",
+        "citations__models": "error",  # its parent's generated_at
+    }
+    assert "source freshness (warn after 36 h, error after 72 h): 8 pass, 1 warn, 2 error" in output
+    assert "mentions_daily: newest generated_at" in output and "48.0 h old (over 36 h)" in output
+    # one line, no traceback, says what to do
+    assert error.count("\n") == 1 and "Traceback" not in error
+    assert "citations: newest generated_at" in error and "100.0 h old (over 72 h)" in error
+    assert "aiclicks_freshness_error_after_hours" in error
+
+    # the thresholds are vars: raised, a warning only prints
+    result = run_transform(
+        str(aged),
+        work_dir=str(tmp_path / "dbt"),
+        select=["aiclicks_channels"],
+        dbt_vars={"aiclicks_freshness_warn_after_hours": 24, "aiclicks_freshness_error_after_hours": 200},
+    )
+    assert {s.table for s in result.freshness_of("warn")} == {"mentions_daily", "citations", "citations__models"}
+    assert len(result.freshness_of("pass")) == len(SOURCE_TABLES) - 3
+    assert "3 warn" in result.summary()
+
+
+# --- the DuckDB file in use ----------------------------------------------------------------------
+
+HOLD_THE_FILE = (
+    "import sys, duckdb\n"
+    "connection = duckdb.connect(sys.argv[1])\n"
+    "print('ready', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+def test_transform_says_in_one_line_that_another_process_holds_the_duckdb_file(built, tmp_path, capsys):
+    held = tmp_path / "held.duckdb"
+    shutil.copy(built.duckdb_path, held)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_FILE, str(held)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        code = cli.main(["transform", "--duckdb-file", str(held), "--work-dir", str(tmp_path / "dbt")])
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    output, error = capsys.readouterr()
+    assert code == EXIT_FAILED
+    assert error.count("\n") == 1 and "Traceback" not in error + output
+    assert f"The DuckDB file {held} is in use by another process (PID {holder.pid}" in error
+    # released, the same file builds
+    assert run_transform(
+        str(held), work_dir=str(tmp_path / "dbt"), select=["aiclicks_channels"], check_freshness=False
+    ).count("seed", "success") == 1
+
+
+# --- the package in a dbt project of its own -------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_SUBDIRECTORY = PROJECT_DIR.relative_to(REPO_ROOT).as_posix()
+
+
+def package_from_git(folder: Path) -> Dict[str, Any]:
+    """packages.yml's entry for the package from a git clone of this repository, over a file://
+    URL (nothing from the network), at a commit holding the package as it is on disk."""
+    if not (REPO_ROOT / ".git").exists() or shutil.which("git") is None:
+        pytest.skip(f"{REPO_ROOT} is not a git checkout (or git is missing): no repository to clone")
+    clone = folder / "repo"
+    git = lambda *args: subprocess.run(  # noqa: E731
+        ["git", "-C", str(clone), "-c", "user.name=test", "-c", "user.email=test@example.invalid",
+         *args], check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    subprocess.run(["git", "clone", "--quiet", str(REPO_ROOT), str(clone)], check=True)
+    # uncommitted edits of the package are what is under test
+    shutil.rmtree(clone / PACKAGE_SUBDIRECTORY)
+    shutil.copytree(PROJECT_DIR, clone / PACKAGE_SUBDIRECTORY)
+    git("add", "--all", PACKAGE_SUBDIRECTORY)
+    if git("status", "--porcelain"):
+        git("commit", "--quiet", "-m", "the package as on disk")
+    return {
+        "git": clone.as_uri(),
+        "subdirectory": PACKAGE_SUBDIRECTORY,
+        "revision": git("rev-parse", "HEAD"),
+    }
+
+
+@pytest.mark.parametrize("install", ["local", "git"])
+def test_a_dbt_project_of_its_own_installs_and_builds_the_package(built, tmp_path, install):
+    from dbt.cli.main import dbtRunner
+
+    project = tmp_path / "analytics"
+    project.mkdir()
+    warehouse = project / "warehouse.duckdb"
+    shutil.copy(built.duckdb_path, warehouse)
+    package = package_from_git(tmp_path) if install == "git" else {"local": str(PROJECT_DIR)}
+    files = {
+        "dbt_project.yml": {
+            "name": "analytics",
+            "version": "1.0.0",
+            "config-version": 2,
+            "profile": "analytics",
+            # the package's vars and model configs, set by the project using it
+            "vars": {"aiclicks_enabled_fanout_queries": False, "aiclicks_dataset": DEFAULT_DATASET},
+            "models": {"aiclicks": {"marts": {"+materialized": "view"}}},
+        },
+        "packages.yml": {"packages": [package]},
+        "profiles.yml": {
+            "analytics": {
+                "target": "dev",
+                "outputs": {
+                    "dev": {
+                        "type": "duckdb",
+                        "path": str(warehouse),
+                        "schema": "analytics",
+                        "threads": 2,
+                        "extensions": [],
+                        "settings": {"autoinstall_known_extensions": False},
+                    }
+                },
+            }
+        },
+    }
+    for name, content in files.items():
+        (project / name).write_text(yaml.safe_dump(content, sort_keys=False))
+    common = ["--project-dir", str(project), "--profiles-dir", str(project),
+              "--no-send-anonymous-usage-stats", "--no-version-check", "--quiet"]
+
+    deps = dbtRunner().invoke(["deps", *common])
+    assert deps.success, deps.exception
+    assert (project / "dbt_packages" / "aiclicks" / "dbt_project.yml").is_file()
+    build = dbtRunner().invoke(["build", *common])
+    release_duckdb()  # dbt-duckdb keeps the file open in this process
+    assert build.success, build.exception
+
+    statuses = Counter(
+        (str(r.node.resource_type), str(r.status)) for r in build.result.results
+    )
+    assert statuses[("test", "pass")] == sum(n for (kind, _), n in statuses.items() if kind == "test")
+    relations = {
+        r["table_name"]: r["table_type"]
+        for r in query_rows(
+            warehouse,
+            "select table_name, table_type from information_schema.tables "
+            "where table_schema = 'analytics'",
+        )
+    }
+    # the parent switched fan-out off and made the marts views
+    assert "fanout_query_frequency" not in relations and "stg_aiclicks__fanout_queries" not in relations
+    for mart in set(MARTS) - {"fanout_query_frequency"}:
+        assert relations[mart] == "VIEW", mart
+        assert query_rows(warehouse, f"select count(*) as n from analytics.{mart}")[0]["n"] > 0
+    # the package wrote nothing into itself
+    assert not {"target", "logs", "dbt_packages"} & {p.name for p in PROJECT_DIR.iterdir()}
+
+
+# --- PostgreSQL --------------------------------------------------------------------------------
+
+
+def test_transform_builds_the_package_into_postgres(tmp_path, monkeypatch, capsys):
+    from .test_destinations import PostgresWarehouse, postgres_url
+
+    warehouse = PostgresWarehouse(tmp_path, postgres_url(), name="aiclicks_dbt_postgres")
+    models = f"{warehouse.dataset}_models"
+    try:
+        with run_sandbox(
+            seed=5, domains=2, prompts=(20, 40), start=START, frozen=True, rate_limit=None
+        ) as sandbox:
+            warehouse.sync(sandbox)
+            account, now = sandbox.account, sandbox.clock.now()
+        # the profile's settings from one URL, as the README says
+        monkeypatch.setenv("AICLICKS_POSTGRES_URL", warehouse.url)
+        for name in ("HOST", "PORT", "USER", "PASSWORD", "DATABASE", "SSLMODE"):
+            monkeypatch.delenv(f"AICLICKS_POSTGRES_{name}", raising=False)
+        code = cli.main(
+            ["transform", "--target", "postgres", "--dataset", warehouse.dataset, "--schema", models,
+             "--work-dir", str(tmp_path / "dbt"), "--quiet", "--vars", json.dumps(NEVER_STALE)]
+        )
+        output = capsys.readouterr().out
+        assert code == EXIT_OK, output
+        built_models, passed, tests = map(int, re.search(
+            r"dbt build on postgres finished in [0-9.]+s: (\d+) models and 1 seed\(s\) built into "
+            rf"schema {models}, (\d+) of (\d+) dbt tests passed\n", output
+        ).groups())
+        assert built_models == len(SOURCE_TABLES) + len(MARTS)
+        assert passed == tests >= 100
+        assert f"source freshness (warn after {10**7} h, error after {10**7} h): 11 pass" in output
+        assert urlsplit(warehouse.url).password not in output
+        for mart in MARTS:
+            ((rows,),) = warehouse.query(f"select count(*) from {models}.{mart}")
+            assert rows > 0, mart
+        # share of voice as the API reported it, and the gap to the own brand (a rounded double,
+        # which PostgreSQL rounds only as numeric)
+        for domain_id in account.domain_ids():
+            items = account.brand_rankings(domain_id, DEFAULT_SNAPSHOT_DAYS, now)
+            own = next(item["sov"] for item in items if item["is_brand"])
+            rows = warehouse.query(
+                f"select brand_id, sov_pct, sov_vs_own_brand_pct from {models}.share_of_voice "
+                f"where domain_id = '{domain_id}'"
+            )
+            assert {r[0]: (as_float(r[1]), as_float(r[2])) for r in rows} == {
+                item["id"]: (as_float(item["sov"]), as_float(item["sov"] - own)) for item in items
+            }
+    finally:
+        warehouse.drop()
+        import psycopg2
+
+        with psycopg2.connect(warehouse.url) as connection, connection.cursor() as cursor:
+            cursor.execute(f"drop schema if exists {models} cascade")
+
+
+def test_the_postgres_profile_takes_one_url_or_dlts_credentials(monkeypatch):
+    url = "postgresql://loader:p%40ss%3Aword@db.example.com:6543/analytics?sslmode=require"
+    expected = {
+        "AICLICKS_POSTGRES_HOST": "db.example.com",
+        "AICLICKS_POSTGRES_PORT": "6543",
+        "AICLICKS_POSTGRES_USER": "loader",
+        "AICLICKS_POSTGRES_PASSWORD": "p@ss:word",
+        "AICLICKS_POSTGRES_DATABASE": "analytics",
+        "AICLICKS_POSTGRES_SSLMODE": "require",
+    }
+    assert postgres_profile_env({"AICLICKS_POSTGRES_URL": url}) == expected
+    # a setting of its own wins over the URL's
+    assert postgres_profile_env(
+        {"AICLICKS_POSTGRES_URL": url, "AICLICKS_POSTGRES_HOST": "other"}
+    ) == {k: v for k, v in expected.items() if k != "AICLICKS_POSTGRES_HOST"}
+    # without one, the credentials dlt loaded with
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", url)
+    assert postgres_profile_env({}) == expected

@@ -119,8 +119,13 @@ def generated(request, tmp_path_factory):
 def column_definitions(kind: str, sql: str) -> Dict[str, str]:
     """{column: 'TYPE NOT NULL' or 'TYPE'} from a CREATE TABLE dlt generated."""
     body = sql[sql.index("(") + 1 :]
-    pattern = r"`([^`]+)`\s+([A-Z_0-9(),]+?)\s+(NOT NULL)?\s*[,)\n]" if kind == "bigquery" else \
-        r'"([^"]+)"\s+([A-Z_0-9(),]+?)\s+(NOT NULL)?\s*[,)\n]'
+    # a column's description follows its type: OPTIONS (description='...') or COMMENT '...'
+    pattern = (
+        r"`([^`]+)`\s+([A-Z_0-9(),]+?)\s+(NOT NULL)?\s*"
+        r"(?:OPTIONS \(description='(?:[^'\\]|\\.)*'\))?\s*[,)\n]"
+        if kind == "bigquery"
+        else r'"([^"]+)"\s+([A-Z_0-9(),]+?)\s+(NOT NULL)?\s*(?:COMMENT \'(?:[^\']|\'\')*\')?\s*[,)\n]'
+    )
     found = {}
     for name, data_type, not_null in re.findall(pattern, body):
         found[name] = f"{data_type} NOT NULL" if not_null else data_type
@@ -142,6 +147,9 @@ def test_every_table_is_created_with_our_names_types_and_keys(generated):
         columns = column_definitions(kind, sql)
         expected_names = {n if kind == "bigquery" else n.upper() for n in spec["columns"]}
         assert expected_names <= set(columns), (table, sorted(columns))
+        # the endpoint table's column descriptions become the warehouse's column comments
+        described = sql.count("OPTIONS (description=" if kind == "bigquery" else " COMMENT '")
+        assert described == len(spec["column_descriptions"]), (table, sql)
         for column, our_type in spec["columns"].items():
             name = column if kind == "bigquery" else column.upper()
             expected = TYPES[kind][our_type]

@@ -36,3 +36,18 @@
 {% macro snowflake__aiclicks_type_timestamp_tz() -%}
     timestamp_tz
 {%- endmacro %}
+
+
+{#- round(expression, places) of a double: PostgreSQL rounds only numeric to places. -#}
+
+{% macro aiclicks_round(expression, places) -%}
+    {{ return(adapter.dispatch('aiclicks_round', 'aiclicks')(expression, places)) }}
+{%- endmacro %}
+
+{% macro default__aiclicks_round(expression, places) -%}
+    round({{ expression }}, {{ places }})
+{%- endmacro %}
+
+{% macro postgres__aiclicks_round(expression, places) -%}
+    cast(round(cast({{ expression }} as numeric), {{ places }}) as {{ aiclicks_type_double() }})
+{%- endmacro %}

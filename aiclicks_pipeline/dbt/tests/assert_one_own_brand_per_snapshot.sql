@@ -1,3 +1,4 @@
+{{ config(enabled=aiclicks_enabled('brand_rankings')) }}
 -- Every brand_rankings snapshot holds exactly one own-brand row, and it is the one with id 'brand'.
 select domain_id, days, snapshot_date
 from {{ ref('stg_aiclicks__brand_rankings') }}

@@ -1,7 +1,11 @@
 -- Every cited URL per snapshot, its host classified as the domain's own, a dedicated
 -- competitor's (any competitor brand_rankings listed for the domain) or a third party's,
--- with frequency, ranks and the channels whose answers cited it (slugs reconciled:
--- docs/api-notes.md, Reading: model naming).
+-- with frequency, ranks and the channels whose answers cited it (slugs reconciled through the seed).
+-- Needs citations, domains and brand_rankings; without citations__models (no citation named a
+-- model) the channel columns are null.
+{{ config(enabled=aiclicks_citation_sources_enabled()) }}
+{%- set with_models = aiclicks_enabled('citations__models') %}
+
 with citations as (
     select * from {{ ref('stg_aiclicks__citations') }}
 ),
@@ -31,6 +35,7 @@ competitor_hits as (
     group by citations.domain_id, citations.days, citations.snapshot_date, citations.cited_url
 ),
 
+{%- if with_models %}
 cited_by as (
     select
         models.domain_id,
@@ -48,6 +53,7 @@ cited_by as (
         on channels.model_slug = models.model_slug
     group by models.domain_id, models.days, models.snapshot_date, models.cited_url
 ),
+{%- endif %}
 
 classified as (
     select
@@ -102,15 +108,23 @@ select
         partition by classified.domain_id, classified.days, classified.snapshot_date
         order by classified.host_frequency desc
     ) as host_rank,
+    {%- if with_models %}
     cited_by.channel_count,
     cited_by.cited_by_channels,
     cited_by.cited_by_model_slugs,
+    {%- else %}
+    cast(null as {{ dbt.type_bigint() }}) as channel_count,
+    cast(null as {{ dbt.type_string() }}) as cited_by_channels,
+    cast(null as {{ dbt.type_string() }}) as cited_by_model_slugs,
+    {%- endif %}
     classified.first_seen_at,
     classified.last_seen_at,
     classified.is_latest_snapshot
 from classified
+{%- if with_models %}
 left join cited_by
     on cited_by.domain_id = classified.domain_id
     and cited_by.days = classified.days
     and cited_by.snapshot_date = classified.snapshot_date
     and cited_by.cited_url = classified.cited_url
+{%- endif %}

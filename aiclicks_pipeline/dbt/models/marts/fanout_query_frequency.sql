@@ -1,6 +1,7 @@
 -- Fan-out queries ranked by how often each assistant emitted them, per domain and channel,
--- over every emission loaded so far (each entry is one emission: count them; docs/api-notes.md,
--- Endpoint: /fanout-queries).
+-- over every emission loaded so far.
+{{ config(enabled=aiclicks_enabled('fanout_queries')) }}
+
 with emissions as (
     select * from {{ ref('stg_aiclicks__fanout_queries') }}
 ),

@@ -1,8 +1,14 @@
 -- Per AI channel and snapshot: the leaderboard's visibility and position (display names) beside
--- the URLs that channel cited (slugs), reconciled through the aiclicks_channels seed
+-- the URLs that channel cited (slugs), reconciled through the aiclicks_channels seed: the
+-- leaderboard and fan-out queries name a channel by display name, the citations by model slug
 -- (docs/api-notes.md, Reading: model naming).
 -- A channel only one side knows still gets its row; a slug missing from the seed keeps its slug
--- as channel_name (and the seed's relationships tests warn about it).
+-- as channel_name (and the seed's relationships tests warn about it). Needs model_leaderboard;
+-- without citation_sources (citations, domains, brand_rankings) and citations__models, the
+-- cited URL counts are null (unknown).
+{{ config(enabled=aiclicks_enabled('model_leaderboard')) }}
+{%- set with_citations = aiclicks_citation_sources_enabled() and aiclicks_enabled('citations__models') %}
+
 with channels as (
     select channel_name, model_slug from {{ ref('aiclicks_channels') }}
 ),
@@ -26,6 +32,7 @@ leaderboard as (
         on channels.channel_name = leaderboard.channel_name
 ),
 
+{%- if with_citations %}
 citation_snapshots as (
     select distinct domain_id, days, snapshot_date
     from {{ ref('citation_sources') }}
@@ -56,8 +63,10 @@ cited as (
         coalesce(channels.channel_name, models.model_slug),
         models.model_slug
 ),
+{%- endif %}
 
 joined as (
+    {%- if with_citations %}
     select
         coalesce(leaderboard.domain_id, cited.domain_id) as domain_id,
         coalesce(leaderboard.days, cited.days) as days,
@@ -77,6 +86,19 @@ joined as (
         and cited.days = leaderboard.days
         and cited.snapshot_date = leaderboard.snapshot_date
         and cited.channel_name = leaderboard.channel_name
+    {%- else %}
+    select
+        leaderboard.domain_id,
+        leaderboard.days,
+        leaderboard.snapshot_date,
+        leaderboard.channel_name,
+        leaderboard.model_slug,
+        leaderboard.visibility_pct,
+        leaderboard.avg_position,
+        leaderboard.visibility_rank,
+        true as in_leaderboard
+    from leaderboard
+    {%- endif %}
 )
 
 -- a citations snapshot lists every cited URL: a channel absent from it cited none (0); without
@@ -91,16 +113,24 @@ select
     joined.avg_position,
     joined.visibility_rank,
     joined.in_leaderboard,
+    {%- if with_citations %}
     case when citation_snapshots.domain_id is not null then coalesce(joined.cited_urls, 0) end as cited_urls,
     case when citation_snapshots.domain_id is not null then coalesce(joined.own_cited_urls, 0) end as own_cited_urls,
     case
         when citation_snapshots.domain_id is not null then coalesce(joined.competitor_cited_urls, 0)
     end as competitor_cited_urls,
+    {%- else %}
+    cast(null as {{ dbt.type_bigint() }}) as cited_urls,
+    cast(null as {{ dbt.type_bigint() }}) as own_cited_urls,
+    cast(null as {{ dbt.type_bigint() }}) as competitor_cited_urls,
+    {%- endif %}
     joined.snapshot_date = max(joined.snapshot_date) over (
         partition by joined.domain_id, joined.days
     ) as is_latest_snapshot
 from joined
+{%- if with_citations %}
 left join citation_snapshots
     on citation_snapshots.domain_id = joined.domain_id
     and citation_snapshots.days = joined.days
     and citation_snapshots.snapshot_date = joined.snapshot_date
+{%- endif %}

@@ -1,5 +1,8 @@
 -- The own brand and each dedicated competitor per snapshot: share of voice, its rank, the gap
 -- to the own brand, and the change against the domain's previous snapshot of the same window.
+-- Needs brand_rankings; without domains, the own brand's host stays null.
+{{ config(enabled=aiclicks_enabled('brand_rankings')) }}
+
 with rankings as (
     select
         *,
@@ -32,7 +35,11 @@ select
     rankings.snapshot_date,
     rankings.brand_id,
     rankings.brand_name,
+    {% if aiclicks_enabled('domains') -%}
     case when rankings.is_own_brand then domains.domain_host else rankings.brand_host end as brand_host,
+    {%- else -%}
+    rankings.brand_host,
+    {%- endif %}
     rankings.is_own_brand,
     rankings.mentions_count,
     rankings.sov_pct,
@@ -40,10 +47,10 @@ select
     rankings.avg_position,
     own_brand.own_brand_sov_pct,
     -- differences of percentages, rounded clear of float noise
-    round(rankings.sov_pct - own_brand.own_brand_sov_pct, 6) as sov_vs_own_brand_pct,
+    {{ aiclicks_round('rankings.sov_pct - own_brand.own_brand_sov_pct', 6) }} as sov_vs_own_brand_pct,
     snapshots.previous_snapshot_date,
     previous.sov_pct as previous_sov_pct,
-    round(rankings.sov_pct - previous.sov_pct, 6) as sov_change_pct,
+    {{ aiclicks_round('rankings.sov_pct - previous.sov_pct', 6) }} as sov_change_pct,
     previous.sov_rank as previous_sov_rank,
     previous.sov_rank - rankings.sov_rank as sov_rank_change,
     rankings.is_latest_snapshot
@@ -61,5 +68,7 @@ left join own_brand
     on own_brand.domain_id = rankings.domain_id
     and own_brand.days = rankings.days
     and own_brand.snapshot_date = rankings.snapshot_date
+{%- if aiclicks_enabled('domains') %}
 left join {{ ref('stg_aiclicks__domains') }} as domains
     on domains.domain_id = rankings.domain_id
+{%- endif %}

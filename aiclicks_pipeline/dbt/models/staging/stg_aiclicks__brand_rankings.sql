@@ -1,4 +1,6 @@
 -- every snapshot; is_latest_snapshot selects the newest one of each domain and window
+{{ config(enabled=aiclicks_enabled('brand_rankings')) }}
+
 select
     cast(domain_id as {{ dbt.type_string() }}) as domain_id,
     cast(days as {{ dbt.type_bigint() }}) as days,

@@ -1,4 +1,6 @@
 -- dense: one row per day, a day without responses is 0
+{{ config(enabled=aiclicks_enabled('citability_daily')) }}
+
 select
     cast(domain_id as {{ dbt.type_string() }}) as domain_id,
     cast(date as date) as date_day,

@@ -1,5 +1,7 @@
--- the model slugs (docs/api-notes.md, Reading: model naming) that cited a URL: dlt's child table joined to its parent row for
--- the citation's key; every snapshot, is_latest_snapshot selects the newest
+-- the model slugs (e.g. gpt-4o-search) that cited a URL: dlt's child table joined to its parent
+-- row for the citation's key; every snapshot, is_latest_snapshot selects the newest
+{{ config(enabled=aiclicks_enabled('citations__models')) }}
+
 with cited_by as (
     select distinct
         cast(citations.domain_id as {{ dbt.type_string() }}) as domain_id,

@@ -1,4 +1,6 @@
 -- sparse: a day without responses has no row (unknown, not zero); marts keep it null
+{{ config(enabled=aiclicks_enabled('citations_daily')) }}
+
 select
     cast(domain_id as {{ dbt.type_string() }}) as domain_id,
     cast(date as date) as date_day,

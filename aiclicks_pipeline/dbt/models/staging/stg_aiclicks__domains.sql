@@ -1,3 +1,5 @@
+{{ config(enabled=aiclicks_enabled('domains')) }}
+
 select
     cast(id as {{ dbt.type_string() }}) as domain_id,
     cast(name as {{ dbt.type_string() }}) as domain_name,

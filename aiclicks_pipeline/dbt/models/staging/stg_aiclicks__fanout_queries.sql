@@ -1,5 +1,6 @@
--- one row per emission: a query one assistant (channel display name;
--- docs/api-notes.md, Reading: model naming) issued for a prompt
+-- one row per emission: a query one assistant (its channel display name) issued for a prompt
+{{ config(enabled=aiclicks_enabled('fanout_queries')) }}
+
 select
     cast(id as {{ dbt.type_string() }}) as fanout_query_id,
     cast(domain_id as {{ dbt.type_string() }}) as domain_id,

@@ -1,3 +1,5 @@
+{{ config(enabled=aiclicks_enabled('prompts')) }}
+
 select
     cast(id as {{ dbt.type_string() }}) as prompt_id,
     cast(domain_id as {{ dbt.type_string() }}) as domain_id,
