@@ -10,6 +10,7 @@ from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.pipeline import Pipeline
 
 from .destinations import (
+    check_destination,
     configured_destination,
     configured_loader_file_format,
     destination_kind,
@@ -76,6 +77,7 @@ def make_pipeline(
     (`staging_type`) and the rest come from dlt's config the usual way (destinations.py).
     """
     destination = configured_destination(destination)
+    check_destination(destination)
     if destination == "duckdb":
         path = Path(duckdb_file or DEFAULT_DUCKDB_FILE)
         if path.stem == dataset_name:

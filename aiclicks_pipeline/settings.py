@@ -64,6 +64,11 @@ class EndpointSpec(TypedDict, total=False):
     shape: str
     # (default, max) page size as documented, or inferred from SPEC 1.6 where not visible
     page_size: Optional[Tuple[int, int]]
+    # the field that tells one item of a page from another (a paged list is checked for
+    # repeated and missing items with it)
+    item_key: str
+    # shape "fanout": the list inside each item, and the field that tells its entries apart
+    nested_items: Tuple[str, str]
     primary_key: Tuple[str, ...]
     columns: Dict[str, str]
     params: Dict[str, str]
@@ -84,6 +89,7 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
         "window": None,
         "shape": "items",
         "page_size": None,
+        "item_key": "id",
         "primary_key": ("id",),
         "columns": {
             "id": "text",
@@ -99,6 +105,7 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
         "window": None,
         "shape": "items",
         "page_size": (50, 500),
+        "item_key": "id",
         "primary_key": ("id",),
         "columns": {
             "id": "text",
@@ -116,6 +123,9 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
         "shape": "fanout",
         # A3: not documented as paginated; the sandbox pages it (the hardest reading)
         "page_size": (25, 100),
+        # items are prompts (their id) with their emissions (each with its own id)
+        "item_key": "id",
+        "nested_items": ("fanout_queries", "id"),
         "primary_key": ("id",),
         "params": {"model": "all"},
         "columns": {
@@ -206,6 +216,7 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
         "shape": "items",
         # not documented as paginated (SPEC 2.11); the sandbox pages it (the hardest reading)
         "page_size": (25, 100),
+        "item_key": "url",
         "primary_key": ("domain_id", "days", "snapshot_date", "url"),
         "columns": {
             **_SNAPSHOT_COLUMNS,

@@ -1,4 +1,8 @@
-"""Fixed-window rate limit per API key, on REAL time (clients really have to wait)."""
+"""Fixed-window rate limit per API key, on REAL time (clients really have to wait).
+
+The windows run on real time whatever the sandbox's clock says; the headers state the reset
+on the sandbox's clock (`RateState.reset_on`), as a server states it on its own clock.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,15 @@ from typing import Dict, Optional, Tuple
 class RateState:
     limit: int
     remaining: int
-    reset: int  # epoch seconds (ceil) when the current window ends
+    reset: int  # epoch seconds (ceil) when the current window ends, on real time
     retry_after: int  # whole seconds until then, at least 1
     allowed: bool = True
+    seconds_left: float = 0.0  # until the current window ends
+
+    def reset_on(self, server_now: float) -> int:
+        """`X-RateLimit-Reset` on the server's clock (`server_now`, epoch seconds), which
+        may be far from real time: now plus what is left of the window, rounded up."""
+        return math.ceil(server_now + self.seconds_left)
 
 
 class FixedWindowLimiter:
@@ -49,6 +59,7 @@ class FixedWindowLimiter:
             reset=math.ceil(end),
             retry_after=max(1, math.ceil(end - now)),
             allowed=allowed,
+            seconds_left=end - now,
         )
 
     def acquire(self, key: str) -> RateState:

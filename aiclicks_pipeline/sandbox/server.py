@@ -34,7 +34,10 @@ HARDEST on a client, so a pipeline that passes against it survives the real API 
     injected 429 burst consumes budget. 401/403 happen before the limiter (no budget to charge)
     and unknown paths 404 before authentication (FastAPI routes first). The no-access key gets
     403 on /validate too. Windows are fixed and
-    aligned to epoch multiples of the window, on REAL time.
+    aligned to epoch multiples of the window, on REAL time; `X-RateLimit-Reset` and
+    `/validate`'s `reset_at` state the window's end on the sandbox clock (its now plus the
+    seconds left), like `Date`, so a sandbox clock set apart from real time is a server whose
+    clock is skewed from the client's.
 11. Ordering (A16): `/domains` in account order; `/fanout-queries` groups by their most recent
     emission (an activity feed: new emissions reorder pages between runs); `/citations` by
     frequency descending, then url. Newest-first `/prompts` shift when prompts are added.
@@ -46,8 +49,8 @@ HARDEST on a client, so a pipeline that passes against it survives the real API 
 15. Repeated query params: the last one wins; unknown params are ignored.
 16. With rate limiting disabled (`rate_limit` 0/None) the `X-RateLimit-*` headers are omitted
     (as a JWT caller may see, SPEC 1.4) and `/validate` reports `remaining`/`reset_at` null.
-17. `generated_at` and the `Date` header come from the sandbox clock, so they may be far from
-    the machine's time.
+17. `generated_at`, the `Date` header and the rate limit's reset come from the sandbox clock,
+    so they may be far from the machine's time (a skewed server's clock).
 18. Competitors (in /brand-rankings) and prompts appear over time as the clock passes their
     creation; a sync must cope with lists that grow between runs and between pages.
 """
@@ -274,7 +277,7 @@ class SandboxApp:
         if rate is not None and self.limiter.enabled:
             response.headers["X-RateLimit-Limit"] = str(rate.limit)
             response.headers["X-RateLimit-Remaining"] = str(rate.remaining)
-            response.headers["X-RateLimit-Reset"] = str(rate.reset)
+            response.headers["X-RateLimit-Reset"] = str(rate.reset_on(self.clock.now().timestamp()))
         return response
 
     def _serve(self, name, path, raw_query, query, key: ApiKey, rate) -> Response:
@@ -339,6 +342,8 @@ class SandboxApp:
             items = [d for d in account.domains(now) if d["id"] in listed]
             return {"items": items, "total": len(items), "page": 1, "size": len(items), "total_pages": 1}
         if name == "prompts":
+            if self.injector.take_churn(echo["page"]):
+                account.churn_prompts(domain_id, now)
             return paginate(account.prompts(domain_id, now), echo["page"], echo["size"])
         if name == "fanout_queries":
             groups = account.fanout(domain_id, days, now, echo["model"])
@@ -380,7 +385,7 @@ class SandboxApp:
             "rate_limit": {
                 "limit_per_minute": self.limiter.limit or None,
                 "remaining": rate.remaining if rate else None,
-                "reset_at": rate.reset if rate else None,
+                "reset_at": rate.reset_on(self.clock.now().timestamp()) if rate else None,
             },
         }
 
