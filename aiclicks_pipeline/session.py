@@ -212,7 +212,8 @@ class AIclicksSession(requests.Session):
         """Every response: the server clock reads its `Date`, `-v` logs it."""
         if response is None:
             return None
-        received_at = self.server_clock.clock()
+        # when its headers arrived (requests times that), not after the body was parsed
+        received_at = min(sent_at + response.elapsed.total_seconds(), self.server_clock.clock())
         self._answered_hosts.add(urlsplit(request.url or "").netloc)
         headers = response.headers
         if logger.isEnabledFor(logging.INFO):

@@ -20,12 +20,14 @@ class RateState:
     reset: int  # epoch seconds (ceil) when the current window ends, on real time
     retry_after: int  # whole seconds until then, at least 1
     allowed: bool = True
-    seconds_left: float = 0.0  # until the current window ends
+    ends_at: float = 0.0  # real epoch seconds the current window ends
 
-    def reset_on(self, server_now: float) -> int:
-        """`X-RateLimit-Reset` on the server's clock (`server_now`, epoch seconds), which
-        may be far from real time: now plus what is left of the window, rounded up."""
-        return math.ceil(server_now + self.seconds_left)
+    def reset_on(self, server_now: float, real_now: float) -> int:
+        """`X-RateLimit-Reset` on the server's clock: the window's end moved by the server
+        clock's offset from real time (`server_now - real_now`, read together), rounded up.
+        Rounded to the millisecond first, so that a clock at real time, or a whole number of
+        seconds from it, states the exact second the window ends."""
+        return math.ceil(round(self.ends_at + server_now - real_now, 3))
 
 
 class FixedWindowLimiter:
@@ -59,7 +61,7 @@ class FixedWindowLimiter:
             reset=math.ceil(end),
             retry_after=max(1, math.ceil(end - now)),
             allowed=allowed,
-            seconds_left=end - now,
+            ends_at=end,
         )
 
     def acquire(self, key: str) -> RateState:

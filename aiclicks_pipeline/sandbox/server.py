@@ -277,8 +277,12 @@ class SandboxApp:
         if rate is not None and self.limiter.enabled:
             response.headers["X-RateLimit-Limit"] = str(rate.limit)
             response.headers["X-RateLimit-Remaining"] = str(rate.remaining)
-            response.headers["X-RateLimit-Reset"] = str(rate.reset_on(self.clock.now().timestamp()))
+            response.headers["X-RateLimit-Reset"] = str(self._reset_on_clock(rate))
         return response
+
+    def _reset_on_clock(self, rate: RateState) -> int:
+        """The window's end on the sandbox clock, as `X-RateLimit-Reset` states it."""
+        return rate.reset_on(self.clock.now().timestamp(), time.time())
 
     def _serve(self, name, path, raw_query, query, key: ApiKey, rate) -> Response:
         if name == VALIDATE_PATH:
@@ -385,7 +389,7 @@ class SandboxApp:
             "rate_limit": {
                 "limit_per_minute": self.limiter.limit or None,
                 "remaining": rate.remaining if rate else None,
-                "reset_at": rate.reset_on(self.clock.now().timestamp()) if rate else None,
+                "reset_at": self._reset_on_clock(rate) if rate else None,
             },
         }
 
