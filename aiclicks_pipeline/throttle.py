@@ -23,8 +23,9 @@ from .values import as_int
 
 # a little past the reset second, so the server's window has really turned
 RESET_MARGIN_S = 0.05
-# the API's documented window; a longer one is learnt from the responses
-DEFAULT_WINDOW_S = 60.0
+# the API's documented window: no wait is longer (a reset stated further away is a mistake,
+# of the server or of a clock)
+WINDOW_S = 60.0
 
 
 class RateLimitThrottle:
@@ -42,15 +43,12 @@ class RateLimitThrottle:
         self.reset_at: Optional[float] = None  # local time the current window ends
         self.in_flight = 0
         # the longest time to a reset a response stated: a window's length, or close to it
+        # (time-scaled test servers have shorter windows)
         self.longest_window_s = 0.0
         # wall time during which a request was held by the limit
         self._held = 0
         self._held_since = 0.0
         self._cond = threading.Condition()
-
-    @property
-    def window_cap_s(self) -> float:
-        return max(DEFAULT_WINDOW_S, self.longest_window_s)
 
     def acquire(self) -> float:
         """Blocks until a request fits in the current window, then reserves it. Returns the
@@ -77,7 +75,7 @@ class RateLimitThrottle:
                 if not holding:
                     holding = True
                     self._begin_hold(now)
-                self._cond.wait(timeout=min(max(wait, 0.01), self.window_cap_s))
+                self._cond.wait(timeout=min(max(wait, 0.01), WINDOW_S))
             if holding:
                 held_for = self._end_hold()
             self.in_flight += 1
@@ -121,16 +119,15 @@ class RateLimitThrottle:
             self.limit = limit
         now = self.clock()
         if response.status_code == 429:
-            retry_after = min(as_int(headers.get("Retry-After")) or 1, self.window_cap_s)
+            retry_after = min(as_int(headers.get("Retry-After")) or 1, WINDOW_S)
             self.remaining = 0
             self.reset_at = max(self.reset_at or 0, now + retry_after)
             return
         if remaining is None or reset is None:
             return
         reading = reading or ClockReading(None, now, now)
-        reset_at = self.server_clock.local_time(reset, reading)
+        reset_at = min(self.server_clock.local_time(reset, reading), reading.received_at + WINDOW_S)
         self.longest_window_s = max(self.longest_window_s, reset_at - reading.received_at)
-        reset_at = min(reset_at, reading.received_at + self.window_cap_s)
         if reset_at <= now:
             return  # its window has ended already (a response that arrived late)
         budget = max(remaining - self.in_flight, 0)

@@ -6,9 +6,11 @@ from datetime import datetime, timedelta, timezone
 from email.utils import formatdate
 
 import pytest
+import requests
 
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.server_clock import ServerClock
+from aiclicks_pipeline.throttle import WINDOW_S, RateLimitThrottle
 
 LIMIT, WINDOW = 20, 2.0
 
@@ -90,3 +92,46 @@ def test_a_sync_against_a_skewed_server_clock_meets_no_429_and_takes_the_floor(w
         now = sandbox.clock.now()
         listed = {p["id"] for d in sandbox.account.domain_ids() for p in sandbox.account.prompts(d, now)}
         assert listed <= {key[0] for key in warehouse.keyed("prompts")}
+
+
+def rate_limited_response(remaining, reset, date_epoch):
+    response = requests.Response()
+    response.status_code = 200
+    response.headers.update({
+        "X-RateLimit-Limit": "60", "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": str(reset), "Date": http_date(date_epoch),
+    })
+    return response
+
+
+def test_no_wait_is_longer_than_a_window():
+    local = [1000.0]
+    throttle = RateLimitThrottle(clock=lambda: local[0])
+    throttle.acquire()
+    # clocks that agree, and a reset an hour away (a server that misstates it)
+    response = rate_limited_response(0, 4600, 1000.0)
+    reading = throttle.server_clock.observe(response.headers["Date"], 999.9, 1000.0)
+    throttle.release(response, reading)
+    assert throttle.reset_at == pytest.approx(1000.0 + WINDOW_S)
+
+
+def test_the_earliest_estimate_of_a_windows_end_wins_and_a_new_window_is_told_apart():
+    local = [1000.0]
+    throttle = RateLimitThrottle(clock=lambda: local[0])
+    offset = 500.0  # the server's clock is ahead: every estimate goes through Date
+    for received, remaining in ((1000.1, 50), (1000.45, 49), (1000.8, 48)):
+        local[0] = received
+        throttle.acquire()
+        response = rate_limited_response(remaining, 1060 + int(offset), received + offset)
+        throttle.release(response, throttle.server_clock.observe(
+            response.headers["Date"], received - 0.01, received))
+    # the window ends at 1060 local; each estimate is late by the Date's fraction, the best
+    # one by the smallest
+    assert 1060.0 <= throttle.reset_at <= 1060.25
+    assert throttle.remaining == 48
+    # a response of the next window (its end a window later) starts a new count
+    local[0] = 1060.3
+    throttle.acquire()
+    response = rate_limited_response(58, 1120 + int(offset), local[0] + offset)
+    throttle.release(response, throttle.server_clock.observe(response.headers["Date"], 1060.29, 1060.3))
+    assert 1120.0 <= throttle.reset_at <= 1121.0 and throttle.remaining == 58
