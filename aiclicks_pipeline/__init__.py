@@ -1,7 +1,11 @@
 """aiclicks_pipeline: the AIclicks API into your warehouse, with dlt."""
 
-from .source import aiclicks_source
-from .sync import SyncContext
+from . import dlt_fixes
+
+dlt_fixes.apply()
+
+from .source import aiclicks_source  # noqa: E402
+from .sync import SyncContext  # noqa: E402
 
 __all__ = ["aiclicks_source", "SyncContext"]
 __version__ = "0.1.0"

@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 from . import __version__
 from .commands import COMMANDS
-from .commands.base import EXIT_FAILED
+from .commands.base import EXIT_BUSY, EXIT_FAILED
 from .errors import explain_failure
 
 EXIT_INTERRUPTED = 130
@@ -43,8 +43,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from .workdir import AnotherSyncRunning
+
     try:
         return args.execute(args)
+    except AnotherSyncRunning as busy:
+        print(f"aiclicks-pipeline: {busy}", file=sys.stderr)
+        return EXIT_BUSY
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED

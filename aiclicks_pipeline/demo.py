@@ -9,7 +9,8 @@ from typing import Any
 
 import duckdb
 
-from .pipeline import make_pipeline, run_sync
+from .checkpoints import run_sync
+from .pipeline import make_pipeline
 from .settings import DEFAULT_DATASET
 
 DEMO_DUCKDB_FILE = "aiclicks_demo.duckdb"

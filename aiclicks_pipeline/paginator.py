@@ -1,15 +1,16 @@
 """The paginator every AIclicks endpoint shares.
 
-It reads the envelope (the data selector is `$`), so one class serves every response shape:
+It reads the envelope (the data selector is `$`), so one class serves every shape of
+`data` (docs/api-notes.md, Envelope):
 - a list with `data.total_pages` is walked page by page with the largest allowed `size`;
-- a payload without `total_pages` (time series, rankings, an unpaged `/fanout-queries`) is
-  one page;
+- a payload without `total_pages` (time series, rankings, an unpaged `/fanout-queries`: docs/api-notes.md,
+  Reading: pagination of /fanout-queries and what total counts) is one page;
 - an offset-paged list that changes while it is walked (new prompts shift a newest-first list
-  across page boundaries, one prompt added and another removed leave `total` as it was) is
-  found out without a request more: at the last page, the walk is whole only when no item was
-  seen twice and the items seen are as many as `total`. Otherwise it is walked once more from
-  page 1, at a page size the server has not cached (merge on the primary key drops the
-  repeats);
+  across page boundaries, one prompt added and another removed leave `total` as it was;
+  docs/api-notes.md, Pagination) is found out without a request more: at the last page, the
+  walk is whole only when no item was seen twice and the items seen are as many as `total`.
+  Otherwise it is walked once more from page 1, at a page size the server has not cached
+  (merge on the primary key drops the repeats);
 - the request's `days` window is set per domain just before the first request, from the sync's
   per-domain cursors.
 """

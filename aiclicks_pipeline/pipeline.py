@@ -1,24 +1,16 @@
-"""Runs a sync: builds the dlt pipeline for a destination, runs the source, sums up the run."""
+"""The dlt pipeline a sync runs in: its destination (a DuckDB file by default), its working
+folder bound to that destination (workdir.py), and the file formats and writer settings
+that load fastest there. The sync itself runs in checkpoints.py."""
 
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional
 
 import dlt
-from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.pipeline import Pipeline
 
-from .destinations import (
-    check_destination,
-    configured_destination,
-    configured_loader_file_format,
-    destination_kind,
-    with_destination_hints,
-)
-from .settings import DEFAULT_DATASET, DEFAULT_DUCKDB_FILE, DEFAULT_PIPELINE_NAME, ENDPOINTS
-from .source import aiclicks_source
-from .sync import SyncContext, SyncStats
+from .destinations import check_destination, configured_destination, destination_kind
+from .settings import DEFAULT_DATASET, DEFAULT_DUCKDB_FILE, DEFAULT_PIPELINE_NAME
+from .workdir import bind_to_destination, remember_duckdb_path
 
 
 # "freeze" freezes what the API sends (columns and their types), not the tables this package
@@ -27,39 +19,6 @@ SCHEMA_CONTRACTS: Dict[str, Any] = {
     "evolve": "evolve",
     "freeze": {"tables": "evolve", "columns": "freeze", "data_type": "freeze"},
 }
-
-
-@dataclass
-class SyncResult:
-    rows: Dict[str, int]
-    stats: SyncStats
-    skipped_domains: Dict[str, str]
-    windows_asked: Dict[str, List[int]]
-    elapsed_s: float
-    load_info: Optional[LoadInfo] = None
-
-    @property
-    def total_rows(self) -> int:
-        return sum(self.rows.values())
-
-    def summary(self, title: str = "Sync finished") -> str:
-        """What a user reads after a sync: rows per table, requests, 429s, windows, skips."""
-        stats = self.stats
-        lines = [f"\n{title} in {self.elapsed_s:.1f}s", f"  {'table':<28}{'rows written':>14}"]
-        lines += [f"  {table:<28}{count:>14}" for table, count in self.rows.items()]
-        lines.append(f"  {'total':<28}{self.total_rows:>14}")
-        lines.append(
-            f"  requests: {stats.requests}, 429s met: {stats.rate_limited}, "
-            f"connection errors: {stats.connection_errors}, "
-            f"responses already loaded (skipped): {stats.skipped_responses}"
-        )
-        if self.windows_asked:
-            windows = ", ".join(f"{name}={days}" for name, days in sorted(self.windows_asked.items()))
-            lines.append(f"  days asked: {windows}")
-        if self.skipped_domains:
-            lines.append(f"  SKIPPED {len(self.skipped_domains)} domain(s):")
-            lines += [f"    {domain_id}: {reason}" for domain_id, reason in self.skipped_domains.items()]
-        return "\n".join(lines)
 
 
 def make_pipeline(
@@ -75,11 +34,18 @@ def make_pipeline(
     `destination` is any dlt destination (a name such as `bigquery`, or a factory); when None,
     `destination_type` from dlt's config, else DuckDB. Credentials, a staging bucket
     (`staging_type`) and the rest come from dlt's config the usual way (destinations.py).
+
+    A relative DuckDB path is resolved here, against the folder the command runs in (dlt would
+    resolve it against the folder the pipeline first ran in), and remembered in the pipeline's
+    local state so that `dlt.attach(<name>)` and `dlt pipeline <name> ...` find the file. The
+    working folder is bound to the destination (workdir.py): a pipeline name shared by two
+    projects never mixes their state or writes into the other's warehouse.
     """
     destination = configured_destination(destination)
     check_destination(destination)
+    duckdb_path: Optional[str] = None
     if destination == "duckdb":
-        path = Path(duckdb_file or DEFAULT_DUCKDB_FILE)
+        path = Path(duckdb_file or DEFAULT_DUCKDB_FILE).expanduser().resolve()
         if path.stem == dataset_name:
             # DuckDB cannot tell a catalog `x` (the file) from a schema `x` (the dataset)
             raise ValueError(
@@ -87,59 +53,19 @@ def make_pipeline(
                 "DuckDB then cannot tell the catalog from the schema and the load fails. "
                 "Choose another file name or dataset."
             )
-        destination = dlt.destinations.duckdb(credentials=str(path))
-    return dlt.pipeline(
+        duckdb_path = str(path)
+        destination = dlt.destinations.duckdb(credentials=duckdb_path)
+    pipeline = dlt.pipeline(
         pipeline_name=pipeline_name,
         destination=destination,
         dataset_name=dataset_name,
         pipelines_dir=pipelines_dir,
         progress=progress,
     )
-
-
-def run_sync(
-    pipeline: Pipeline,
-    resources: Optional[Sequence[str]] = None,
-    full_refresh: bool = False,
-    loader_file_format: Optional[str] = None,
-    schema_contract: Optional[str] = None,
-    **source_options: Any,
-) -> SyncResult:
-    """One sync of the AIclicks source into `pipeline`'s destination.
-
-    `source_options` are `aiclicks_source` arguments; those not given come from dlt's config
-    (`.dlt/config.toml`, `.dlt/secrets.toml`, `SOURCES__AICLICKS__*`). `schema_contract` is
-    dlt's: "evolve" (default: new fields become columns, a changed type a variant column) or
-    "freeze" to fail on any change of the schema.
-    """
-    unknown = sorted(set(resources or []) - set(ENDPOINTS))
-    if unknown:
-        raise ValueError(f"Unknown resources {unknown}; choose from {sorted(ENDPOINTS)}")
-    context = SyncContext()
-    source = aiclicks_source(sync_context=context, **source_options)
-    if resources:
-        source = source.with_resources(*resources)
-    if schema_contract:
-        source.schema_contract = SCHEMA_CONTRACTS.get(schema_contract, schema_contract)
-    source = with_destination_hints(source, pipeline.destination)
-    started = time.monotonic()
-    with dlt.config.values(local_writer_settings(pipeline)):
-        info = pipeline.run(
-            source,
-            refresh="drop_sources" if full_refresh else None,
-            loader_file_format=loader_file_format
-            or configured_loader_file_format()
-            or preferred_file_format(pipeline),
-        )
-    elapsed = time.monotonic() - started
-    return SyncResult(
-        rows=loaded_rows(pipeline),
-        stats=context.stats,
-        skipped_domains=dict(context.skipped_domains),
-        windows_asked={name: sorted(days) for name, days in context.windows_asked.items()},
-        elapsed_s=elapsed,
-        load_info=info,
-    )
+    pipeline = bind_to_destination(pipeline)
+    if duckdb_path:
+        remember_duckdb_path(pipeline, duckdb_path)
+    return pipeline
 
 
 # Our rows are flat (lists become child tables), so a text format the destination bulk-loads
@@ -158,23 +84,14 @@ def preferred_file_format(pipeline: Pipeline) -> Optional[str]:
 # compressing them costs almost half of the normalize step and a quarter of the load, and saves
 # nothing (100 sandbox domains: 11.3 s -> 8.8 s a sync). Remote destinations keep dlt's default.
 LOCAL_WRITER_SETTINGS: Dict[str, Any] = {"data_writer.disable_compression": True}
+# every run: a loaded package keeps its metadata, not its data files (disk use stays flat)
+RUN_SETTINGS: Dict[str, Any] = {"load.delete_completed_jobs": True}
 
 
-def local_writer_settings(pipeline: Pipeline) -> Dict[str, Any]:
-    """dlt settings for a run into a local destination, unless already configured."""
-    if destination_kind(pipeline.destination) != "duckdb":
-        return {}
-    return {key: value for key, value in LOCAL_WRITER_SETTINGS.items() if dlt.config.get(key) is None}
-
-
-def loaded_rows(pipeline: Pipeline) -> Dict[str, int]:
-    """Rows this run wrote, per table (child tables included, dlt's own tables left out)."""
-    trace = pipeline.last_trace
-    normalize_info = trace.last_normalize_info if trace else None
-    if normalize_info is None:
-        return {}
-    return {
-        table: count
-        for table, count in sorted(normalize_info.row_counts.items())
-        if not table.startswith("_dlt")
-    }
+def run_settings(pipeline: Pipeline) -> Dict[str, Any]:
+    """dlt settings for a run (and, into a local destination, for its files), unless already
+    configured."""
+    settings = dict(RUN_SETTINGS)
+    if destination_kind(pipeline.destination) == "duckdb":
+        settings.update(LOCAL_WRITER_SETTINGS)
+    return {key: value for key, value in settings.items() if dlt.config.get(key) is None}

@@ -6,27 +6,32 @@ server's clock), reads the per-domain cursors from the pipeline's state (local, 
 from the destination), and estimates page counts from what the warehouse already holds.
 """
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from dlt.pipeline.pipeline import Pipeline
 
 from .settings import DEFAULT_DATASET, DOMAIN_RESOURCES, ENDPOINTS
-from .source import shard_filter
-from .sync import CURSORS_KEY, SyncContext
+from .source import SOURCE_NAME, shard_filter
+from .sync import SyncContext
 from .windows import parse_timestamp
 
-# what a previous load tells of the pages a domain's list needs (rows per page of the list)
+logger = logging.getLogger("aiclicks_pipeline")
+
+# what a previous load tells of the pages a domain's list needs (rows per page of the list),
+# one grouped query per list for all domains
 PAGE_COUNT_SQL = {
-    "prompts": "select count(*) from {dataset}.prompts where domain_id = '{domain_id}'",
+    "prompts": "select domain_id, count(*) from {dataset}.prompts group by domain_id",
     "fanout_queries": (
-        "select count(distinct prompt_id) from {dataset}.fanout_queries where domain_id = '{domain_id}'"
+        "select domain_id, count(distinct prompt_id) from {dataset}.fanout_queries group by domain_id"
     ),
     "citations": (
-        "select count(*) from {dataset}.citations where domain_id = '{domain_id}' and snapshot_date ="
-        " (select max(snapshot_date) from {dataset}.citations where domain_id = '{domain_id}')"
+        "select c.domain_id, count(*) from {dataset}.citations c join (select domain_id,"
+        " max(snapshot_date) as snapshot_date from {dataset}.citations group by domain_id) l"
+        " on c.domain_id = l.domain_id and c.snapshot_date = l.snapshot_date group by c.domain_id"
     ),
 }
 
@@ -93,56 +98,68 @@ def make_plan(
         remaining=rate.get("remaining"),
         seconds_to_reset=60.0 if to_reset is None else to_reset,
     )
-    states = _resource_states(pipeline)
+    states = resource_states(pipeline)
     windows = {"initial_days": initial_days, "lookback_days": lookback_days, "snapshot_days": snapshot_days}
     context = SyncContext(**{k: v for k, v in windows.items() if v is not None})
     context.begin(domains_body.get("generated_at"), states)
     in_shard = shard_filter(shard)
-    count_rows = _row_counter(pipeline)
+    rows = known_rows(pipeline)
     for domain in (domains_body.get("data") or {}).get("items") or []:
         domain_id = str(domain.get("id"))
         if (domain_ids and domain_id not in domain_ids) or not in_shard(domain_id):
             continue
-        plans = []
-        for name in DOMAIN_RESOURCES:
-            pages, known = 1, True
-            page_size = (ENDPOINTS[name].get("page_size") or (None, None))[1]
-            if page_size:
-                rows = count_rows(name, domain_id)
-                known = rows is not None
-                pages = max(1, math.ceil((rows or 0) / page_size))
-            plans.append(EndpointPlan(name, context.window_days(name, domain_id), pages, known))
-        plan.domains[domain_id] = plans
+        plan.domains[domain_id] = [
+            EndpointPlan(name, context.window_days(name, domain_id), *requests_for(rows, name, domain_id))
+            for name in DOMAIN_RESOURCES
+        ]
     return plan
 
 
-def _resource_states(pipeline: Optional[Pipeline]) -> Dict[str, Dict[str, Any]]:
+def requests_for(rows: Dict[str, Dict[str, int]], resource: str, domain_id: str) -> Tuple[int, bool]:
+    """(requests, known) of one resource of one domain: one per page of what was loaded last,
+    one when nothing was (`known` False: a guess)."""
+    page_size = (ENDPOINTS[resource].get("page_size") or (None, None))[1]
+    if not page_size:
+        return 1, True
+    loaded = rows.get(resource, {}).get(domain_id)
+    if loaded is None:
+        return 1, False
+    return max(1, math.ceil(loaded / page_size)), True
+
+
+def resource_states(pipeline: Optional[Pipeline], restore: bool = True) -> Dict[str, Dict[str, Any]]:
+    """Each resource's dlt state (per-domain cursors and sync times), after restoring the
+    state from the destination when it is newer there (a worker that starts from an empty
+    disk)."""
     if pipeline is None:
         return {}
-    try:
-        pipeline.sync_destination()  # an ephemeral worker has no local state: restore it
-    except Exception:  # no destination yet, nothing loaded: a first run
-        pass
-    sources = pipeline.state.get("sources", {})
-    resources = sources.get("aiclicks", {}).get("resources", {})
-    return {name: {CURSORS_KEY: dict(state.get(CURSORS_KEY, {}))} for name, state in resources.items()}
-
-
-def _row_counter(pipeline: Optional[Pipeline]) -> Callable[[str, str], Optional[int]]:
-    def count(resource: str, domain_id: str) -> Optional[int]:
-        if pipeline is None or resource not in PAGE_COUNT_SQL:
-            return None
-        sql = PAGE_COUNT_SQL[resource].format(
-            dataset=pipeline.dataset_name or DEFAULT_DATASET, domain_id=domain_id.replace("'", "")
-        )
+    if restore:
         try:
-            with pipeline.sql_client() as client:
-                rows = client.execute_sql(sql)
-        except Exception:  # table not there yet
-            return None
-        return int(rows[0][0]) if rows and rows[0][0] else None
+            pipeline.sync_destination()
+        except Exception:  # no destination yet, nothing loaded: a first run
+            logger.debug("no state restored for %s", pipeline.pipeline_name, exc_info=True)
+    sources = pipeline.state.get("sources", {})
+    resources = sources.get(SOURCE_NAME, {}).get("resources", {})
+    return {name: dict(state) for name, state in resources.items()}
 
-    return count
+
+def known_rows(pipeline: Optional[Pipeline]) -> Dict[str, Dict[str, int]]:
+    """Rows the warehouse holds per paged resource and domain: {resource: {domain_id: rows}}."""
+    counts: Dict[str, Dict[str, int]] = {}
+    if pipeline is None:
+        return counts
+    dataset = pipeline.dataset_name or DEFAULT_DATASET
+    try:
+        with pipeline.sql_client() as client:
+            for resource, sql in PAGE_COUNT_SQL.items():
+                try:
+                    result = client.execute_sql(sql.format(dataset=client.fully_qualified_dataset_name()))
+                except Exception:  # table not there yet
+                    continue
+                counts[resource] = {str(domain): int(n) for domain, n in result or []}
+    except Exception:  # no destination yet, nothing loaded: a first run
+        logger.debug("no row counts from %s", dataset, exc_info=True)
+    return counts
 
 
 def print_plan(plan: SyncPlan, out: Any, detail: bool = False) -> None:

@@ -1,8 +1,10 @@
-"""Turns an API envelope into warehouse rows (SPEC 1.5 shapes, the endpoint table's `shape`).
+"""Turns an API envelope into warehouse rows (the shapes of docs/api-notes.md,
+Envelope; the endpoint table's `shape`).
 
 Every row gets the envelope's `generated_at`, its `domain_id` where the endpoint is scoped, and
 for window aggregates the `days` window and the `snapshot_date` (UTC date of `generated_at`).
-Unknown fields pass through untouched: the API's changes are additive (SPEC 1.1) and dlt turns
+Unknown fields pass through untouched: the API's changes are additive (docs/api-notes.md,
+Reading: new fields appear without notice) and dlt turns
 them into new columns.
 """
 
@@ -44,7 +46,7 @@ def envelope_rows(
 def _fanout_rows(
     envelope: Dict[str, Any], stamp: Dict[str, Any], nested: str
 ) -> Iterator[Dict[str, Any]]:
-    """One row per emission (SPEC 2.4), carrying its prompt's id and text."""
+    """One row per emission (docs/api-notes.md, Endpoint: /fanout-queries), carrying its prompt's id and text."""
     for prompt in envelope_items(envelope):
         prompt_fields = {
             f"prompt_{key}": value

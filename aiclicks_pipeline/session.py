@@ -2,11 +2,11 @@
 retries.
 
 - Auth: `Authorization: Bearer <key>`, and our own `X-Request-Id` on every request, so that
-  every failure can quote one (SPEC 1.3). The key is never part of a repr or a message.
+  every failure can quote one (docs/api-notes.md, Headers). The key is never part of a repr or a message.
 - Throttle: a request waits for room in the key's rate-limit window (throttle.py).
-- Retries (SPEC 1.9 guidance): a 429 waits exactly `Retry-After`; 5xx, a dropped connection,
+- Retries (the API docs' advice; docs/api-notes.md, Rate limit): a 429 waits exactly `Retry-After`; 5xx, a dropped connection,
   a timeout or a malformed body back off exponentially with jitter; bounded attempts.
-- Page size (SPEC A1): the docs disagree on the largest `size` (500 or 100). If the server
+- Page size (docs/api-notes.md, Reading: page size of /prompts): the docs disagree on the largest `size` (500 or 100). If the server
   refuses ours, every later request to that path asks the general maximum instead; pages
   stay consistent because the paginator follows the server's `total_pages`.
 """
@@ -51,7 +51,7 @@ logger = logging.getLogger("aiclicks_pipeline")
 TRANSIENT_ERRORS = (ConnectionError, Timeout, ChunkedEncodingError)
 # attempts to reach a host that has not answered yet and refuses or does not resolve
 CONNECT_ATTEMPTS = 3
-# SPEC 1.6: the general maximum page size, where an endpoint refuses its documented one
+# the general maximum page size (docs/api-notes.md, Pagination), where an endpoint refuses its documented one
 FALLBACK_PAGE_SIZE = 100
 
 
@@ -153,6 +153,7 @@ class AIclicksSession(requests.Session):
         request = self._capped(request)
         host = urlsplit(request.url or "").netloc
         for attempt in range(1, self.max_attempts + 1):
+            self.context.check_stop()
             held_s = self.throttle.acquire()
             if held_s:
                 self.context.count_rate_limit_wait(held_s)
@@ -188,7 +189,7 @@ class AIclicksSession(requests.Session):
                     raise
                 logger.info("%s; retry in %.1fs", exc, delay)
                 if exc.status_code == 429:
-                    self.context.count_rate_limit_wait(self.throttle.sit_out(delay, self.sleep))
+                    self.context.count_rate_limit_wait(self.throttle.sit_out(delay, self._wait))
                     continue
             except IgnoreResponseException as exc:
                 # a response the source chose to skip (a domain that 404s): still a request
@@ -203,8 +204,16 @@ class AIclicksSession(requests.Session):
                 self.throttle.release(response, self._received(request, response, sent_at))
                 self.context.count_response(response.status_code)
                 return response
-            self.sleep(delay)
+            self._wait(delay)
         raise AssertionError("unreachable")
+
+    def _wait(self, delay: float) -> None:
+        """Sleeps before a retry; a stop request cuts the wait short."""
+        if self.sleep is time.sleep:
+            if self.context.stop.wait(delay):
+                self.context.check_stop()
+        else:
+            self.sleep(delay)
 
     def _received(
         self, request: PreparedRequest, response: Optional[Response], sent_at: float
@@ -231,7 +240,8 @@ class AIclicksSession(requests.Session):
         return self.server_clock.observe(headers.get("Date"), sent_at, received_at)
 
     def _learn_page_size_cap(self, request: PreparedRequest, exc: AIclicksHTTPError) -> bool:
-        """True when the server refused a page size above the fallback (SPEC A1)."""
+        """True when the server refused a page size above the fallback
+        (docs/api-notes.md, Reading: page size of /prompts)."""
         parts = urlsplit(request.url or "")
         size = dict(parse_qsl(parts.query)).get("size")
         if not size or not size.isdigit() or int(size) <= FALLBACK_PAGE_SIZE:

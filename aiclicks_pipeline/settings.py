@@ -2,7 +2,8 @@
 
 Every fact about an endpoint (path, page sizes, window kind, table, keys, column types) is
 written here once; the source, the sandbox, the tests and the docs read it from here.
-See ../shared/aiclicks-api/SPEC.md for where each fact comes from.
+docs/api-notes.md says where each fact comes from and which reading was taken where the
+API's docs are unclear.
 """
 
 from typing import Dict, Optional, Tuple, TypedDict
@@ -13,7 +14,7 @@ API_KEY_ENV = "AICLICKS_API_KEY"
 API_PREFIX = "/api/v1"
 VALIDATE_PATH = "validate"
 
-# SPEC 1.7: `days` is snapped to the nearest of these buckets.
+# `days` is snapped to the nearest of these buckets (docs/api-notes.md, The days window).
 DAYS_BUCKETS: Tuple[int, ...] = (1, 7, 14, 30, 90, 180, 270, 365)
 DEFAULT_DAYS = 30
 
@@ -25,7 +26,8 @@ DEFAULT_DATASET = "aiclicks"
 DEFAULT_DUCKDB_FILE = "aiclicks_warehouse.duckdb"
 DEFAULT_PIPELINE_NAME = "aiclicks"
 
-# Model channels (SPEC 2.10) and citation model slugs (SPEC 2.11, A9).
+# Model channels (display names) and citation model slugs (docs/api-notes.md, Reading: model
+# naming; the slugs beyond the docs' three examples are our guesses).
 CHANNELS: Tuple[str, ...] = (
     "ChatGPT",
     "Perplexity",
@@ -62,7 +64,8 @@ class EndpointSpec(TypedDict, total=False):
     domain_scoped: bool
     window: Optional[str]
     shape: str
-    # (default, max) page size as documented, or inferred from SPEC 1.6 where not visible
+    # (default, max) page size as documented, or the general 25/100 where not documented
+    # (docs/api-notes.md, Pagination)
     page_size: Optional[Tuple[int, int]]
     # the field that tells one item of a page from another (a paged list is checked for
     # repeated and missing items with it)
@@ -121,7 +124,8 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
         "domain_scoped": True,
         "window": "incremental",
         "shape": "fanout",
-        # A3: not documented as paginated; the sandbox pages it (the hardest reading)
+        # not clearly documented as paginated; the sandbox pages it (docs/api-notes.md,
+        # Reading: pagination of /fanout-queries and what total counts)
         "page_size": (25, 100),
         # items are prompts (their id) with their emissions (each with its own id)
         "item_key": "id",
@@ -214,7 +218,8 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
         "domain_scoped": True,
         "window": "snapshot",
         "shape": "items",
-        # not documented as paginated (SPEC 2.11); the sandbox pages it (the hardest reading)
+        # not documented as paginated; the sandbox pages it (docs/api-notes.md,
+        # Reading: pagination of /citations)
         "page_size": (25, 100),
         "item_key": "url",
         "primary_key": ("domain_id", "days", "snapshot_date", "url"),
@@ -235,7 +240,8 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
 
 DOMAIN_RESOURCES: Tuple[str, ...] = tuple(n for n, e in ENDPOINTS.items() if e["domain_scoped"])
 
-# Error bodies, exactly as documented (SPEC 1.10, examples/errors.json).
+# Error bodies, exactly as documented (docs/api-notes.md, Errors;
+# tests/fixtures/api_examples/errors.json).
 ERROR_DETAILS = {
     400: (
         "domain_id query parameter is required. List the domains this key can access with "

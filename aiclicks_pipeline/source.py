@@ -39,9 +39,9 @@ from .values import as_int, query_value
 from .windows import parse_timestamp
 
 
-# the hidden parent resource that lists the domains, and the cursor key of account-level data
+SOURCE_NAME = "aiclicks"
+# the hidden parent resource that lists the domains
 DOMAIN_LIST = "domain_list"
-ACCOUNT_CURSOR = "account"
 # the whole envelope is the page; compiled once, as dlt would otherwise parse the path anew for
 # every response (a quarter of the extract step's CPU)
 ENVELOPE_SELECTOR = compile_path("$")
@@ -55,7 +55,7 @@ class DomainSkipped(IgnoreResponseException):
         self.response = response
 
 
-@dlt.source(name="aiclicks", section="aiclicks", max_table_nesting=1)
+@dlt.source(name=SOURCE_NAME, section="aiclicks", max_table_nesting=1)
 def aiclicks_source(
     api_key: Optional[str] = dlt.secrets.value,
     base_url: str = DEFAULT_BASE_URL,
@@ -68,6 +68,7 @@ def aiclicks_source(
     max_attempts: int = 6,
     backoff_factor: float = 1.0,
     sync_context: Optional[SyncContext] = None,
+    domains_envelope: Optional[Dict[str, Any]] = None,
 ) -> List[DltResource]:
     """Loads the AIclicks API: domains, prompts, fan-out queries, the four daily time series,
     brand rankings, the model leaderboard and citations.
@@ -87,6 +88,10 @@ def aiclicks_source(
         max_attempts: Attempts per request before a 429, 5xx or dropped connection fails the sync.
         backoff_factor: Seconds of the first exponential back-off step.
         sync_context: Collects the run's request counts and skipped domains; made when absent.
+            One context may serve several sources in a row (the checkpoints of a sync): they
+            share its HTTP session, throttle and state snapshot.
+        domains_envelope: A `/domains` response already fetched (the checkpoints of a sync
+            fetch it once); when given, the source asks `/domains` nothing.
 
     Returns:
         The resources, one per table; select some with `.with_resources(...)`.
@@ -107,22 +112,29 @@ def aiclicks_source(
     context = sync_context or SyncContext()
     context.initial_days, context.lookback_days = initial_days, lookback_days
     context.set_snapshot_days(snapshot_days)
-    session = AIclicksSession(
-        context,
-        throttle=RateLimitThrottle(),
-        timeout=request_timeout,
-        max_attempts=max_attempts,
-        backoff_factor=backoff_factor,
+    if context.session is None:
+        context.session = AIclicksSession(
+            context,
+            throttle=RateLimitThrottle(),
+            timeout=request_timeout,
+            max_attempts=max_attempts,
+            backoff_factor=backoff_factor,
+        )
+        context.base_url = client_base_url
+        context.auth = ApiKeyAuth(token=api_key)
+    domain_list: Any = (
+        _domain_list_config(context, wanted_domain)
+        if domains_envelope is None
+        else _prefetched_domain_list(context, wanted_domain, domains_envelope)
     )
     config: RESTAPIConfig = {
         "client": {
-            "base_url": client_base_url,
-            "auth": ApiKeyAuth(token=api_key),
-            "session": session,
+            "base_url": context.base_url,
+            "auth": context.auth,
+            "session": context.session,
         },
         "resource_defaults": {"write_disposition": "merge"},
-        "resources": [_domain_list_config(context, wanted_domain)]
-        + [_resource_config(name, context) for name in DOMAIN_RESOURCES],
+        "resources": [domain_list] + [_resource_config(name, context) for name in DOMAIN_RESOURCES],
     }
     resources = {resource.name: resource for resource in rest_api_resources(config)}
     domains = dlt.transformer(
@@ -169,6 +181,17 @@ def _domain_list_config(context: SyncContext, wanted_domain: Callable[[str], boo
     }
 
 
+def _prefetched_domain_list(
+    context: SyncContext, wanted_domain: Callable[[str], bool], envelope: Dict[str, Any]
+) -> DltResource:
+    """The same parent as `_domain_list_config`, from a `/domains` response already fetched."""
+
+    def domain_list() -> Iterator[List[Dict[str, Any]]]:
+        yield from _domain_list_rows(context, wanted_domain, envelope)
+
+    return dlt.resource(domain_list, name=DOMAIN_LIST, selected=False)
+
+
 def _resource_config(name: str, context: SyncContext) -> Dict[str, Any]:
     return {
         "name": name,
@@ -212,8 +235,16 @@ def _domain_list_rows(
 
 
 def _domains_table(page: List[Dict[str, Any]], context: SyncContext) -> Iterator[List[Dict[str, Any]]]:
-    generated_at = page[0].get("generated_at") if page else None
-    yield from _new_rows("domains", context, ACCOUNT_CURSOR, generated_at, page)
+    """Each domain's row, with a cursor per domain like every other table: the checkpoints
+    of a sync each carry their own domains' rows."""
+    rows = []
+    for row in page:
+        for new in _new_rows("domains", context, str(row.get("id")), row.get("generated_at"), [row], count_skip=False):
+            rows.extend(new)
+    if rows:
+        yield rows
+    elif page:
+        context.count_skipped_response()  # the whole (cached) response was already loaded
 
 
 def _domain_rows(
@@ -245,18 +276,24 @@ def _new_rows(
     cursor_key: str,
     generated_at: Optional[str],
     rows: Iterable[Dict[str, Any]],
+    count_skip: bool = True,
 ) -> Iterator[List[Dict[str, Any]]]:
-    """The rows of a response newer than the cursor the sync started with; moves the cursor."""
+    """The rows of a response newer than the cursor the sync started with; moves the cursor
+    and records the domain as synced (also when the response was already loaded)."""
+    state = dlt.current.resource_state(name)
+    context.mark_synced(state, cursor_key)
     if context.is_already_loaded(name, cursor_key, generated_at):
-        context.count_skipped_response()
+        if count_skip:
+            context.count_skipped_response()
         return
     page = list(rows)
     if generated_at:
-        cursors = dlt.current.resource_state(name).setdefault(CURSORS_KEY, {})
+        cursors = state.setdefault(CURSORS_KEY, {})
         current = cursors.get(cursor_key)
         if current is None or parse_timestamp(generated_at) > parse_timestamp(current):
             cursors[cursor_key] = generated_at
     if page:
+        context.count_rows(len(page))
         yield page
 
 

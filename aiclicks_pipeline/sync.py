@@ -1,18 +1,24 @@
 """What one sync knows while it runs: the per-domain cursors, the server's clock, what it met.
 
 dlt keeps one incremental cursor per resource; AIclicks needs one per resource *and domain*, so
-that a domain added later gets its own backfill. The cursors live in each resource's dlt state
-(`cursors: {domain_id: generated_at}`), so they are committed with the load and move only
-when a load commits. A sync reads them once, when `/domains` answers, and every later
-decision of the run (the `days` to ask, which responses are already loaded) is taken against
-that snapshot, never against values the same run wrote.
+that a domain added later gets its own backfill. Each resource's dlt state holds, per domain,
+`cursors: {domain_id: generated_at}` (the newest envelope loaded) and
+`synced_at: {domain_id: epoch seconds}` (when, on the server's clock, it was last synced), so
+they are committed with the load and move only when a load commits. A sync reads them once,
+before its first checkpoint, and every later decision of the run (the `days` to ask, which
+responses are already loaded, which domains are still fresh) is taken against that snapshot,
+never against values the same run wrote.
+
+One context serves every checkpoint of a run: the HTTP session (and with it the throttle's
+knowledge of the rate limit), the counters and the stop flag live here, not in a checkpoint.
 """
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Dict, Optional
+from datetime import datetime, timedelta
+from typing import Any, Dict, Iterable, Optional, Set
 
 from .settings import (
     DEFAULT_INITIAL_DAYS,
@@ -25,6 +31,12 @@ from .windows import covering_bucket, incremental_days, parse_timestamp, utc_now
 logger = logging.getLogger("aiclicks_pipeline")
 
 CURSORS_KEY = "cursors"
+SYNCED_KEY = "synced_at"
+
+
+class SyncStopped(Exception):
+    """The run was asked to stop (a signal): raised where a request would otherwise start or
+    wait, so that the checkpoint in flight ends at once and nothing of it is committed."""
 
 
 @dataclass
@@ -34,13 +46,14 @@ class SyncStats:
     rate_limited: int = 0
     connection_errors: int = 0
     skipped_responses: int = 0
+    rows_extracted: int = 0
     # wall-clock seconds the sync was held by the rate limit (waiting for a window to turn)
     rate_limit_wait_s: float = 0.0
 
     def as_dict(self) -> Dict[str, Any]:
         return {
             "requests": self.requests,
-            "responses_by_status": dict(sorted(self.responses_by_status.items())),
+            "responses_by_status": {str(k): v for k, v in sorted(self.responses_by_status.items())},
             "rate_limited": self.rate_limited,
             "connection_errors": self.connection_errors,
             "skipped_responses": self.skipped_responses,
@@ -61,7 +74,14 @@ class SyncContext:
         self.lookback_days = lookback_days
         self.set_snapshot_days(snapshot_days)
         self.server_now: Optional[datetime] = None
+        self._server_now_at = time.monotonic()
         self.start_cursors: Optional[Dict[str, Dict[str, str]]] = None
+        self.start_synced: Dict[str, Dict[str, float]] = {}
+        # made by the first source of the run, reused by every checkpoint's source
+        self.session: Any = None
+        self.auth: Any = None
+        self.base_url: Optional[str] = None
+        self.stop = threading.Event()
         self.skipped_domains: Dict[str, str] = {}
         # the `days` each resource asked for, for the summary
         self.windows_asked: Dict[str, set] = {}
@@ -78,8 +98,8 @@ class SyncContext:
     def __copy__(self) -> "SyncContext":
         return self
 
-    def begin(self, server_generated_at: Optional[str], resource_states: Dict[str, Dict[str, Any]]) -> None:
-        """Called once `/domains` answered: fixes the server's clock and the cursor snapshot."""
+    def begin(self, server_generated_at: Optional[Any], resource_states: Dict[str, Dict[str, Any]]) -> None:
+        """Called once `/domains` answered: fixes the server's clock and the state snapshot."""
         with self.lock:
             now = utc_now()
             if server_generated_at:
@@ -88,10 +108,47 @@ class SyncContext:
                 now = parse_timestamp(server_generated_at)
             if self.server_now is None or now > self.server_now:
                 self.server_now = now
+                self._server_now_at = time.monotonic()
             if self.start_cursors is None:
                 self.start_cursors = {
                     name: dict(state.get(CURSORS_KEY, {})) for name, state in resource_states.items()
                 }
+                self.start_synced = {
+                    name: dict(state.get(SYNCED_KEY, {})) for name, state in resource_states.items()
+                }
+
+    def now(self) -> datetime:
+        """The server's clock now: its time when the run began, plus the time since."""
+        if self.server_now is None:
+            return utc_now()
+        return self.server_now + timedelta(seconds=time.monotonic() - self._server_now_at)
+
+    def synced_age_s(self, resource: str, domain_id: str) -> Optional[float]:
+        """Seconds since `resource` of `domain_id` was last synced (server clock), or None."""
+        synced = self.start_synced.get(resource, {}).get(domain_id)
+        if synced is None:
+            return None
+        return self.now().timestamp() - float(synced)
+
+    def due_resources(
+        self, domain_id: str, resources: Iterable[str], resync_after_s: float
+    ) -> Set[str]:
+        """The resources of a domain not synced within `resync_after_s` (all when 0)."""
+        due = set()
+        for name in resources:
+            age = self.synced_age_s(name, domain_id)
+            if age is None or age >= resync_after_s:
+                due.add(name)
+        return due
+
+    def mark_synced(self, resource_state: Dict[str, Any], domain_id: str) -> None:
+        """Records, in the resource's state being extracted, that the domain was synced now;
+        committed with the checkpoint's load like the cursors."""
+        resource_state.setdefault(SYNCED_KEY, {})[domain_id] = int(self.now().timestamp())
+
+    def check_stop(self) -> None:
+        if self.stop.is_set():
+            raise SyncStopped("the sync was asked to stop")
 
     def start_cursor(self, resource: str, domain_id: str) -> Optional[str]:
         return (self.start_cursors or {}).get(resource, {}).get(domain_id)
@@ -138,6 +195,10 @@ class SyncContext:
     def count_skipped_response(self) -> None:
         with self.lock:
             self.stats.skipped_responses += 1
+
+    def count_rows(self, rows: int) -> None:
+        with self.lock:
+            self.stats.rows_extracted += rows
 
     def count_rate_limit_wait(self, seconds: float) -> None:
         with self.lock:

@@ -1,4 +1,5 @@
-"""Client-side rate limiting from the API's own `X-RateLimit-*` headers.
+"""Client-side rate limiting from the API's own `X-RateLimit-*` headers
+(docs/api-notes.md, Rate limit).
 
 The limit is a fixed window per key. The throttle keeps its own count of what is left in the
 current window, shared by every thread of a run, corrected by each response's
@@ -19,6 +20,7 @@ from typing import Callable, Optional
 from requests import Response
 
 from .server_clock import ClockReading, ServerClock
+from .sync import SyncStopped
 from .values import as_int
 
 # a little past the reset second, so the server's window has really turned
@@ -48,7 +50,21 @@ class RateLimitThrottle:
         # wall time during which a request was held by the limit
         self._held = 0
         self._held_since = 0.0
+        # when a request waits for the next window: until when (this clock), for the display
+        self.waiting_until: Optional[float] = None
+        self._cancelled = False
         self._cond = threading.Condition()
+
+    def cancel(self) -> None:
+        """Wakes every waiting request and makes it (and every later one) raise SyncStopped."""
+        with self._cond:
+            self._cancelled = True
+            self._cond.notify_all()
+
+    def waiting_s(self) -> float:
+        """Seconds left of the current wait for the rate limit (0 when nothing waits)."""
+        until = self.waiting_until
+        return max(until - self.clock(), 0.0) if until is not None else 0.0
 
     def acquire(self) -> float:
         """Blocks until a request fits in the current window, then reserves it. Returns the
@@ -57,6 +73,11 @@ class RateLimitThrottle:
         with self._cond:
             holding = False
             while True:
+                if self._cancelled:
+                    self.waiting_until = None
+                    if holding:
+                        self._end_hold()
+                    raise SyncStopped("the sync was asked to stop")
                 now = self.clock()
                 if self.reset_at is not None and now >= self.reset_at:
                     # a new window: its budget is the limit; responses correct it
@@ -72,10 +93,13 @@ class RateLimitThrottle:
                     self.remaining -= 1
                     break
                 wait = (self.reset_at - now + RESET_MARGIN_S) if self.reset_at else 0.5
+                wait = min(max(wait, 0.01), WINDOW_S)
                 if not holding:
                     holding = True
                     self._begin_hold(now)
-                self._cond.wait(timeout=min(max(wait, 0.01), WINDOW_S))
+                self.waiting_until = now + wait
+                self._cond.wait(timeout=wait)
+            self.waiting_until = None
             if holding:
                 held_for = self._end_hold()
             self.in_flight += 1

@@ -7,7 +7,8 @@ from .settings import DAYS_BUCKETS
 
 
 def parse_timestamp(value: Union[str, datetime]) -> datetime:
-    """Parses both formats the API uses (SPEC A14): `...218Z` and `...268809+00:00`."""
+    """Parses both formats the API uses (docs/api-notes.md, Reading: timestamp
+    formats): `...218Z` and `...268809+00:00`."""
     if isinstance(value, datetime):
         parsed = value
     else:
@@ -28,7 +29,7 @@ def snapshot_date(generated_at: Union[str, datetime]) -> date:
 def covering_bucket(days: float) -> int:
     """The smallest `days` bucket that covers `days`; 365 when nothing larger exists.
 
-    Only bucket values are ever sent, so the server's snapping (SPEC 1.7) cannot shrink a window.
+    Only bucket values are ever sent, so the server's snapping (docs/api-notes.md, The days window) cannot shrink a window.
     """
     for bucket in DAYS_BUCKETS:
         if bucket >= days:

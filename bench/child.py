@@ -71,7 +71,7 @@ def _status_mb(field: str) -> float:
 
 def wait_for_window(window_s: float) -> None:
     """Sleeps until just after the rate limit's next fixed window starts (windows are aligned
-    to epoch multiples, SPEC 1.9), so that a run starts with a whole window, not a lucky or an
+    to epoch multiples: docs/api-notes.md, Rate limit), so that a run starts with a whole window, not a lucky or an
     unlucky part of one."""
     now = time.time()
     time.sleep(math.ceil(now / window_s) * window_s - now + 0.02)
@@ -79,7 +79,8 @@ def wait_for_window(window_s: float) -> None:
 
 def sync_job(base_url: str, api_key: str, workdir: str, align_window_s: float = 0) -> Dict[str, Any]:
     """One sync into the pipeline kept in `workdir` (a first sync, or the next one)."""
-    from aiclicks_pipeline.pipeline import make_pipeline, run_sync
+    from aiclicks_pipeline.checkpoints import run_sync
+    from aiclicks_pipeline.pipeline import make_pipeline
 
     pipeline = make_pipeline(
         pipeline_name="aiclicks_bench",

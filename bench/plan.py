@@ -1,7 +1,7 @@
 """The fewest requests a sync of an account can make, computed from the account itself.
 
 One request per domain and endpoint, more only where a list is longer than the largest page
-the API serves (SPEC 1.6), plus one for `/domains`. The counts come from the sandbox's ground
+the API serves (docs/api-notes.md, Pagination), plus one for `/domains`. The counts come from the sandbox's ground
 truth (what it would serve), the page sizes and windows from the API's documented facts, never
 from the client's own code.
 """

@@ -11,7 +11,8 @@ import pytest
 # no telemetry, no network: dlt reads this before anything else
 os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
 
-from aiclicks_pipeline.pipeline import SyncResult, make_pipeline, run_sync  # noqa: E402
+from aiclicks_pipeline.checkpoints import SyncResult, run_sync  # noqa: E402
+from aiclicks_pipeline.pipeline import make_pipeline  # noqa: E402
 from aiclicks_pipeline.sandbox import run_sandbox  # noqa: E402
 from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS  # noqa: E402
 

@@ -15,7 +15,8 @@ import yaml
 
 from aiclicks_pipeline import cli
 from aiclicks_pipeline.commands.base import EXIT_FAILED
-from aiclicks_pipeline.pipeline import make_pipeline, run_sync
+from aiclicks_pipeline.checkpoints import run_sync
+from aiclicks_pipeline.pipeline import make_pipeline
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.settings import (
     CHANNELS,

@@ -30,7 +30,8 @@ import duckdb
 import pytest
 import yaml
 
-from aiclicks_pipeline.cli import build_parser, pipeline_name_for
+from aiclicks_pipeline.cli import build_parser
+from aiclicks_pipeline.commands.base import pipeline_name_for
 from aiclicks_pipeline.sandbox import run_sandbox
 
 from .conftest import START

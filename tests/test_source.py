@@ -50,14 +50,40 @@ def test_full_load_equals_ground_truth(sandbox, warehouse):
 
 
 def test_second_run_with_nothing_new_writes_no_rows(sandbox, warehouse):
+    """Asked again at once (resync_after_minutes=0), every answer is a server cache hit no
+    newer than the cursors: nothing is written."""
     warehouse.sync(sandbox)
     before = {table: warehouse.keyed(table) for table in ENDPOINTS}
 
-    second = warehouse.sync(sandbox)
+    second = warehouse.sync(sandbox, resync_after_minutes=0)
 
     assert second.total_rows == 0, second.rows
     assert second.stats.skipped_responses > 0
     assert {table: warehouse.keyed(table) for table in ENDPOINTS} == before
+
+
+def test_a_rerun_inside_the_resync_interval_asks_only_for_the_domains(sandbox, warehouse):
+    first = warehouse.sync(sandbox)
+    sandbox.reset_stats()
+
+    second = warehouse.sync(sandbox)
+
+    assert [r["path"] for r in sandbox.stats.log] == ["/api/v1/domains"]
+    assert second.stats.requests == 1 and second.total_rows == 0
+    assert second.domains_fresh == first.domains_total == len(sandbox.account.domain_ids())
+    assert second.status == "success" and second.checkpoints_total == 0
+    # an hour later (the API's cache lifetime; plus a minute, as the frozen sandbox clock
+    # stood still while the first sync took real seconds) everything is due again
+    sandbox.advance(hours=1, seconds=60)
+    sandbox.reset_stats()
+    third = warehouse.sync(sandbox)
+    asked = {(r["path"], r["query"].get("domain_id")) for r in sandbox.stats.log}
+    expected = {
+        (f"/api/v1/{ENDPOINTS[name]['path']}", domain_id)
+        for name in ENDPOINTS if ENDPOINTS[name]["domain_scoped"]
+        for domain_id in sandbox.account.domain_ids()
+    }
+    assert third.domains_fresh == 0 and expected <= asked
 
 
 def test_next_day_loads_new_and_revised_days_only(sandbox, warehouse):
@@ -110,11 +136,11 @@ def test_new_domain_gets_its_own_backfill(sandbox, warehouse):
 def test_cache_hit_writes_nothing(sandbox, warehouse):
     warehouse.sync(sandbox)
     sandbox.advance(hours=0.2)
-    warehouse.sync(sandbox)
+    warehouse.sync(sandbox, resync_after_minutes=0)
     sandbox.advance(hours=0.2)
     sandbox.reset_stats()
 
-    third = warehouse.sync(sandbox)
+    third = warehouse.sync(sandbox, resync_after_minutes=0)
 
     # the same queries as the previous sync, inside the cache TTL: every response is a HIT
     assert sandbox.stats.cache_hits == third.stats.requests
@@ -174,7 +200,7 @@ def test_prompts_across_pages_and_rows_shifted_by_new_prompts(warehouse):
 
 
 def test_a_refused_page_size_falls_back_to_the_general_maximum(sandbox, warehouse):
-    # SPEC A1: /list-prompts says 500, the MCP page says 100; a server enforcing 100 answers 422
+    # docs/api-notes.md, Reading: page size of /prompts: 500 or 100; a server enforcing 100 answers 422
     sandbox.set_faults(page_size_cap=100)
 
     warehouse.sync(sandbox)

@@ -2,7 +2,8 @@
 commands that sync (source options, destination options) and how they become a pipeline."""
 
 import argparse
-from typing import Any, Dict, List, Tuple
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Tuple
 
 from ..settings import (
     DEFAULT_BASE_URL,
@@ -15,6 +16,7 @@ from ..settings import (
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_PARTIAL = 3
+EXIT_BUSY = 75  # EX_TEMPFAIL: another sync of the pipeline runs; try again later
 
 
 class Command:
@@ -81,6 +83,15 @@ def pipeline_name_for(args: argparse.Namespace) -> str:
         return args.pipeline_name
     # each shard keeps its own dlt state (and cursors) beside the others in the dataset
     return f"{args.pipeline_name}_shard_{args.shard.replace('/', '_of_')}"
+
+
+@contextmanager
+def locked(args: argparse.Namespace) -> Iterator[None]:
+    """Holds the pipeline's run lock (workdir.py) from before dlt opens its working folder."""
+    from ..workdir import pipeline_lock
+
+    with pipeline_lock(pipeline_name_for(args), args.pipelines_dir):
+        yield
 
 
 def pipeline_for(args: argparse.Namespace, progress: Any = None) -> Any:

@@ -1,14 +1,20 @@
-"""`aiclicks-pipeline run`: one sync of the API into the destination."""
+"""`aiclicks-pipeline run`: one sync of the API into the destination, in checkpoints, that a
+user can stop (Ctrl-C, SIGTERM), resume and watch."""
 
 import argparse
+import json
 import sys
+from pathlib import Path
+from typing import Any, Optional
 
 from .base import (
+    EXIT_FAILED,
     EXIT_OK,
     EXIT_PARTIAL,
     Command,
     add_destination_arguments,
     add_source_arguments,
+    locked,
     pipeline_for,
     source_options,
 )
@@ -23,6 +29,15 @@ class RunCommand(Command):
         add_destination_arguments(parser)
         parser.add_argument("--full-refresh", action="store_true", help="drop the tables and state first")
         parser.add_argument(
+            "--checkpoint-requests", type=int,
+            help="requests per checkpoint, each a committed load (default 120: two minutes of "
+            "the real rate limit)",
+        )
+        parser.add_argument(
+            "--resync-after-minutes", type=float,
+            help="leave out what was synced less than this long ago (default 60; 0 asks again)",
+        )
+        parser.add_argument(
             "--loader-file-format",
             help="dlt file format (default: jsonl where the destination takes it)",
         )
@@ -32,24 +47,77 @@ class RunCommand(Command):
             help="what an API schema change does: evolve (default) or freeze to fail on it",
         )
         parser.add_argument("--quiet", action="store_true", help="no progress lines")
+        parser.add_argument(
+            "--json", action="store_true",
+            help="print the run's summary as JSON on stdout (the readable one goes to stderr)",
+        )
+        parser.add_argument("--summary-file", help="also write the JSON summary to this file")
 
     def execute(self, args: argparse.Namespace) -> int:
-        from ..pipeline import run_sync
+        from ..checkpoints import SyncFailed, run_sync
+        from ..interrupts import StopRequest, stop_on_signals
+        from ..progress import SyncProgress
 
-        pipeline = pipeline_for(args, progress=None if args.quiet else "log")
-        result = run_sync(
-            pipeline,
-            resources=args.resources,
-            full_refresh=args.full_refresh,
-            loader_file_format=args.loader_file_format,
-            schema_contract=args.schema_contract,
-            **source_options(args),
-        )
-        print(result.summary())
-        if result.skipped_domains:
+        stop = StopRequest()
+        progress = SyncProgress(mode="quiet" if args.quiet else "auto")
+        result: Any = None
+        with stop_on_signals(stop, farewell=lambda: _farewell(progress)):
+            with locked(args):
+                pipeline = pipeline_for(args)
+                try:
+                    result = run_sync(
+                        pipeline,
+                        resources=args.resources,
+                        full_refresh=args.full_refresh,
+                        loader_file_format=args.loader_file_format,
+                        schema_contract=args.schema_contract,
+                        checkpoint_requests=args.checkpoint_requests,
+                        resync_after_minutes=args.resync_after_minutes,
+                        stop=stop,
+                        progress=progress,
+                        **source_options(args),
+                    )
+                except SyncFailed as failed:
+                    _report(args, failed.result)
+                    raise
+        _report(args, result)
+        if result.status == "interrupted":
             print(
-                f"Partial sync: {len(result.skipped_domains)} domain(s) skipped, all others loaded.",
+                f"Stopped by {'SIGTERM' if stop.exit_code == 143 else 'SIGINT'}: "
+                f"{result.progress_line()}.",
+                file=sys.stderr,
+            )
+            return stop.exit_code
+        if result.skipped_domains or result.unknown_domains:
+            print(
+                f"Partial sync: {len(result.skipped_domains) + len(result.unknown_domains)} "
+                "domain(s) not loaded, all others loaded.",
                 file=sys.stderr,
             )
             return EXIT_PARTIAL
-        return EXIT_OK
+        if result.domains_total == 0:
+            return EXIT_PARTIAL
+        return EXIT_OK if result.status != "failed" else EXIT_FAILED
+
+
+def _report(args: argparse.Namespace, result: Any) -> None:
+    """The readable summary (stdout, or stderr with --json) and the JSON one where asked."""
+    summary = json.dumps(result.as_json(), indent=2)
+    if args.summary_file:
+        Path(args.summary_file).write_text(summary + "\n")
+    if args.json:
+        print(result.summary(), file=sys.stderr)
+        print(summary)
+    else:
+        print(result.summary())
+
+
+def _farewell(progress: Optional[Any]) -> str:
+    """The line the watchdog prints when it has to end the process (interrupts.py)."""
+    facts = progress.facts() if progress is not None else {}
+    committed = facts.get("domains_committed", 0)
+    total = facts.get("domains_total", 0)
+    return (
+        f"Stopped: committed {committed} of {total} domains; the checkpoint in flight was "
+        "not committed. Run again to continue."
+    )

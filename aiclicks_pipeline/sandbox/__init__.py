@@ -6,7 +6,8 @@
         requests.get(sandbox.base_url + "/api/v1/domains",
                      headers={"Authorization": f"Bearer {sandbox.api_key}"})
 
-The readings taken where the SPEC is unclear are listed in ``server.py``'s docstring.
+The readings taken where the API's docs are unclear are listed in ``server.py``'s docstring
+(and explained in docs/api-notes.md, Readings).
 """
 
 from .account import Account

@@ -78,7 +78,8 @@ def snap_days(days: int) -> int:
 
 
 def window_dates(days: int, now: datetime) -> List[date]:
-    """`days` calendar days ending with today's (partial, UTC) date inclusive (SPEC 1.7)."""
+    """`days` calendar days ending with today's (partial, UTC) date inclusive (docs/api-notes.md,
+    The days window)."""
     today = now.astimezone(timezone.utc).date()
     return [today - timedelta(days=back) for back in range(days - 1, -1, -1)]
 
@@ -247,7 +248,8 @@ class DomainModel:
             c: (0.0 if rnd.unit(did, "silent", c) < 0.08 else rnd.between(0.2, 1.8, did, "ch", c))
             for c in self.channels
         }
-        # Channels whose answers carry no position data (A8: null avg_position, visibility > 0).
+        # Channels whose answers carry no position data (null avg_position, visibility > 0;
+        # docs/api-notes.md, Reading: visibility in /brand-rankings and null positions).
         self.positionless = {c for c in self.channels if rnd.unit(did, "positionless", c) < 0.2}
         self.competitors = self._make_competitors(account)
         self.rivals = [c.name for c in self.competitors]
@@ -439,7 +441,7 @@ class Account:
         return [info.item() for info in self._infos if info.created_at <= now]
 
     def prompts(self, domain_id: str, now: datetime) -> List[dict]:
-        """Visible prompts, newest ``created_at`` first (SPEC 2.3)."""
+        """Visible prompts, newest ``created_at`` first (docs/api-notes.md, Endpoint: /prompts)."""
         return [p.item() for p in reversed(self._model(domain_id).visible_prompts(now))]
 
     def add_prompts(self, domain_id: str, n: int, now: datetime) -> List[dict]:
@@ -522,9 +524,9 @@ class Account:
 
         Visibility and citability are dense (a day without responses is present with 0, as
         documented for visibility). Mentions and citations are SPARSE: a day without responses
-        has no row at all (SPEC A6 allows "one row per day with responses"; missing rows are
+        has no row at all (the mentions docs say "one row per day with responses"; missing rows are
         the harder case for a client, which must not invent zeros). A day with responses but
-        no brand mention still has a 0 row.
+        no brand mention still has a 0 row. (docs/api-notes.md, Reading: time-series density)
         """
         numerator, denominator = SERIES_DEFINITIONS[metric]
         model = self._model(domain_id)
@@ -570,7 +572,7 @@ class Account:
                     "website": website,
                     "is_brand": is_brand,
                     "mentions": mentions,
-                    "visibility": sov,  # equals sov, as in the example (A8)
+                    "visibility": sov,  # equals sov, as in the docs' example
                     "sov": sov,
                     "avg_position": round(position, 1) if mentions else None,
                     "prompts_mentioned": (
@@ -606,7 +608,8 @@ class Account:
 
         The window's brand citation entries are spread over the brand's own pages, the other
         entries over competitor and third-party pages. `first_seen` is all-time and may precede
-        the window (A12: the harder reading; a client must not treat it as a window bound).
+        the window (the harder reading; a client must not treat it as a window bound:
+        docs/api-notes.md, Reading: citations fields).
         """
         model, rnd = self._model(domain_id), self.random
         counts = self._window_counts(model, days, now)
@@ -657,7 +660,8 @@ class Account:
 
         An emission belongs to one day and one batch time; a prompt emits a batch on a day with
         probability ``fanout_rate``. ``model`` ("all" or a channel display name) filters the
-        emissions; prompts left without emissions are dropped. Order (not documented, A16):
+        emissions; prompts left without emissions are dropped. Order (not documented;
+        docs/api-notes.md, Reading: ordering):
         groups by their most recent emission, newest first, so new emissions reorder pages like
         an activity feed; emissions inside a group newest first.
         """

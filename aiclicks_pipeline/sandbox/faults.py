@@ -30,7 +30,9 @@ class Faults:
     malformed_rate: float = 0.0  # 200 with a truncated JSON body
     extra_fields: bool = False  # unknown fields on the envelope and every object in `data`
     changed_types: bool = False  # a field changes type (a count sent as a "8.1k" string)
-    page_size_cap: int = 0  # >0: a lower max `size` than documented, larger ones get 422 (A1)
+    # >0: a lower max `size` than documented, larger ones get 422
+    # (docs/api-notes.md, Reading: page size of /prompts)
+    page_size_cap: int = 0
     # >1: once, just before page N of a `/prompts` list is served, that domain gets a new prompt
     # (the newest, top of the list) and loses its oldest (not served yet): the list changes
     # while it is walked, its `total` does not. Back to 0 once it happened.

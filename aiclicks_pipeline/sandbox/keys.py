@@ -54,7 +54,7 @@ API_KEYS: Dict[str, ApiKey] = {
 
 def authenticate(authorization: Optional[str]) -> Optional[ApiKey]:
     """The key of an ``Authorization: Bearer <key>`` header; None if missing, malformed or
-    unknown (all three get the same 401, A13)."""
+    unknown (all three get the same 401; docs/api-notes.md, Reading: status codes for 401 and 404)."""
     scheme, _, token = (authorization or "").strip().partition(" ")
     if scheme.lower() != "bearer":
         return None

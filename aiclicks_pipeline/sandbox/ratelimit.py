@@ -74,7 +74,7 @@ class FixedWindowLimiter:
             return self._state(key, time.time(), consume=False)
 
     def refund(self, key: str) -> RateState:
-        """Give back one request of the current window (a 5xx does not count, SPEC 1.9)."""
+        """Give back one request of the current window (a 5xx does not count; docs/api-notes.md, Rate limit)."""
         with self._lock:
             now = time.time()
             start, used = self._counts.get(key, (None, 0))

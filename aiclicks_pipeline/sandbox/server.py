@@ -1,58 +1,70 @@
-"""A local HTTP server that behaves like the AIclicks v1 API (SPEC.md), for tests and demos.
+"""A local HTTP server that behaves like the AIclicks v1 API (docs/api-notes.md), for tests and
+demos.
 
-Where SPEC §4 (or a [gap]) leaves the behaviour open, the sandbox takes the reading that is
-HARDEST on a client, so a pipeline that passes against it survives the real API either way:
+Where the API's docs leave the behaviour open, the sandbox takes the reading that is HARDEST on
+a client, so a pipeline that passes against it survives the real API either way. The list
+below is what the sandbox does; docs/api-notes.md says why, under the reading named in each
+item:
 
 1.  `days` echo: the RAW requested value (e.g. `days=10` echoes 10 while the data covers the
-    7-day bucket), or the default 30 when omitted (SPEC 1.7 [gap]). A client must not take the
-    echo as the window it got.
+    7-day bucket), or the default 30 when omitted (Reading: the days echo). A client must not
+    take the echo as the window it got.
 2.  `days` snapping: to the nearest bucket of DAYS_BUCKETS, ties to the SMALLER bucket
-    (60 -> 30), so a window can be shorter than asked.
+    (60 -> 30), so a window can be shorter than asked (Reading: days maximum and snapping).
 3.  Invalid params (non-integer, `page` < 1, `size` outside 1..max, `days` outside 1..365) are
     rejected with 422 and a FastAPI-style body whose `detail` is a LIST
-    (`[{"loc": ["query", "size"], "msg": ..., "type": ...}]`), never clamped (SPEC 1.10 [gap]).
-    `detail` is therefore sometimes a string, sometimes a list.
-4.  `/fanout-queries` is paginated (A3): `page`/`size` as in settings (25/100); pages are over
+    (`[{"loc": ["query", "size"], "msg": ..., "type": ...}]`), never clamped
+    (Reading: invalid parameters). `detail` is therefore sometimes a string, sometimes a list.
+4.  `/fanout-queries` is paginated: `page`/`size` as in settings (25/100); pages are over
     prompt groups but `data.total` counts EMISSIONS, so `total` is neither the number of items
-    nor `total_pages * size`.
-5.  `/citations` is paginated too (SPEC 2.11 [gap], 25/100); `total` counts URLs.
-6.  Time-series density (A6): visibility and citability are dense (0 on days without
-    responses); mentions and citations are SPARSE (no row on those days). Exact zeros are sent
-    as the integer 0 among floats (as in the examples).
+    nor `total_pages * size` (Reading: pagination of /fanout-queries and what total counts).
+5.  `/citations` is paginated too (25/100); `total` counts URLs (Reading: pagination of
+    /citations).
+6.  Time-series density: visibility and citability are dense (0 on days without responses);
+    mentions and citations are SPARSE (no row on those days). Exact zeros are sent as the
+    integer 0 among floats (as in the docs' examples) (Reading: time-series density).
 7.  Revisions: today's values are partial and yesterday's still move; a day is final from
-    the day after tomorrow on. A load that does not re-read the last 2 days keeps wrong values.
-8.  Domain scope (A13): a domain outside the key's `allowed_domains`, an unknown id and a
-    non-UUID id all get the same 404 "Domain not found"; an empty `domain_id=` is "omitted" (400).
-9.  Cache (A4, 1.8): the longer TTL (1 hour, stalest data), keyed on path + the raw query
-    string byte for byte (parameter order and encoding matter), not on the key. Also keyed on
-    the key's domain scope (else a restricted key would be served another key's /domains) and
-    on the sandbox's shape faults (extra_fields, vanished/hidden domains) so switching them
-    takes effect at once. A HIT returns the stored body unchanged, with its old `generated_at`.
-    Errors are never cached; `/validate` is always BYPASS. `X-Cache` is BYPASS on errors.
-10. Rate limit (1.9): cache hits, `/validate` and 4xx (400/404/422) consume budget; a 5xx
-    (injected) is refunded; a real 429 consumes nothing (the budget is already spent); an
+    the day after tomorrow on. A load that does not re-read the last 2 days keeps wrong values
+    (Reading: revisions of recent days).
+8.  Domain scope: a domain outside the key's `allowed_domains`, an unknown id and a non-UUID
+    id all get the same 404 "Domain not found"; an empty `domain_id=` is "omitted" (400)
+    (Reading: status codes for 401 and 404).
+9.  Cache: the longer TTL (1 hour, stalest data), keyed on path + the raw query string byte for
+    byte (parameter order and encoding matter), not on the key (Caching; Reading: cache TTL).
+    Also keyed on the key's domain scope (else a restricted key would be served another key's
+    /domains) and on the sandbox's shape faults (extra_fields, vanished/hidden domains) so
+    switching them takes effect at once. A HIT returns the stored body unchanged, with its old
+    `generated_at` (Reading: generated_at on cache hits). Errors are never cached;
+    `/validate` is always BYPASS. `X-Cache` is BYPASS on errors.
+10. Rate limit (Rate limit): cache hits, `/validate` and 4xx (400/404/422) consume budget; a
+    5xx (injected) is refunded; a real 429 consumes nothing (the budget is already spent); an
     injected 429 burst consumes budget. 401/403 happen before the limiter (no budget to charge)
     and unknown paths 404 before authentication (FastAPI routes first). The no-access key gets
-    403 on /validate too. Windows are fixed and
-    aligned to epoch multiples of the window, on REAL time; `X-RateLimit-Reset` and
-    `/validate`'s `reset_at` state the window's end on the sandbox clock (its now plus the
-    seconds left), like `Date`, so a sandbox clock set apart from real time is a server whose
-    clock is skewed from the client's.
-11. Ordering (A16): `/domains` in account order; `/fanout-queries` groups by their most recent
-    emission (an activity feed: new emissions reorder pages between runs); `/citations` by
-    frequency descending, then url. Newest-first `/prompts` shift when prompts are added.
+    403 on /validate too. Windows are fixed and aligned to epoch multiples of the window, on
+    REAL time; `X-RateLimit-Reset` and `/validate`'s `reset_at` state the window's end on the
+    sandbox clock (its now plus the seconds left), like `Date`, so a sandbox clock set apart
+    from real time is a server whose clock is skewed from the client's.
+11. Ordering (Reading: ordering): `/domains` in account order; `/fanout-queries` groups by
+    their most recent emission (an activity feed: new emissions reorder pages between runs);
+    `/citations` by frequency descending, then url. Newest-first `/prompts` shift when prompts
+    are added.
 12. Empty paginated lists have `total_pages` 0 (not 1); a page past the end is 200 with no
-    items. `/domains` keeps its documented trivial envelope (`total_pages` always 1).
-13. `/citations` `first_seen` is all-time and may precede the window (A12).
+    items. `/domains` keeps its documented trivial envelope (`total_pages` always 1)
+    (Pagination).
+13. `/citations` `first_seen` is all-time and may precede the window (Reading: citations
+    fields).
 14. `/fanout-queries?model=` with an unknown channel returns an empty list (200), not 422; the
-    raw value is echoed.
-15. Repeated query params: the last one wins; unknown params are ignored.
+    raw value is echoed (Endpoint: /fanout-queries).
+15. Repeated query params: the last one wins; unknown params are ignored (Reading: invalid
+    parameters).
 16. With rate limiting disabled (`rate_limit` 0/None) the `X-RateLimit-*` headers are omitted
-    (as a JWT caller may see, SPEC 1.4) and `/validate` reports `remaining`/`reset_at` null.
+    (as a JWT caller may see) and `/validate` reports `remaining`/`reset_at` null
+    (Reading: callers without rate-limit headers).
 17. `generated_at`, the `Date` header and the rate limit's reset come from the sandbox clock,
-    so they may be far from the machine's time (a skewed server's clock).
+    so they may be far from the machine's time, as a skewed server's clock is (Headers).
 18. Competitors (in /brand-rankings) and prompts appear over time as the clock passes their
-    creation; a sync must cope with lists that grow between runs and between pages.
+    creation; a sync must cope with lists that grow between runs and between pages
+    (Reading: lists that grow).
 """
 
 from __future__ import annotations
@@ -79,11 +91,11 @@ from .ratelimit import FixedWindowLimiter, RateState
 from .stats import Stats
 
 ADMIN_PREFIX = "/_sandbox/"
-MAX_DAYS = DAYS_BUCKETS[-1]  # SPEC 1.7: days 1-365, the largest bucket
+MAX_DAYS = DAYS_BUCKETS[-1]  # days 1-365, the largest bucket (docs/api-notes.md, The days window)
 SERIES_SUFFIX = "-time-series"
 
 # Added by the `extra_fields` fault to the envelope and to every object inside `data`
-# (SPEC 1.1: fields may appear without notice).
+# (docs/api-notes.md, Reading: new fields appear without notice).
 EXTRA_FIELDS = {
     "x_sandbox_note": "unknown field added by the sandbox",
     "x_sandbox_meta": {"revision": 2, "tags": ["sandbox", "extra"]},
@@ -381,7 +393,7 @@ class SandboxApp:
                     "id": TEAM_ID,
                     "name": TEAM_NAME,
                     "developer_access": key.developer_access,
-                    # forced to 0 without developer access (SPEC 2.1)
+                    # forced to 0 without developer access (docs/api-notes.md, Endpoint: /validate)
                     "domains_count": len(allowed) if key.developer_access else 0,
                 }
             ],

@@ -12,7 +12,8 @@ from aiclicks_pipeline.sandbox import SANDBOX_API_KEY, Sandbox
 from aiclicks_pipeline.settings import API_PREFIX, ENDPOINTS, VALIDATE_PATH
 
 START = "2026-06-17T10:00:00Z"
-EXAMPLES = Path(__file__).resolve().parents[2] / "../shared/aiclicks-api/examples"
+# The API docs' example payloads, kept in the repo (docs/api-notes.md, Example payloads)
+EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "api_examples"
 # Large enough that no test outside test_rate_limit.py runs into it.
 GENEROUS_LIMIT = 100_000
 

@@ -87,7 +87,7 @@ def test_model_leaderboard(account):
         assert len({r["model"] for r in rows}) == len(rows) >= 3
         assert [r["visibility"] for r in rows] == sorted((r["visibility"] for r in rows), reverse=True)
         null_with_visibility += sum(r["avg_position"] is None and r["visibility"] > 0 for r in rows)
-    assert null_with_visibility, "A8: avg_position null although visibility > 0"
+    assert null_with_visibility, "avg_position null although visibility > 0 (as in the docs' example)"
 
 
 def test_citations(account):

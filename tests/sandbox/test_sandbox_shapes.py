@@ -1,4 +1,5 @@
-"""Every endpoint's payload against the SPEC examples: keys, value types, formats, echoes."""
+"""Every endpoint's payload against the API docs' examples
+(tests/fixtures/api_examples): keys, value types, formats, echoes."""
 
 import re
 import uuid
@@ -6,7 +7,7 @@ import uuid
 import pytest
 from sandbox_support import assert_shape, example
 
-from aiclicks_pipeline.settings import ENDPOINTS
+from aiclicks_pipeline.settings import ENDPOINTS, ERROR_DETAILS
 
 MS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 US_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$")
@@ -84,5 +85,10 @@ def test_identifier_and_timestamp_formats(client, domain_id):
 def test_series_dates_are_consecutive_days_oldest_first(client, domain_id):
     items = client.data("visibility_daily", domain_id=domain_id)["items"]
     dates = [i["date"] for i in items]
-    assert dates[0] == "2026-05-19" and dates[-1] == "2026-06-17"  # SPEC 1.7's example window
+    assert dates[0] == "2026-05-19" and dates[-1] == "2026-06-17"  # the docs' example 30-day window
     assert len(dates) == 30 == len(set(dates)) and dates == sorted(dates)
+
+
+def test_error_bodies_are_the_documented_ones():
+    documented = {e["status"]: e["body"]["detail"] for e in example("errors")["errors"]}
+    assert ERROR_DETAILS == documented

@@ -1,6 +1,7 @@
 -- Every cited URL per snapshot, its host classified as the domain's own, a dedicated
 -- competitor's (any competitor brand_rankings listed for the domain) or a third party's,
--- with frequency, ranks and the channels whose answers cited it (slugs reconciled, SPEC A9).
+-- with frequency, ranks and the channels whose answers cited it (slugs reconciled:
+-- docs/api-notes.md, Reading: model naming).
 with citations as (
     select * from {{ ref('stg_aiclicks__citations') }}
 ),

@@ -1,5 +1,6 @@
 -- Fan-out queries ranked by how often each assistant emitted them, per domain and channel,
--- over every emission loaded so far (SPEC 2.4: flatten the emissions and count).
+-- over every emission loaded so far (each entry is one emission: count them; docs/api-notes.md,
+-- Endpoint: /fanout-queries).
 with emissions as (
     select * from {{ ref('stg_aiclicks__fanout_queries') }}
 ),

@@ -1,5 +1,6 @@
 -- Per AI channel and snapshot: the leaderboard's visibility and position (display names) beside
--- the URLs that channel cited (slugs), reconciled through the aiclicks_channels seed (SPEC A9).
+-- the URLs that channel cited (slugs), reconciled through the aiclicks_channels seed
+-- (docs/api-notes.md, Reading: model naming).
 -- A channel only one side knows still gets its row; a slug missing from the seed keeps its slug
 -- as channel_name (and the seed's relationships tests warn about it).
 with channels as (

@@ -1,4 +1,4 @@
--- the model slugs (SPEC A9) that cited a URL: dlt's child table joined to its parent row for
+-- the model slugs (docs/api-notes.md, Reading: model naming) that cited a URL: dlt's child table joined to its parent row for
 -- the citation's key; every snapshot, is_latest_snapshot selects the newest
 with cited_by as (
     select distinct

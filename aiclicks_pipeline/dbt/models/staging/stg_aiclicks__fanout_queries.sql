@@ -1,4 +1,5 @@
--- one row per emission: a query one assistant (channel display name, SPEC A9) issued for a prompt
+-- one row per emission: a query one assistant (channel display name;
+-- docs/api-notes.md, Reading: model naming) issued for a prompt
 select
     cast(id as {{ dbt.type_string() }}) as fanout_query_id,
     cast(domain_id as {{ dbt.type_string() }}) as domain_id,

@@ -1,0 +1,428 @@
+"""A sync in checkpoints: the unit of progress, of commit and of what the user is shown.
+
+At the API's real limit a large account syncs for hours, and such runs get stopped (Ctrl-C, a
+scheduler's SIGTERM, a preempted worker) or killed. So a run is cut into checkpoints: batches
+of domains worth about `checkpoint_requests` requests (120 by default: two minutes of the real
+limit of 60 a minute). Each checkpoint is one dlt load (extract, normalize, load) whose
+per-domain cursors and sync times move with it. A run that stops loses at most the checkpoint
+in flight; the next run skips what is already synced and continues with what is left.
+
+Before the first checkpoint a run:
+1. finishes what an interrupted run left (a pending load is loaded; an interrupted
+   extraction, which committed nothing, is discarded: workdir.py);
+2. restores the state from the warehouse when it is newer there (a worker with an empty disk);
+3. asks `/domains` once, and reads each resource's per-domain state (sync.py);
+4. leaves out every (domain, resource) synced within `resync_after_minutes` (60 by default:
+   the API serves cached responses for up to an hour, so asking again sooner only spends the
+   rate limit), unless `full_refresh` or `resync_after_minutes=0`;
+5. plans the checkpoints from what the warehouse holds (plan.py: pages per list).
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import dlt
+from dlt.common.exceptions import SignalReceivedException
+from dlt.pipeline.pipeline import Pipeline
+
+from .destinations import configured_loader_file_format, with_destination_hints
+from .interrupts import StopRequest
+from .pipeline import SCHEMA_CONTRACTS, preferred_file_format, run_settings
+from .plan import known_rows, requests_for, resource_states
+from .progress import SyncProgress
+from .rows import envelope_items
+from .settings import DOMAIN_RESOURCES, ENDPOINTS
+from .source import SOURCE_NAME, aiclicks_source, shard_filter
+from .sync import SyncContext, SyncStats, SyncStopped
+from .windows import utc_now
+from .workdir import discard_interrupted_extracts, finish_pending_loads, prune_loaded_packages
+
+logger = logging.getLogger("aiclicks_pipeline")
+
+DEFAULT_CHECKPOINT_REQUESTS = 120
+DEFAULT_RESYNC_AFTER_MINUTES = 60.0
+CONFIG_SECTION = "sources.aiclicks"
+
+SUCCESS, PARTIAL, INTERRUPTED, FAILED = "success", "partial", "interrupted", "failed"
+
+
+@dataclass
+class Checkpoint:
+    number: int
+    domain_ids: List[str]
+    resources: Tuple[str, ...]
+    planned_requests: int
+
+
+@dataclass
+class SyncResult:
+    """What a run did, for the user, a scheduler (`as_json`) and the run history."""
+
+    status: str = SUCCESS
+    rows: Dict[str, int] = field(default_factory=dict)
+    stats: SyncStats = field(default_factory=SyncStats)
+    skipped_domains: Dict[str, str] = field(default_factory=dict)
+    windows_asked: Dict[str, List[int]] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    started_at: Optional[datetime] = None
+    finished_at: Optional[datetime] = None
+    domains_total: int = 0
+    domains_committed: int = 0
+    domains_fresh: int = 0
+    checkpoints_total: int = 0
+    checkpoints_committed: int = 0
+    planned_requests: int = 0
+    unknown_domains: List[str] = field(default_factory=list)
+    finished_pending: List[str] = field(default_factory=list)
+    load_ids: List[str] = field(default_factory=list)
+    signal: Optional[int] = None
+    error: Optional[str] = None
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+    @property
+    def domains_left(self) -> int:
+        return max(
+            self.domains_total - self.domains_committed - self.domains_fresh - len(self.skipped_domains), 0
+        )
+
+    def progress_line(self) -> str:
+        """`committed 212 of 500 domains; run again to continue` and the like."""
+        if self.status == INTERRUPTED and not self.domains_total:
+            return "stopped before the first checkpoint; nothing was committed"
+        done = self.domains_committed + self.domains_fresh
+        text = f"committed {done} of {self.domains_total} domains"
+        if self.domains_fresh:
+            text += f" ({self.domains_fresh} were synced within the resync interval)"
+        if self.domains_left:
+            text += "; run again to continue"
+        return text
+
+    def summary(self, title: Optional[str] = None) -> str:
+        """What a user reads after a sync: rows per table, requests, 429s, windows, skips."""
+        stats = self.stats
+        title = title or {INTERRUPTED: "Sync stopped", FAILED: "Sync failed"}.get(self.status, "Sync finished")
+        lines = [f"\n{title} after {self.elapsed_s:.1f}s: {self.progress_line()}"]
+        if self.finished_pending:
+            lines.append(f"  first finished {len(self.finished_pending)} load(s) an interrupted run left")
+        lines.append(f"  {'table':<28}{'rows written':>14}")
+        lines += [f"  {table:<28}{count:>14}" for table, count in self.rows.items()]
+        lines.append(f"  {'total':<28}{self.total_rows:>14}")
+        lines.append(
+            f"  requests: {stats.requests} (planned {self.planned_requests}), "
+            f"429s met: {stats.rate_limited}, connection errors: {stats.connection_errors}, "
+            f"responses already loaded (skipped): {stats.skipped_responses}"
+        )
+        if self.checkpoints_total:
+            lines.append(f"  checkpoints committed: {self.checkpoints_committed} of {self.checkpoints_total}")
+        if self.windows_asked:
+            windows = ", ".join(f"{name}={days}" for name, days in sorted(self.windows_asked.items()))
+            lines.append(f"  days asked: {windows}")
+        if self.skipped_domains:
+            lines.append(f"  SKIPPED {len(self.skipped_domains)} domain(s):")
+            lines += [f"    {domain_id}: {reason}" for domain_id, reason in self.skipped_domains.items()]
+        return "\n".join(lines)
+
+    def as_json(self) -> Dict[str, Any]:
+        return {
+            "status": self.status,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "duration_s": round(self.elapsed_s, 3),
+            "requests": self.stats.requests,
+            "planned_requests": self.planned_requests,
+            "rate_limited": self.stats.rate_limited,
+            "connection_errors": self.stats.connection_errors,
+            "responses_by_status": self.stats.as_dict()["responses_by_status"],
+            "rows": dict(self.rows),
+            "rows_total": self.total_rows,
+            "domains": {
+                "total": self.domains_total,
+                "committed": self.domains_committed,
+                "fresh": self.domains_fresh,
+                "skipped": len(self.skipped_domains),
+                "left": self.domains_left,
+            },
+            "skipped_domains": dict(self.skipped_domains),
+            "unknown_domains": list(self.unknown_domains),
+            "checkpoints": {"total": self.checkpoints_total, "committed": self.checkpoints_committed},
+            "days_asked": {name: days for name, days in sorted(self.windows_asked.items())},
+            "finished_pending_loads": list(self.finished_pending),
+            "load_ids": list(self.load_ids),
+            "signal": self.signal,
+            "error": self.error,
+        }
+
+
+class SyncFailed(Exception):
+    """A run failed part way: `result` says what its committed checkpoints hold. The cause
+    (`__cause__`) is the error itself, which `errors.find_api_error` finds through this."""
+
+    def __init__(self, message: str, result: SyncResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def plan_checkpoints(
+    work: Sequence[Tuple[str, Sequence[str], int]], checkpoint_requests: int
+) -> List[Checkpoint]:
+    """`work`: (domain_id, due resources, planned requests) per domain. Domains due for the same
+    resources go together, cut where a checkpoint would pass `checkpoint_requests` (a checkpoint
+    holds at least one domain)."""
+    order = {name: position for position, name in enumerate(ENDPOINTS)}
+    groups: Dict[Tuple[str, ...], List[Tuple[str, int]]] = {}
+    for domain_id, resources, requests in work:
+        key = tuple(sorted(resources, key=order.__getitem__))
+        groups.setdefault(key, []).append((domain_id, requests))
+    checkpoints: List[Checkpoint] = []
+    for resources, domains in groups.items():
+        batch: List[str] = []
+        planned = 0
+        for domain_id, requests in domains:
+            if batch and planned + requests > checkpoint_requests:
+                checkpoints.append(Checkpoint(len(checkpoints) + 1, batch, resources, planned))
+                batch, planned = [], 0
+            batch.append(domain_id)
+            planned += requests
+        if batch:
+            checkpoints.append(Checkpoint(len(checkpoints) + 1, batch, resources, planned))
+    return checkpoints
+
+
+def run_sync(
+    pipeline: Pipeline,
+    resources: Optional[Sequence[str]] = None,
+    full_refresh: bool = False,
+    loader_file_format: Optional[str] = None,
+    schema_contract: Optional[str] = None,
+    checkpoint_requests: Optional[int] = None,
+    resync_after_minutes: Optional[float] = None,
+    stop: Optional[StopRequest] = None,
+    progress: Optional[SyncProgress] = None,
+    **source_options: Any,
+) -> SyncResult:
+    """One sync of the AIclicks source into `pipeline`'s destination, in checkpoints.
+
+    `source_options` are `aiclicks_source` arguments; those not given come from dlt's config
+    (`.dlt/config.toml`, `.dlt/secrets.toml`, `SOURCES__AICLICKS__*`), like
+    `checkpoint_requests` and `resync_after_minutes`. `schema_contract` is dlt's: "evolve"
+    (default) or "freeze". `stop` (interrupts.py) ends the run between or inside checkpoints;
+    the result then has status "interrupted". Raises SyncFailed (with the result so far) when
+    the run fails after it began.
+    """
+    unknown = sorted(set(resources or []) - set(ENDPOINTS))
+    if unknown:
+        raise ValueError(f"Unknown resources {unknown}; choose from {sorted(ENDPOINTS)}")
+    checkpoint_requests = int(
+        checkpoint_requests or _configured("checkpoint_requests", DEFAULT_CHECKPOINT_REQUESTS)
+    )
+    if checkpoint_requests < 1:
+        raise ValueError(f"checkpoint_requests must be 1 or more, got {checkpoint_requests}")
+    if resync_after_minutes is None:
+        resync_after_minutes = float(_configured("resync_after_minutes", DEFAULT_RESYNC_AFTER_MINUTES))
+    context = SyncContext()
+    if stop is not None:
+        stop.on_stop(context.stop.set)
+        stop.on_stop(lambda: _cancel_waits(context))
+        pipeline.runtime_config.intercept_signals = False  # our handlers, not dlt's (interrupts.py)
+        if stop.requested:
+            context.stop.set()
+    result = SyncResult(started_at=utc_now())
+    started = time.monotonic()
+    # resolves the key and options from dlt's config and makes the run's session, once
+    aiclicks_source(sync_context=context, **source_options)
+    file_format = (
+        loader_file_format or configured_loader_file_format() or preferred_file_format(pipeline)
+    )
+    progress = progress or SyncProgress(mode="quiet")
+    try:
+        with dlt.config.values(run_settings(pipeline)):
+            discard_interrupted_extracts(pipeline)
+            result.finished_pending = finish_pending_loads(pipeline)
+            # a full refresh drops the state with the tables (its first checkpoint): start empty
+            states = {} if full_refresh else resource_states(pipeline)
+            envelope, server_date = _fetch_domains(context)
+            # the server's clock now: its Date header (a cached `/domains` is up to an hour old)
+            context.begin(server_date or envelope.get("generated_at"), states)
+            checkpoints = _plan(pipeline, context, envelope, resources, full_refresh,
+                                resync_after_minutes, checkpoint_requests, source_options, result)
+            progress.start(context, result, len(checkpoints))
+            for checkpoint in checkpoints:
+                context.check_stop()
+                progress.checkpoint_started(checkpoint.number)
+                _run_checkpoint(pipeline, context, checkpoint, envelope, source_options,
+                                file_format, schema_contract,
+                                refresh="drop_sources" if full_refresh and checkpoint.number == 1 else None,
+                                result=result)
+                progress.checkpoint_committed()
+    except BaseException as exc:
+        signum = _stop_signal(exc, stop, context)
+        result.elapsed_s = time.monotonic() - started
+        result.finished_at = utc_now()
+        _finish(result, context)
+        if signum is not None or isinstance(exc, KeyboardInterrupt):
+            # nothing of the checkpoint in flight was committed: drop its files now
+            discard_interrupted_extracts(pipeline)
+            result.status, result.signal = INTERRUPTED, signum
+            return result
+        result.status, result.error = FAILED, _describe(exc)
+        if isinstance(exc, Exception):
+            raise SyncFailed(result.error, result) from exc
+        raise
+    finally:
+        progress.close()
+    result.elapsed_s = time.monotonic() - started
+    result.finished_at = utc_now()
+    _finish(result, context)
+    result.status = PARTIAL if (result.skipped_domains or result.unknown_domains) else SUCCESS
+    prune_loaded_packages(pipeline)
+    return result
+
+
+def _configured(option: str, default: Any) -> Any:
+    value = dlt.config.get(f"{CONFIG_SECTION}.{option}")
+    return default if value is None else value
+
+
+def _cancel_waits(context: SyncContext) -> None:
+    session = context.session
+    if session is not None:
+        session.throttle.cancel()
+
+
+def _fetch_domains(context: SyncContext) -> Tuple[Dict[str, Any], Optional[datetime]]:
+    """`/domains`, once per run, through the run's session (throttle, retries, errors), and
+    the server's time of the answer (its `Date` header), when it sent one."""
+    from .errors import raise_for_api_error
+
+    response = context.session.get(
+        f"{context.base_url}{ENDPOINTS['domains']['path']}",
+        auth=context.auth,
+        hooks={"response": [raise_for_api_error]},
+    )
+    try:
+        server_date: Optional[datetime] = parsedate_to_datetime(response.headers["Date"])
+    except (KeyError, TypeError, ValueError):
+        server_date = None
+    return response.json(), server_date
+
+
+def _plan(
+    pipeline: Pipeline,
+    context: SyncContext,
+    envelope: Dict[str, Any],
+    resources: Optional[Sequence[str]],
+    full_refresh: bool,
+    resync_after_minutes: float,
+    checkpoint_requests: int,
+    source_options: Dict[str, Any],
+    result: SyncResult,
+) -> List[Checkpoint]:
+    """The domains this run syncs, what is due of each, and the checkpoints they make."""
+    listed = [str(item.get("id")) for item in envelope_items(envelope)]
+    wanted_ids = list(source_options.get("domain_ids") or [])
+    in_shard = shard_filter(source_options.get("shard"))
+    domains = [d for d in listed if (not wanted_ids or d in wanted_ids) and in_shard(d)]
+    result.unknown_domains = [d for d in wanted_ids if d not in listed]
+    for domain_id in result.unknown_domains:
+        logger.warning(
+            "Domain %s is not among the %d domains this key can see (it was deleted, or it is "
+            "outside the key's allowed domains); skipped.", domain_id, len(listed),
+        )
+    if not listed:
+        logger.warning(
+            "The API lists no domains for this key: the account has none, or the key's allowed "
+            "domains are empty (check with `aiclicks-pipeline validate`)."
+        )
+    result.domains_total = len(domains)
+    selected = [name for name in ENDPOINTS if not resources or name in resources]
+    resync_after_s = 0.0 if full_refresh else max(resync_after_minutes, 0.0) * 60
+    rows = known_rows(pipeline) if domains else {}
+    work = []
+    for domain_id in domains:
+        due = context.due_resources(domain_id, selected, resync_after_s)
+        if not due:
+            result.domains_fresh += 1
+            continue
+        planned = sum(requests_for(rows, name, domain_id)[0] for name in due if name in DOMAIN_RESOURCES)
+        work.append((domain_id, due, planned))
+    checkpoints = plan_checkpoints(work, checkpoint_requests)
+    result.checkpoints_total = len(checkpoints)
+    result.planned_requests = 1 + sum(c.planned_requests for c in checkpoints)
+    if result.domains_fresh:
+        logger.info(
+            "%d domain(s) synced within the last %g minutes are left out (resync_after_minutes)",
+            result.domains_fresh, resync_after_minutes,
+        )
+    return checkpoints
+
+
+def _run_checkpoint(
+    pipeline: Pipeline,
+    context: SyncContext,
+    checkpoint: Checkpoint,
+    envelope: Dict[str, Any],
+    source_options: Dict[str, Any],
+    file_format: Optional[str],
+    schema_contract: Optional[str],
+    refresh: Optional[str],
+    result: SyncResult,
+) -> None:
+    """One checkpoint: its domains' due resources extracted, normalized and loaded."""
+    options = {**source_options, "domain_ids": checkpoint.domain_ids, "shard": None}
+    source = aiclicks_source(sync_context=context, domains_envelope=envelope, **options)
+    source = source.with_resources(*checkpoint.resources)
+    if schema_contract:
+        source.schema_contract = SCHEMA_CONTRACTS.get(schema_contract, schema_contract)
+    source = with_destination_hints(source, pipeline.destination)
+    skipped_before = set(context.skipped_domains)
+    pipeline.extract(source, refresh=refresh, loader_file_format=file_format)
+    normalize_info = pipeline.normalize()
+    load_info = pipeline.load()
+    for table, count in (normalize_info.row_counts if normalize_info else {}).items():
+        if not table.startswith("_dlt"):
+            result.rows[table] = result.rows.get(table, 0) + count
+    result.load_ids.extend(load_info.loads_ids if load_info else [])
+    newly_skipped = set(context.skipped_domains) - skipped_before
+    result.domains_committed += len([d for d in checkpoint.domain_ids if d not in newly_skipped])
+    result.checkpoints_committed += 1
+
+
+def _finish(result: SyncResult, context: SyncContext) -> None:
+    result.stats = context.stats
+    result.skipped_domains = dict(context.skipped_domains)
+    result.windows_asked = {name: sorted(days) for name, days in context.windows_asked.items()}
+    result.rows = dict(sorted(result.rows.items()))
+
+
+def _stop_signal(exc: BaseException, stop: Optional[StopRequest], context: SyncContext) -> Optional[int]:
+    """The signal that stopped the run, when `exc` is (or wraps) a requested stop."""
+    requested = (stop is not None and stop.requested) or context.stop.is_set()
+    seen = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, SignalReceivedException):
+            return (stop.signum if stop and stop.signum else None) or current.signal_code
+        if isinstance(current, SyncStopped) and requested:
+            return stop.signum if stop else None
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    if requested:
+        return stop.signum if stop else None
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    from .errors import find_api_error
+
+    api_error = find_api_error(exc)
+    return str(api_error) if api_error is not None else f"{type(exc).__name__}: {exc}"
+
+
+__all__ = ["Checkpoint", "SyncFailed", "SyncResult", "plan_checkpoints", "run_sync"]

@@ -1,0 +1,237 @@
+"""dlt's working folder of a pipeline (`~/.dlt/pipelines/<name>`, or `--pipelines-dir`): who may
+use it, which warehouse it belongs to, and what an interrupted run left in it.
+
+- **One run at a time.** A run holds an exclusive lock on `<pipelines dir>/<name>.lock` from
+  before dlt opens the folder until it ends; a second run of the same pipeline fails at once
+  with `AnotherSyncRunning` and touches nothing. The OS releases the lock when the process
+  ends, however it ends (a `kill -9` leaves no stale lock).
+- **One warehouse per folder.** dlt keeps every pipeline of a user in one folder, so two
+  projects with the same pipeline name share it (and with it the cursors). The folder records
+  the warehouse it was last used with (`aiclicks_destination` in dlt's local state); a run for
+  another warehouse wipes the folder, which is only a cache, and dlt restores that warehouse's
+  own state from the warehouse (`sync_destination`). A folder holding another warehouse's
+  unfinished load is left alone and the run stops, saying where to finish it.
+- **Leftovers.** A load that was interrupted is finished first (dlt's normalize and load
+  resume it); an extraction that was interrupted committed nothing and its files are deleted.
+  Loaded packages keep their metadata but not their data files (dlt's
+  `load.delete_completed_jobs`), and only the newest `KEEP_LOADED_PACKAGES` are kept, so disk
+  use does not grow run after run.
+"""
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+import dlt
+from dlt.pipeline.pipeline import Pipeline
+
+from .errors import AIclicksError
+
+logger = logging.getLogger("aiclicks_pipeline")
+
+DESTINATION_KEY = "aiclicks_destination"
+# dlt.attach(name) finds a DuckDB file through this local state value (dlt's own fallback for
+# a database path that is not configured), so dlt's tools find the file this package wrote
+DUCKDB_PATH_KEY = "duckdb_database"
+KEEP_LOADED_PACKAGES = 20
+# what dlt calls the folder of committed extract packages; its siblings are uncommitted ones
+EXTRACTED_FOLDER = "extracted"
+
+
+class AnotherSyncRunning(AIclicksError):
+    """The pipeline's lock is held by another process."""
+
+    def __init__(self, message: str, holder: Dict[str, Any]) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class ForeignPendingLoad(AIclicksError):
+    """The working folder holds an unfinished load into another warehouse."""
+
+
+def pipelines_dir_of(pipelines_dir: Optional[str]) -> str:
+    """`pipelines_dir`, or dlt's default (`~/.dlt/pipelines`, `DLT_DATA_DIR`, ...)."""
+    if pipelines_dir:
+        return os.path.abspath(pipelines_dir)
+    return os.path.abspath(dlt.current.run_context().get_data_entity("pipelines"))
+
+
+_held: Dict[str, int] = {}
+_held_guard = threading.Lock()
+
+
+@contextmanager
+def pipeline_lock(pipeline_name: str, pipelines_dir: Optional[str] = None) -> Iterator[None]:
+    """Holds the pipeline's run lock (re-entrant in one process) or raises AnotherSyncRunning."""
+    folder = pipelines_dir_of(pipelines_dir)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{pipeline_name}.lock")
+    with _held_guard:
+        if path in _held:
+            _held[path] += 1
+            nested = True
+        else:
+            nested = False
+    if nested:
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _held[path] -= 1
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            fd = -1
+            pid = holder.get("pid", "unknown")
+            where = f", in {holder['cwd']}" if holder.get("cwd") else ""
+            raise AnotherSyncRunning(
+                f"Another sync of pipeline {pipeline_name} is running (pid {pid}{where}); "
+                "try again when it ends.",
+                holder,
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "cwd": os.getcwd(), "since": time.time()}).encode())
+        with _held_guard:
+            _held[path] = 1
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _held.pop(path, None)
+    finally:
+        if fd >= 0:
+            os.close(fd)  # closing the descriptor releases the lock
+
+
+def _read_holder(fd: int) -> Dict[str, Any]:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        return json.loads(os.read(fd, 4096).decode() or "{}")
+    except (OSError, ValueError):
+        return {}
+
+
+def destination_identity(pipeline: Pipeline) -> Dict[str, Any]:
+    """What tells one warehouse from another: the destination, where its data lives (a DuckDB
+    file's absolute path, a server's host and database: dlt's `data_location`) and the dataset.
+    Never a secret: no key, no password."""
+    identity: Dict[str, Any] = {
+        "destination": pipeline.destination.destination_type if pipeline.destination else None,
+        "dataset": pipeline.dataset_name,
+    }
+    try:
+        config = pipeline.destination_client().config
+        identity["location"] = str(config.data_location())
+    except Exception:  # no credentials yet: the destination and dataset still tell it apart
+        identity["location"] = None
+    return identity
+
+
+def describe_identity(identity: Dict[str, Any]) -> str:
+    location = identity.get("location") or identity.get("destination")
+    return f"{location} (dataset {identity.get('dataset')})"
+
+
+def bind_to_destination(pipeline: Pipeline) -> Pipeline:
+    """Makes sure the working folder belongs to `pipeline`'s warehouse; returns the pipeline
+    to use (a fresh one when the folder belonged to another warehouse)."""
+    identity = destination_identity(pipeline)
+    try:
+        bound = pipeline.get_local_state_val(DESTINATION_KEY)
+    except KeyError:
+        bound = None
+    if bound and bound != identity:
+        if pipeline.has_pending_data:
+            raise ForeignPendingLoad(
+                f"The working folder of pipeline {pipeline.pipeline_name} "
+                f"({pipeline.working_dir}) holds an unfinished load into "
+                f"{describe_identity(bound)}, not {describe_identity(identity)}. Run the sync "
+                "for that warehouse to finish it, or give this project its own pipeline "
+                "(--pipeline-name or --pipelines-dir)."
+            )
+        logger.warning(
+            "Pipeline %s was last used with %s; this run uses %s: its local state is set "
+            "aside and restored from this warehouse.",
+            pipeline.pipeline_name, describe_identity(bound), describe_identity(identity),
+        )
+        pipeline = pipeline.drop()
+    if bound != identity:
+        pipeline.set_local_state_val(DESTINATION_KEY, identity)
+    return pipeline
+
+
+def remember_duckdb_path(pipeline: Pipeline, path: str) -> None:
+    try:
+        current = pipeline.get_local_state_val(DUCKDB_PATH_KEY)
+    except KeyError:
+        current = None
+    if current != path:
+        pipeline.set_local_state_val(DUCKDB_PATH_KEY, path)
+
+
+def discard_interrupted_extracts(pipeline: Pipeline) -> int:
+    """Deletes what interrupted extractions left (never committed, never loadable); returns the
+    bytes freed. Only safe under the pipeline's lock: a running extract writes there too."""
+    normalize_dir = Path(pipeline.working_dir) / "normalize"
+    freed = 0
+    if not normalize_dir.is_dir():
+        return 0
+    for folder in normalize_dir.iterdir():
+        if folder.is_dir() and folder.name != EXTRACTED_FOLDER:
+            freed += _size(folder)
+            shutil.rmtree(folder, ignore_errors=True)
+    return freed
+
+
+def finish_pending_loads(pipeline: Pipeline) -> List[str]:
+    """Normalizes and loads what an interrupted run extracted; returns the finished load ids.
+    dlt's own resume: a partly loaded package continues where it stopped."""
+    if not pipeline.has_pending_data:
+        return []
+    pending = list(pipeline.list_extracted_load_packages()) + list(
+        pipeline.list_normalized_load_packages()
+    )
+    logger.warning(
+        "Finishing %d load package(s) an interrupted run left: %s", len(pending), ", ".join(pending)
+    )
+    if pipeline.list_extracted_load_packages():
+        pipeline.normalize()
+    if pipeline.list_normalized_load_packages():
+        pipeline.load()
+    return pending
+
+
+def prune_loaded_packages(pipeline: Pipeline, keep: int = KEEP_LOADED_PACKAGES) -> int:
+    """Deletes all but the newest `keep` loaded packages of the working folder; returns how many."""
+    loaded_dir = Path(pipeline.working_dir) / "load" / "loaded"
+    if not loaded_dir.is_dir():
+        return 0
+    packages = sorted((p for p in loaded_dir.iterdir() if p.is_dir()), key=lambda p: p.name)
+    old = packages[:-keep] if keep > 0 else packages
+    for package in old:
+        shutil.rmtree(package, ignore_errors=True)
+    return len(old)
+
+
+def _size(path: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:
+                pass
+    return total

@@ -1,0 +1,168 @@
+"""A sync in checkpoints: committed piece by piece, resumed with what is left, watched."""
+
+import io
+import json
+
+import pytest
+
+from aiclicks_pipeline.checkpoints import plan_checkpoints, run_sync
+from aiclicks_pipeline.progress import SyncProgress
+from aiclicks_pipeline.sandbox import run_sandbox
+from aiclicks_pipeline.sandbox.truth import WarehouseTruth
+from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS
+
+from .conftest import START, Warehouse
+from .test_source import assert_keys_unique, assert_warehouse_matches
+
+
+def test_checkpoints_group_domains_by_what_is_due_and_cut_at_the_size():
+    work = [
+        ("a", {"prompts", "visibility_daily"}, 5),
+        ("b", {"visibility_daily", "prompts"}, 5),
+        ("c", {"prompts", "visibility_daily"}, 5),
+        ("d", {"visibility_daily"}, 1),
+        ("e", {"prompts", "visibility_daily"}, 30),
+    ]
+    checkpoints = plan_checkpoints(work, checkpoint_requests=10)
+
+    assert [(c.domain_ids, c.planned_requests) for c in checkpoints] == [
+        (["a", "b"], 10), (["c"], 5), (["e"], 30), (["d"], 1),
+    ]
+    assert checkpoints[0].resources == ("prompts", "visibility_daily")  # the table's order
+    assert [c.number for c in checkpoints] == [1, 2, 3, 4]
+
+
+@pytest.fixture
+def sandbox6():
+    with run_sandbox(
+        seed=5, domains=6, prompts=(20, 80), start=START, frozen=True, rate_limit=None
+    ) as running:
+        yield running
+
+
+def test_a_sync_commits_each_checkpoint_as_its_own_load(sandbox6, warehouse):
+    result = warehouse.sync(sandbox6, checkpoint_requests=20)
+
+    truth = WarehouseTruth(sandbox6.account)
+    truth.record_sync(sandbox6.clock.now(), days=90)
+    assert_warehouse_matches(warehouse, truth)
+    assert_keys_unique(warehouse)
+    assert result.checkpoints_total == result.checkpoints_committed >= 3
+    assert result.domains_committed == result.domains_total == 6
+    loads = warehouse.query(f"select count(*) from {DEFAULT_DATASET}._dlt_loads")[0][0]
+    assert loads == result.checkpoints_total == len(result.load_ids)
+    # every checkpoint's load carries the cursors of its own domains
+    state = warehouse.pipeline.state["sources"]["aiclicks"]["resources"]
+    assert set(state["visibility_daily"]["cursors"]) == set(sandbox6.account.domain_ids())
+    assert set(state["visibility_daily"]["synced_at"]) == set(sandbox6.account.domain_ids())
+    # requests: /domains once, then what the domains need, nothing more
+    assert result.stats.requests == len(sandbox6.stats.log)
+    assert sum(r["path"].endswith("/domains") for r in sandbox6.stats.log) == 1
+
+
+def test_a_stop_between_checkpoints_keeps_what_was_committed_and_the_rerun_does_the_rest(
+    sandbox6, warehouse
+):
+    from aiclicks_pipeline.interrupts import StopRequest
+
+    stop = StopRequest()
+    domains = sandbox6.account.domain_ids()
+    served = []
+
+    def stop_after_the_second_checkpoint(path, query):
+        served.append(query.get("domain_id"))
+        if len({d for d in served if d}) > 4:  # the third checkpoint has begun
+            stop.request(15)
+
+    sandbox6.on_request(stop_after_the_second_checkpoint)
+    first = warehouse.sync(sandbox6, checkpoint_requests=20, stop=stop)
+    sandbox6.app.callbacks.clear()
+
+    assert first.status == "interrupted" and 0 < first.checkpoints_committed < first.checkpoints_total
+    assert 0 < first.domains_committed < len(domains)
+    assert "run again to continue" in first.progress_line()
+    committed = first.domains_committed
+    sandbox6.reset_stats()
+
+    second = warehouse.sync(sandbox6, checkpoint_requests=20)
+
+    assert second.status == "success"
+    assert second.domains_fresh == committed
+    assert second.domains_committed == len(domains) - committed
+    asked = {r["query"].get("domain_id") for r in sandbox6.stats.log} - {None}
+    assert len(asked) == len(domains) - committed  # the committed domains are not asked again
+    truth = WarehouseTruth(sandbox6.account)
+    truth.record_sync(sandbox6.clock.now(), days=90)
+    assert_warehouse_matches(warehouse, truth)
+    assert_keys_unique(warehouse)
+
+
+def test_full_refresh_ignores_the_resync_interval(sandbox6, warehouse):
+    warehouse.sync(sandbox6)
+    sandbox6.reset_stats()
+
+    again = warehouse.sync(sandbox6, full_refresh=True)
+
+    assert again.domains_fresh == 0 and again.domains_committed == 6
+    assert again.windows_asked["visibility_daily"] == [90]
+
+
+def test_the_resync_interval_is_configurable(sandbox6, warehouse, monkeypatch):
+    warehouse.sync(sandbox6)
+    sandbox6.advance(hours=0.5)
+    monkeypatch.setenv("SOURCES__AICLICKS__RESYNC_AFTER_MINUTES", "20")
+
+    later = warehouse.sync(sandbox6)
+
+    assert later.domains_fresh == 0 and later.domains_committed == 6
+
+
+def test_the_json_summary_has_what_a_scheduler_needs(sandbox6, warehouse):
+    result = warehouse.sync(sandbox6, checkpoint_requests=30)
+    summary = json.loads(json.dumps(result.as_json()))
+
+    assert summary["status"] == "success"
+    assert summary["requests"] == result.stats.requests and summary["rate_limited"] == 0
+    assert summary["rows"]["visibility_daily"] == 6 * 90
+    assert summary["domains"] == {"total": 6, "committed": 6, "fresh": 0, "skipped": 0, "left": 0}
+    assert summary["checkpoints"]["committed"] == summary["checkpoints"]["total"] > 1
+    assert summary["duration_s"] > 0 and summary["started_at"] < summary["finished_at"]
+
+
+def test_progress_off_a_terminal_writes_plain_lines_with_the_facts(sandbox6, tmp_path):
+    out = io.StringIO()
+    progress = SyncProgress(out=out, mode="plain", interval_s=0.2)
+    warehouse = Warehouse(tmp_path)
+    with_latency = {"latency_ms": 30}
+    sandbox6.set_faults(**with_latency)
+
+    warehouse.sync(sandbox6, checkpoint_requests=20, progress=progress)
+
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("Syncing 6 of 6 domain(s) in ") and "requests" in lines[0]
+    facts = [line for line in lines[1:] if line.startswith("aiclicks: ")]
+    assert len(facts) >= 3, lines
+    last = facts[-1]
+    assert "6/6 domains committed" in last and " rows" in last and "requests" in last
+    assert "\r" not in out.getvalue()
+
+
+def test_progress_on_a_terminal_redraws_one_line_and_shows_the_rate_limit_wait(tmp_path):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Terminal()
+    progress = SyncProgress(out=out)
+    # one checkpoint of ~28 requests through 8 per 2 s: the throttle waits several times
+    with run_sandbox(
+        seed=5, domains=3, prompts=(5, 10), start=START, frozen=True, rate_limit=8, rate_window=2
+    ) as sandbox:
+        Warehouse(tmp_path).sync(sandbox, checkpoint_requests=40, progress=progress)
+
+    text = out.getvalue()
+    assert progress.mode == "tty"
+    assert text.count("\r") > 3
+    assert "waiting " in text and " for the rate limit" in text
+    assert "ETA " in text and "/min" in text
+    assert text.rstrip(" \r").endswith("\n") or text.endswith("\r")  # the live line is cleared
