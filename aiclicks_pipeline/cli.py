@@ -6,9 +6,10 @@ import logging
 import sys
 from typing import Optional, Sequence
 
+from . import __version__
 from .commands import COMMANDS
 from .commands.base import EXIT_BUSY, EXIT_FAILED
-from .errors import find_api_error
+from .errors import explain_failure
 
 EXIT_INTERRUPTED = 130
 
@@ -18,10 +19,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="aiclicks-pipeline",
         description="Load the AIclicks API into your warehouse with dlt.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    verbose_help = "log every request: method, path, status, request id, milliseconds, cache"
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
+    # also after the subcommand; SUPPRESS keeps a -v given before it
+    after_subcommand = argparse.ArgumentParser(add_help=False)
+    after_subcommand.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
-        subparser = subparsers.add_parser(command.command, help=command.help_string)
+        subparser = subparsers.add_parser(
+            command.command, help=command.help_string, parents=[after_subcommand]
+        )
         command.configure_parser(subparser)
         subparser.set_defaults(execute=command.execute)
     return parser
@@ -44,8 +54,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("Interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # every failure ends in one readable line and a non-zero code
-        api_error = find_api_error(exc)
-        message = str(api_error) if api_error is not None else f"{type(exc).__name__}: {exc}"
+        message = explain_failure(exc) or f"{type(exc).__name__}: {exc}"
         print(f"aiclicks-pipeline: {message}", file=sys.stderr)
         return EXIT_FAILED
 

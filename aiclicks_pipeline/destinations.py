@@ -16,6 +16,7 @@ from typing import Any, List, Optional
 import dlt
 from dlt.extract import DltSource
 
+from .errors import UnknownDestinationError
 from .settings import ENDPOINTS
 
 DEFAULT_DESTINATION = "duckdb"
@@ -43,6 +44,33 @@ def configured_destination(destination: Optional[Any] = None) -> Any:
     if destination:
         return destination
     return dlt.config.get(DESTINATION_TYPE_KEY) or DEFAULT_DESTINATION
+
+
+def known_destinations() -> List[str]:
+    """The names of dlt's destinations (its own registry)."""
+    from dlt.common.destination.reference import DestinationReference
+
+    return sorted({ref.rsplit(".", 1)[-1] for ref in DestinationReference.DESTINATIONS})
+
+
+def check_destination(destination: Any) -> None:
+    """Refuses a destination name dlt does not know, listing the ones it does, before a
+    pipeline (and its state) is touched. A named destination whose type is configured
+    (`[destination.<name>] destination_type = ...`) is known too."""
+    if not isinstance(destination, str):
+        return
+    from dlt.common.destination.exceptions import (
+        InvalidDestinationReference,
+        UnknownDestinationModule,
+    )
+    from dlt.common.destination.reference import DestinationReference
+
+    try:
+        DestinationReference.from_reference(destination)
+    except (UnknownDestinationModule, InvalidDestinationReference):
+        raise UnknownDestinationError(
+            f"Unknown destination {destination!r}; dlt knows: {', '.join(known_destinations())}"
+        ) from None
 
 
 def configured_loader_file_format() -> Optional[str]:

@@ -5,11 +5,15 @@ Every message names the request (path and domain, never the key) and the server'
 """
 
 import json
-from typing import Any, Optional
+import re
+from typing import Any, Callable, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from requests import HTTPError, Response
+from requests.exceptions import ConnectTimeout, Timeout
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
+from .settings import API_PREFIX, ERROR_DETAILS
 from .values import query_value
 
 KEYS_HELP = "Create or copy a key in the AIclicks dashboard under Settings -> Developers -> Create API Key"
@@ -21,6 +25,14 @@ class AIclicksError(Exception):
 
 class MissingApiKeyError(AIclicksError, ValueError):
     """No key was configured."""
+
+
+class InvalidApiKeyError(AIclicksError, ValueError):
+    """A configured key that cannot be one (whitespace inside it)."""
+
+
+class UnknownDestinationError(AIclicksError, ValueError):
+    """A destination name dlt does not know."""
 
 
 class AIclicksHTTPError(AIclicksError, HTTPError):
@@ -50,6 +62,10 @@ class DomainNotFoundError(AIclicksHTTPError):
     """404: the domain does not exist or is outside the key's allowed domains."""
 
 
+class EndpointNotFoundError(AIclicksHTTPError):
+    """404 on a path the API does not have: the base URL is wrong."""
+
+
 class BadRequestError(AIclicksHTTPError):
     """400 / 422: the API refused the request's parameters."""
 
@@ -76,6 +92,15 @@ def describe_request(url: str) -> str:
     domain_id = query_value(url, "domain_id")
     label = f"GET {parts.path}"
     return f"{label} (domain {domain_id})" if domain_id else label
+
+
+def base_url_of(url: str) -> str:
+    """The base URL a request URL was built from: everything before the API's prefix."""
+    parts = urlsplit(url or "")
+    path = parts.path
+    cut = path.rfind(API_PREFIX + "/")
+    prefix = path[:cut] if cut >= 0 else ""
+    return f"{parts.scheme}://{parts.netloc}{prefix}"
 
 
 def request_id(response: Response) -> str:
@@ -115,9 +140,17 @@ def error_for_response(response: Response) -> AIclicksHTTPError:
             f"A team admin can enable it, or contact support@aiclicks.io. {where}",
             response,
         )
-    if status == 404:
+    if status == 404 and is_domain_not_found(response):
         return DomainNotFoundError(
             f"Domain not found or not allowed for this key (404: {detail}). {where}", response
+        )
+    if status == 404:
+        url = response.request.url if response.request is not None else response.url
+        return EndpointNotFoundError(
+            f"The server has no {urlsplit(url or '').path} (404: {detail}): the base URL looks "
+            f"wrong. Check {base_url_of(url)!r}; it should be the API's root, such as "
+            f"https://api.aiclicks.io. {where}",
+            response,
         )
     if status in (400, 422):
         return BadRequestError(f"The API refused the request ({status}: {detail}). {where}", response)
@@ -131,6 +164,16 @@ def error_for_response(response: Response) -> AIclicksHTTPError:
             response,
         )
     return AIclicksHTTPError(f"Unexpected response {status}: {detail}. {where}", response)
+
+
+def is_domain_not_found(response: Response) -> bool:
+    """A 404 the API gives for a domain (unknown, or outside the key's allowed domains): its
+    documented detail, on a request that named a domain. Any other 404 (a framework's
+    `Not Found` for a path the API does not have) means the URL is wrong."""
+    url = response.request.url if response.request is not None else response.url
+    if response.status_code != 404 or not query_value(url, "domain_id"):
+        return False
+    return ERROR_DETAILS[404].lower() in error_detail(response).lower()
 
 
 def raise_for_api_error(response: Response, *args: Any, **kwargs: Any) -> Response:
@@ -158,17 +201,75 @@ def raise_for_api_error(response: Response, *args: Any, **kwargs: Any) -> Respon
     return response
 
 
+def causes(exc: BaseException) -> List[BaseException]:
+    """`exc` and the exceptions it wraps (dlt wraps ours in PipelineStepFailed, ...)."""
+    chain: List[BaseException] = []
+    current: Optional[BaseException] = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
 def find_api_error(exc: BaseException) -> Optional[AIclicksError]:
     """Finds our error inside the exceptions dlt wraps around it (PipelineStepFailed, ...)."""
-    seen = set()
-    current: Optional[BaseException] = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, AIclicksError):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
+    return next((c for c in causes(exc) if isinstance(c, AIclicksError)), None)
+
+
+# Failures of other libraries whose own text sends a user the wrong way, as (pattern in the
+# innermost message, one line that says what happened). dlt reports DuckDB's lock conflict as
+# a connection failure ("check credentials ... internet connection may be down").
+KNOWN_CAUSES: List[Tuple["re.Pattern[str]", Callable[["re.Match[str]"], str]]] = [
+    (
+        re.compile(
+            r'Could not set lock on file "(?P<path>[^"]+)"'
+            r"(?:: Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\))?"
+        ),
+        lambda match: (
+            f"The warehouse file {match['path']} is in use by another process"
+            + (f" (pid {match['pid']}: {match['program']})" if match["pid"] else "")
+            + ": close it there (a notebook, a DuckDB shell, another sync) and run again."
+        ),
+    ),
+]
+
+
+def explain_failure(exc: BaseException) -> Optional[str]:
+    """One line a user understands for `exc`: our own error's message, or a known cause found
+    among the exceptions dlt wrapped around it; None when nothing is known of it."""
+    api_error = find_api_error(exc)
+    if api_error is not None:
+        return str(api_error)
+    for cause in reversed(causes(exc)):  # the innermost says it most precisely
+        for pattern, explain in KNOWN_CAUSES:
+            match = pattern.search(str(cause))
+            if match:
+                return explain(match)
     return None
 
 
 class ConnectionFailedError(AIclicksError):
     """The connection dropped or timed out on every attempt."""
+
+
+def is_connect_failure(exc: BaseException) -> bool:
+    """True when no connection was made at all (refused, the host name did not resolve, the
+    connect timed out), as opposed to one that dropped or timed out while reading."""
+    if isinstance(exc, ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, ConnectTimeoutError)  # NewConnectionError and its kinds too
+
+
+def connection_problem(exc: BaseException) -> str:
+    """What went wrong with a connection, in a few words."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    if isinstance(reason, NameResolutionError):
+        return "the host name does not resolve"
+    if isinstance(reason, NewConnectionError):
+        return "connection refused" if "refused" in str(reason).lower() else "could not connect"
+    if is_connect_failure(exc):
+        return "connecting timed out"
+    if isinstance(exc, Timeout):
+        return "no answer within the timeout"
+    return f"the connection dropped ({type(exc).__name__})"

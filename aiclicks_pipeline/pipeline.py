@@ -8,7 +8,7 @@ from typing import Any, Dict, Optional
 import dlt
 from dlt.pipeline.pipeline import Pipeline
 
-from .destinations import configured_destination, destination_kind
+from .destinations import check_destination, configured_destination, destination_kind
 from .settings import DEFAULT_DATASET, DEFAULT_DUCKDB_FILE, DEFAULT_PIPELINE_NAME
 from .workdir import bind_to_destination, remember_duckdb_path
 
@@ -42,6 +42,7 @@ def make_pipeline(
     projects never mixes their state or writes into the other's warehouse.
     """
     destination = configured_destination(destination)
+    check_destination(destination)
     duckdb_path: Optional[str] = None
     if destination == "duckdb":
         path = Path(duckdb_file or DEFAULT_DUCKDB_FILE).expanduser().resolve()

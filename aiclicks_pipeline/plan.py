@@ -8,8 +8,8 @@ from the destination), and estimates page counts from what the warehouse already
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
 from dlt.pipeline.pipeline import Pipeline
@@ -17,6 +17,7 @@ from dlt.pipeline.pipeline import Pipeline
 from .settings import DEFAULT_DATASET, DOMAIN_RESOURCES, ENDPOINTS
 from .source import SOURCE_NAME, shard_filter
 from .sync import SyncContext
+from .windows import parse_timestamp
 
 logger = logging.getLogger("aiclicks_pipeline")
 
@@ -65,6 +66,21 @@ class SyncPlan:
         return self.seconds_to_reset + (math.ceil(beyond / self.limit_per_minute) - 1) * window_s
 
 
+def seconds_to_reset(validate_body: Dict[str, Any]) -> Optional[float]:
+    """Seconds until the key's window resets, by `/validate`: its `reset_at` and its
+    `generated_at` are both on the server's clock (which may be far from ours)."""
+    rate = (validate_body.get("data") or {}).get("rate_limit") or {}
+    reset_at = rate.get("reset_at")
+    if reset_at is None:
+        return None
+    generated_at = validate_body.get("generated_at")
+    try:
+        server_now = parse_timestamp(generated_at).timestamp() if generated_at else time.time()
+        return max(float(reset_at) - server_now, 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
 def make_plan(
     validate_body: Dict[str, Any],
     domains_body: Dict[str, Any],
@@ -74,15 +90,13 @@ def make_plan(
     initial_days: Optional[int] = None,
     lookback_days: Optional[int] = None,
     snapshot_days: Optional[int] = None,
-    now_epoch: Optional[float] = None,
 ) -> SyncPlan:
     rate = (validate_body.get("data") or {}).get("rate_limit") or {}
-    reset_at = rate.get("reset_at")
-    now_epoch = now_epoch if now_epoch is not None else datetime.now().timestamp()
+    to_reset = seconds_to_reset(validate_body)
     plan = SyncPlan(
         limit_per_minute=rate.get("limit_per_minute"),
         remaining=rate.get("remaining"),
-        seconds_to_reset=max(float(reset_at) - now_epoch, 0.0) if reset_at else 60.0,
+        seconds_to_reset=60.0 if to_reset is None else to_reset,
     )
     states = resource_states(pipeline)
     windows = {"initial_days": initial_days, "lookback_days": lookback_days, "snapshot_days": snapshot_days}
@@ -148,16 +162,26 @@ def known_rows(pipeline: Optional[Pipeline]) -> Dict[str, Dict[str, int]]:
     return counts
 
 
-def print_plan(plan: SyncPlan, out: Any) -> None:
-    print(f"{'domain':<38}{'endpoint':<20}{'days':>6}{'requests':>10}", file=out)
-    print(f"{'-':<38}{'domains':<20}{'':>6}{1:>10}", file=out)
-    for domain_id, plans in plan.domains.items():
-        for p in plans:
-            guess = "" if p.known else "+"
-            print(
-                f"{domain_id:<38}{p.resource:<20}{p.days or '':>6}{str(p.requests) + guess:>10}",
-                file=out,
-            )
+def print_plan(plan: SyncPlan, out: Any, detail: bool = False) -> None:
+    """Totals per endpoint and for the run, then the time the limit needs; the lines per
+    domain and endpoint only with `detail` (an account of 500 domains fits a screen)."""
+    guessed = any(not p.known for plans in plan.domains.values() for p in plans)
+    if detail:
+        print(f"{'domain':<38}{'endpoint':<20}{'days':>6}{'requests':>10}", file=out)
+        for domain_id, plans in plan.domains.items():
+            for p in plans:
+                requests = f"{p.requests}{'' if p.known else '+'}"
+                print(f"{domain_id:<38}{p.resource:<20}{p.days or '':>6}{requests:>10}", file=out)
+        print(file=out)
+    print(f"{'endpoint':<20}{'days asked':>16}{'requests':>10}", file=out)
+    print(f"{'domains':<20}{'':>16}{1:>10}", file=out)
+    for name in DOMAIN_RESOURCES:
+        plans = [p for ps in plan.domains.values() for p in ps if p.resource == name]
+        if not plans:
+            continue
+        days = ",".join(str(d) for d in sorted({p.days for p in plans if p.days}))
+        requests = f"{sum(p.requests for p in plans)}{'' if all(p.known for p in plans) else '+'}"
+        print(f"{name:<20}{days:>16}{requests:>10}", file=out)
     print(f"\n{plan.requests} requests for {len(plan.domains)} domain(s)", file=out)
     if plan.limit_per_minute:
         seconds = plan.estimated_seconds()
@@ -167,5 +191,7 @@ def print_plan(plan: SyncPlan, out: Any) -> None:
             "plus the API's own response time.",
             file=out,
         )
-    if any(not p.known for plans in plan.domains.values() for p in plans):
-        print("'+': nothing loaded yet to count pages from; one page assumed.", file=out)
+    if guessed:
+        print("'+': nothing loaded yet to count pages from; one page a domain assumed.", file=out)
+    if not detail and plan.domains:
+        print("Per domain: add --detail.", file=out)

@@ -37,20 +37,22 @@ def envelope_rows(
         stamp["snapshot_date"] = snapshot_date(generated_at) if generated_at else None
 
     if spec["shape"] == "fanout":
-        yield from _fanout_rows(envelope, stamp)
+        yield from _fanout_rows(envelope, stamp, spec["nested_items"][0])
         return
     for item in envelope_items(envelope):
         yield {**item, **stamp}
 
 
-def _fanout_rows(envelope: Dict[str, Any], stamp: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
+def _fanout_rows(
+    envelope: Dict[str, Any], stamp: Dict[str, Any], nested: str
+) -> Iterator[Dict[str, Any]]:
     """One row per emission (docs/api-notes.md, Endpoint: /fanout-queries), carrying its prompt's id and text."""
     for prompt in envelope_items(envelope):
         prompt_fields = {
             f"prompt_{key}": value
             for key, value in prompt.items()
-            if key != "fanout_queries" and not isinstance(value, (dict, list))
+            if key != nested and not isinstance(value, (dict, list))
         }
-        for emission in prompt.get("fanout_queries") or []:
+        for emission in prompt.get(nested) or []:
             if isinstance(emission, dict):
                 yield {**prompt_fields, **emission, **stamp}

@@ -12,10 +12,11 @@ retries.
 """
 
 import logging
+import os
 import random
 import time
 import uuid
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Set
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
@@ -28,22 +29,59 @@ from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
 
 from .errors import (
+    KEYS_HELP,
     AIclicksHTTPError,
     BadRequestError,
     ConnectionFailedError,
+    InvalidApiKeyError,
     MalformedResponseError,
+    MissingApiKeyError,
+    connection_problem,
     describe_request,
+    is_connect_failure,
     raise_for_api_error,
 )
-from .settings import API_PREFIX
+from .settings import API_KEY_ENV, API_PREFIX
+from .server_clock import ClockReading
 from .sync import SyncContext
 from .throttle import RateLimitThrottle
 
 logger = logging.getLogger("aiclicks_pipeline")
 
 TRANSIENT_ERRORS = (ConnectionError, Timeout, ChunkedEncodingError)
+# attempts to reach a host that has not answered yet and refuses or does not resolve
+CONNECT_ATTEMPTS = 3
 # the general maximum page size (docs/api-notes.md, Pagination), where an endpoint refuses its documented one
 FALLBACK_PAGE_SIZE = 100
+
+
+def resolve_api_key(configured: Optional[str]) -> str:
+    """The key to send: the configured one, else `AICLICKS_API_KEY` (the name the API's own docs
+    use), without the spaces or line break a paste brings along. The key is never quoted."""
+    candidates = (configured, os.environ.get(API_KEY_ENV))
+    api_key = next((c.strip() for c in candidates if isinstance(c, str) and c.strip()), "")
+    if not api_key:
+        raise MissingApiKeyError(
+            f"No AIclicks API key: set SOURCES__AICLICKS__API_KEY or {API_KEY_ENV}, or "
+            "`api_key` under [sources.aiclicks] in .dlt/secrets.toml. " + KEYS_HELP + "."
+        )
+    if any(character.isspace() for character in api_key):
+        raise InvalidApiKeyError(
+            f"The AIclicks API key has a space or line break inside it ({len(api_key)} "
+            "characters), so it cannot be a key: copy it again in one piece. " + KEYS_HELP + "."
+        )
+    return api_key
+
+
+def api_root(base_url: str) -> str:
+    """`https://host/api/v1/` from the base URL as a user gives it: the API's root, with or
+    without a trailing slash or the `/api/v1` prefix the API's docs print after the host."""
+    if not isinstance(base_url, str) or not base_url.strip().startswith(("http://", "https://")):
+        raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+    root = base_url.strip().rstrip("/")
+    if root.endswith(API_PREFIX):
+        root = root[: -len(API_PREFIX)].rstrip("/")
+    return f"{root}{API_PREFIX}/"
 
 
 @configspec
@@ -76,6 +114,9 @@ class AIclicksSession(requests.Session):
         super().__init__()
         self.context = context
         self.throttle = throttle or RateLimitThrottle()
+        # the server's clock as its responses tell it (the throttle converts resets with it)
+        self.server_clock = self.throttle.server_clock
+        self._answered_hosts: Set[str] = set()
         self.timeout = timeout
         self.max_attempts = max(1, max_attempts)
         self.backoff_factor = backoff_factor
@@ -110,25 +151,36 @@ class AIclicksSession(requests.Session):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         request = self._capped(request)
+        host = urlsplit(request.url or "").netloc
         for attempt in range(1, self.max_attempts + 1):
             self.context.check_stop()
-            self.throttle.acquire()
+            held_s = self.throttle.acquire()
+            if held_s:
+                self.context.count_rate_limit_wait(held_s)
+            sent_at = self.server_clock.clock()
             try:
                 # the response hooks run inside: errors and bad bodies raise from here
                 response = super().send(request, **kwargs)
             except TRANSIENT_ERRORS as exc:
                 self.throttle.release(None)
                 self.context.count_connection_error()
-                if attempt == self.max_attempts:
+                problem = connection_problem(exc)
+                # a host that never answered and refuses or does not resolve is most likely
+                # a wrong base URL: a few quick attempts, not minutes of back-off
+                never_reached = host not in self._answered_hosts and is_connect_failure(exc)
+                if attempt == self.max_attempts or (never_reached and attempt >= CONNECT_ATTEMPTS):
                     raise ConnectionFailedError(
-                        f"The connection failed {attempt} times ({type(exc).__name__}). "
-                        f"{describe_request(request.url)} [X-Request-Id: {request.headers.get('X-Request-Id')}]"
+                        f"The connection to {host} failed {attempt} times ({problem}): check the "
+                        f"base URL and the network. {describe_request(request.url)} "
+                        f"[X-Request-Id: {request.headers.get('X-Request-Id')}]"
                     ) from None
                 delay = self.backoff(attempt)
-                logger.info("Connection error on %s, retry in %.1fs", describe_request(request.url), delay)
+                logger.info(
+                    "%s on %s %s, retry in %.1fs", problem, host, describe_request(request.url), delay
+                )
             except AIclicksHTTPError as exc:
                 failed = exc.response
-                self.throttle.release(failed)
+                self.throttle.release(failed, self._received(request, failed, sent_at))
                 self.context.count_response(exc.status_code or 0)
                 delay = self.retry_delay(exc, attempt)
                 if isinstance(exc, BadRequestError) and self._learn_page_size_cap(request, exc):
@@ -136,17 +188,20 @@ class AIclicksSession(requests.Session):
                 if delay is None:
                     raise
                 logger.info("%s; retry in %.1fs", exc, delay)
+                if exc.status_code == 429:
+                    self.context.count_rate_limit_wait(self.throttle.sit_out(delay, self._wait))
+                    continue
             except IgnoreResponseException as exc:
                 # a response the source chose to skip (a domain that 404s): still a request
                 skipped = getattr(exc, "response", None)
-                self.throttle.release(skipped)
+                self.throttle.release(skipped, self._received(request, skipped, sent_at))
                 self.context.count_response(skipped.status_code if skipped is not None else 0)
                 raise
             except BaseException:
                 self.throttle.release(None)
                 raise
             else:
-                self.throttle.release(response)
+                self.throttle.release(response, self._received(request, response, sent_at))
                 self.context.count_response(response.status_code)
                 return response
             self._wait(delay)
@@ -159,6 +214,30 @@ class AIclicksSession(requests.Session):
                 self.context.check_stop()
         else:
             self.sleep(delay)
+
+    def _received(
+        self, request: PreparedRequest, response: Optional[Response], sent_at: float
+    ) -> Optional[ClockReading]:
+        """Every response: the server clock reads its `Date`, `-v` logs it."""
+        if response is None:
+            return None
+        # when its headers arrived (requests times that), not after the body was parsed
+        received_at = min(sent_at + response.elapsed.total_seconds(), self.server_clock.clock())
+        self._answered_hosts.add(urlsplit(request.url or "").netloc)
+        headers = response.headers
+        if logger.isEnabledFor(logging.INFO):
+            parts = urlsplit(request.url or "")
+            logger.info(
+                "%s %s%s -> %s in %.0f ms [X-Request-Id: %s, X-Cache: %s]",
+                request.method,
+                parts.path,
+                f"?{parts.query}" if parts.query else "",
+                response.status_code,
+                (received_at - sent_at) * 1000,
+                headers.get("X-Request-Id") or request.headers.get("X-Request-Id"),
+                headers.get("X-Cache", "-"),
+            )
+        return self.server_clock.observe(headers.get("Date"), sent_at, received_at)
 
     def _learn_page_size_cap(self, request: PreparedRequest, exc: AIclicksHTTPError) -> bool:
         """True when the server refused a page size above the fallback
@@ -207,8 +286,6 @@ def fetch_envelope(api_key: str, base_url: str, path: str) -> Dict[str, Any]:
     """One GET outside a sync (`validate`, `plan`), through the same key, request id, retries
     and errors as a sync's requests."""
     session = AIclicksSession(SyncContext(), max_attempts=3)
-    session.auth = ApiKeyAuth(token=api_key)
-    response = session.get(
-        f"{base_url.rstrip('/')}{API_PREFIX}/{path}", hooks={"response": [raise_for_api_error]}
-    )
+    session.auth = ApiKeyAuth(token=resolve_api_key(api_key))
+    response = session.get(f"{api_root(base_url)}{path}", hooks={"response": [raise_for_api_error]})
     return response.json()

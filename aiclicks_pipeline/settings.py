@@ -67,6 +67,11 @@ class EndpointSpec(TypedDict, total=False):
     # (default, max) page size as documented, or the general 25/100 where not documented
     # (docs/api-notes.md, Pagination)
     page_size: Optional[Tuple[int, int]]
+    # the field that tells one item of a page from another (a paged list is checked for
+    # repeated and missing items with it)
+    item_key: str
+    # shape "fanout": the list inside each item, and the field that tells its entries apart
+    nested_items: Tuple[str, str]
     primary_key: Tuple[str, ...]
     columns: Dict[str, str]
     params: Dict[str, str]
@@ -112,6 +117,7 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
         "window": None,
         "shape": "items",
         "page_size": None,
+        "item_key": "id",
         "primary_key": ("id",),
         "columns": {
             "id": "text",
@@ -138,6 +144,7 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
         "window": None,
         "shape": "items",
         "page_size": (50, 500),
+        "item_key": "id",
         "primary_key": ("id",),
         "columns": {
             "id": "text",
@@ -168,6 +175,9 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
         # not clearly documented as paginated; the sandbox pages it (docs/api-notes.md,
         # Reading: pagination of /fanout-queries and what total counts)
         "page_size": (25, 100),
+        # items are prompts (their id) with their emissions (each with its own id)
+        "item_key": "id",
+        "nested_items": ("fanout_queries", "id"),
         "primary_key": ("id",),
         "params": {"model": "all"},
         "columns": {
@@ -358,6 +368,7 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
         # not documented as paginated; the sandbox pages it (docs/api-notes.md,
         # Reading: pagination of /citations)
         "page_size": (25, 100),
+        "item_key": "url",
         "primary_key": ("domain_id", "days", "snapshot_date", "url"),
         "columns": {
             **_SNAPSHOT_COLUMNS,

@@ -11,7 +11,6 @@ what the declarative config cannot say is added through dlt's own hooks:
 """
 
 import hashlib
-import os
 from functools import partial
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 
@@ -22,12 +21,10 @@ from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 from requests import Response
 
-from .errors import KEYS_HELP, MissingApiKeyError, raise_for_api_error, request_id
+from .errors import is_domain_not_found, raise_for_api_error, request_id
 from .paginator import EnvelopePaginator
 from .rows import envelope_rows
 from .settings import (
-    API_KEY_ENV,
-    API_PREFIX,
     DEFAULT_BASE_URL,
     DEFAULT_INITIAL_DAYS,
     DEFAULT_LOOKBACK_DAYS,
@@ -35,7 +32,7 @@ from .settings import (
     DOMAIN_RESOURCES,
     ENDPOINTS,
 )
-from .session import AIclicksSession, ApiKeyAuth
+from .session import AIclicksSession, ApiKeyAuth, api_root, resolve_api_key
 from .sync import CURSORS_KEY, SyncContext
 from .throttle import RateLimitThrottle
 from .values import as_int, query_value
@@ -99,15 +96,8 @@ def aiclicks_source(
     Returns:
         The resources, one per table; select some with `.with_resources(...)`.
     """
-    # the API's own docs call it AICLICKS_API_KEY; dlt's names take precedence
-    api_key = api_key or os.environ.get(API_KEY_ENV)
-    if not api_key or not isinstance(api_key, str):
-        raise MissingApiKeyError(
-            "No AIclicks API key: set SOURCES__AICLICKS__API_KEY or AICLICKS_API_KEY, or "
-            "`api_key` under [sources.aiclicks] in .dlt/secrets.toml. " + KEYS_HELP + "."
-        )
-    if not base_url.startswith(("http://", "https://")):
-        raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+    api_key = resolve_api_key(api_key)
+    client_base_url = api_root(base_url)
     for name, value in (("initial_days", initial_days), ("snapshot_days", snapshot_days)):
         if not 1 <= int(value) <= 365:
             raise ValueError(f"{name} must be between 1 and 365, got {value}")
@@ -130,7 +120,7 @@ def aiclicks_source(
             max_attempts=max_attempts,
             backoff_factor=backoff_factor,
         )
-        context.base_url = f"{base_url.rstrip('/')}{API_PREFIX}/"
+        context.base_url = client_base_url
         context.auth = ApiKeyAuth(token=api_key)
     domain_list: Any = (
         _domain_list_config(context, wanted_domain)
@@ -185,7 +175,11 @@ def _endpoint_config(name: str, context: SyncContext, params: Dict[str, Any]) ->
         "params": {**spec.get("params", {}), **params},
         "data_selector": ENVELOPE_SELECTOR,
         "paginator": EnvelopePaginator(
-            page_size=page_size, window_days=partial(context.window_days, name)
+            page_size=page_size,
+            window_days=partial(context.window_days, name),
+            # the lists we page are checked for items that moved across pages while walked
+            item_key=spec.get("item_key") if page_size else None,
+            nested_items=spec.get("nested_items") if page_size else None,
         ),
         "response_actions": [partial(_check_response, context)],
     }
@@ -226,8 +220,8 @@ def _resource_config(name: str, context: SyncContext) -> Dict[str, Any]:
 
 
 def _check_response(context: SyncContext, response: Response) -> None:
-    """Response action: a 404 for one domain skips that domain; other errors raise."""
-    if response.status_code == 404 and "domain_id=" in (response.request.url or ""):
+    """Response action: the API's 404 for one domain skips that domain; other errors raise."""
+    if is_domain_not_found(response):
         domain_id = query_value(response.request.url, "domain_id")
         context.skip_domain(
             domain_id, f"the API answered 404 [X-Request-Id: {request_id(response)}]"

@@ -47,6 +47,8 @@ class SyncStats:
     connection_errors: int = 0
     skipped_responses: int = 0
     rows_extracted: int = 0
+    # wall-clock seconds the sync was held by the rate limit (waiting for a window to turn)
+    rate_limit_wait_s: float = 0.0
 
     def as_dict(self) -> Dict[str, Any]:
         return {
@@ -55,6 +57,7 @@ class SyncStats:
             "rate_limited": self.rate_limited,
             "connection_errors": self.connection_errors,
             "skipped_responses": self.skipped_responses,
+            "rate_limit_wait_s": round(self.rate_limit_wait_s, 3),
         }
 
 
@@ -196,6 +199,10 @@ class SyncContext:
     def count_rows(self, rows: int) -> None:
         with self.lock:
             self.stats.rows_extracted += rows
+
+    def count_rate_limit_wait(self, seconds: float) -> None:
+        with self.lock:
+            self.stats.rate_limit_wait_s += seconds
 
     def count_connection_error(self) -> None:
         with self.lock:

@@ -1,6 +1,7 @@
 """The command line as a user runs it: a subprocess against the sandbox, real DuckDB files."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -112,7 +113,17 @@ def test_plan_counts_the_requests_of_the_next_run(sandbox, tmp_path):
     # pages of a window's fan-out are estimated from what earlier, larger windows loaded
     domains = len(sandbox.account.domain_ids())
     assert sandbox.stats.requests <= planned <= sandbox.stats.requests + domains, done.stdout
-    assert "visibility_daily         7" in done.stdout
+    # totals per endpoint first: one line each, whatever the number of domains
+    totals = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines() if line.strip()}
+    assert totals["visibility_daily"] == ["7", str(domains)]
+    assert totals["brand_rankings"] == ["30", str(domains)]
+    assert not any(domain_id in done.stdout for domain_id in sandbox.account.domain_ids())
+
+    detailed = cli("plan", "--detail", *args, env=env)
+    assert detailed.returncode == 0, detailed.stderr
+    for domain_id in sandbox.account.domain_ids():
+        assert re.search(rf"^{domain_id} +visibility_daily +7 +1$", detailed.stdout, re.M)
+    assert f"{planned} requests for {domains} domain(s)" in detailed.stdout
 
 
 def test_demo_runs_end_to_end(tmp_path):

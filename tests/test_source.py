@@ -213,3 +213,63 @@ def test_a_refused_page_size_falls_back_to_the_general_maximum(sandbox, warehous
     truth = WarehouseTruth(sandbox.account)
     truth.record_sync(sandbox.clock.now(), days=90)
     assert_warehouse_matches(warehouse, truth)
+
+
+def prompt_pages(sandbox):
+    return [
+        (r["query"]["page"], r["query"]["size"])
+        for r in sandbox.stats.log
+        if r["path"].endswith("/prompts") and r["status"] == 200
+    ]
+
+
+def test_a_list_that_changes_while_paged_but_keeps_its_total_is_walked_again(warehouse):
+    # before page 3 is served, a prompt is added on top and the oldest (on page 3) removed:
+    # `total` stays, the rows shift by one, page 3 repeats page 2's last prompt
+    with run_sandbox(seed=9, domains=1, prompts=(1100, 1200), start=START, frozen=True,
+                     rate_limit=None, faults={"churn_on_page": 3}) as sandbox:
+        (domain_id,) = sandbox.account.domain_ids()
+        before = {p["id"] for p in sandbox.account.prompts(domain_id, sandbox.clock.now())}
+
+        warehouse.sync(sandbox, resources=["prompts"])
+
+        assert sandbox.faults.churn_on_page == 0, "the list did not change"
+        listed = {p["id"] for p in sandbox.account.prompts(domain_id, sandbox.clock.now())}
+        assert len(listed) == len(before) and listed != before
+        assert prompt_pages(sandbox) == [
+            ("1", "500"), ("2", "500"), ("3", "500"), ("1", "499"), ("2", "499"), ("3", "499")
+        ]
+        loaded = {key[0] for key in warehouse.keyed("prompts")}
+        assert listed <= loaded  # the new prompt too
+        assert_keys_unique(warehouse)
+
+
+def test_a_stable_list_is_walked_once(warehouse):
+    with run_sandbox(seed=9, domains=2, prompts=(230, 290), start=START, frozen=True,
+                     rate_limit=None, faults={"page_size_cap": 100}) as sandbox:
+        warehouse.sync(sandbox)
+
+        now = sandbox.clock.now()
+        pages = sum(-(-len(sandbox.account.prompts(d, now)) // 100) for d in sandbox.account.domain_ids())
+        assert len(prompt_pages(sandbox)) == pages
+        assert {size for _, size in prompt_pages(sandbox)} == {"100"}
+        # fan-out groups (whose `total` counts emissions) and citations: one walk each too
+        for path in ("/fanout-queries", "/citations"):
+            sizes = {r["query"]["size"] for r in sandbox.stats.log if r["path"].endswith(path)}
+            assert sizes == {"100"}, (path, sizes)
+
+
+def test_a_capped_page_size_still_walks_again_past_the_cache(warehouse):
+    # the server caps pages at 100: the second walk asks 99, not 499 (which would be capped to
+    # 100 again and answered from the cache with the old pages)
+    with run_sandbox(seed=9, domains=1, prompts=(230, 290), start=START, frozen=True,
+                     rate_limit=None, faults={"page_size_cap": 100, "churn_on_page": 3}) as sandbox:
+        (domain_id,) = sandbox.account.domain_ids()
+
+        warehouse.sync(sandbox, resources=["prompts"])
+
+        assert prompt_pages(sandbox) == [
+            ("1", "100"), ("2", "100"), ("3", "100"), ("1", "99"), ("2", "99"), ("3", "99")
+        ]
+        listed = {p["id"] for p in sandbox.account.prompts(domain_id, sandbox.clock.now())}
+        assert listed <= {key[0] for key in warehouse.keyed("prompts")}

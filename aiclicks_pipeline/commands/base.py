@@ -2,13 +2,10 @@
 commands that sync (source options, destination options) and how they become a pipeline."""
 
 import argparse
-import os
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Tuple
 
-from ..errors import AIclicksError
 from ..settings import (
-    API_KEY_ENV,
     DEFAULT_BASE_URL,
     DEFAULT_DATASET,
     DEFAULT_DUCKDB_FILE,
@@ -115,11 +112,8 @@ def resolve_key_and_url(args: argparse.Namespace) -> Tuple[str, str]:
     """The API key and base URL from dlt's config (the CLI's --base-url wins)."""
     import dlt
 
-    api_key = dlt.secrets.get("sources.aiclicks.api_key") or os.environ.get(API_KEY_ENV)
-    if not api_key:
-        raise AIclicksError(
-            f"No API key: set SOURCES__AICLICKS__API_KEY or {API_KEY_ENV}, or [sources.aiclicks] "
-            "api_key in .dlt/secrets.toml"
-        )
+    from ..session import resolve_api_key
+
+    api_key = resolve_api_key(dlt.secrets.get("sources.aiclicks.api_key"))
     base_url = args.base_url or dlt.config.get("sources.aiclicks.base_url") or DEFAULT_BASE_URL
     return api_key, base_url

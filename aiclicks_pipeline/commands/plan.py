@@ -23,6 +23,9 @@ class PlanCommand(Command):
     def configure_parser(self, parser: argparse.ArgumentParser) -> None:
         add_source_arguments(parser)
         add_destination_arguments(parser)
+        parser.add_argument(
+            "--detail", action="store_true", help="also print each domain's requests per endpoint"
+        )
 
     def execute(self, args: argparse.Namespace) -> int:
         from ..plan import make_plan, print_plan
@@ -33,5 +36,5 @@ class PlanCommand(Command):
         options = source_options(args)
         options.pop("base_url", None)
         plan = make_plan(validate_body, domains_body, pipeline_for(args), **options)
-        print_plan(plan, sys.stdout)
+        print_plan(plan, sys.stdout, detail=args.detail)
         return EXIT_OK

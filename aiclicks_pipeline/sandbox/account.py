@@ -454,6 +454,16 @@ class Account:
             model.set_prompts(list(model.prompt_state[0]) + new)
         return [p.item() for p in new]
 
+    def churn_prompts(self, domain_id: str, now: datetime) -> Tuple[dict, dict]:
+        """One prompt added (the newest) and the oldest visible one removed: the list changes,
+        its length does not. Returns (added, removed)."""
+        with self._lock:
+            model = self._model(domain_id)
+            removed = model.visible_prompts(now)[0]
+            (added,) = self.add_prompts(domain_id, 1, now)
+            model.set_prompts([p for p in model.prompt_state[0] if p.id != removed.id])
+        return added, removed.item()
+
     # --- daily counts -----------------------------------------------------------------------
 
     def _final_counts(self, model: DomainModel, day: date) -> DayCounts:

@@ -33,6 +33,10 @@ class Faults:
     # >0: a lower max `size` than documented, larger ones get 422
     # (docs/api-notes.md, Reading: page size of /prompts)
     page_size_cap: int = 0
+    # >1: once, just before page N of a `/prompts` list is served, that domain gets a new prompt
+    # (the newest, top of the list) and loses its oldest (not served yet): the list changes
+    # while it is walked, its `total` does not. Back to 0 once it happened.
+    churn_on_page: int = 0
     vanished_domains: Set[str] = field(default_factory=set)  # 404 everywhere, gone from /domains
     hidden_404_domains: Set[str] = field(default_factory=set)  # listed, but 404 on their endpoints
 
@@ -80,6 +84,14 @@ class FaultInjector:
         with self._lock:
             self._queue.clear()
             self._since_burst = self._burst_left = 0
+
+    def take_churn(self, page: int) -> bool:
+        """True once, for the page ``churn_on_page`` names (then the switch is off)."""
+        with self._lock:
+            if self.faults.churn_on_page > 1 and page == self.faults.churn_on_page:
+                self.faults.churn_on_page = 0
+                return True
+            return False
 
     def decide(self) -> Optional[str]:
         """A kind from FAULT_KINDS, or None to serve normally."""

@@ -1,4 +1,8 @@
-"""Fixed-window rate limit per API key, on REAL time (clients really have to wait)."""
+"""Fixed-window rate limit per API key, on REAL time (clients really have to wait).
+
+The windows run on real time whatever the sandbox's clock says; the headers state the reset
+on the sandbox's clock (`RateState.reset_on`), as a server states it on its own clock.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,17 @@ from typing import Dict, Optional, Tuple
 class RateState:
     limit: int
     remaining: int
-    reset: int  # epoch seconds (ceil) when the current window ends
+    reset: int  # epoch seconds (ceil) when the current window ends, on real time
     retry_after: int  # whole seconds until then, at least 1
     allowed: bool = True
+    ends_at: float = 0.0  # real epoch seconds the current window ends
+
+    def reset_on(self, server_now: float, real_now: float) -> int:
+        """`X-RateLimit-Reset` on the server's clock: the window's end moved by the server
+        clock's offset from real time (`server_now - real_now`, read together), rounded up.
+        Rounded to the millisecond first, so that a clock at real time, or a whole number of
+        seconds from it, states the exact second the window ends."""
+        return math.ceil(round(self.ends_at + server_now - real_now, 3))
 
 
 class FixedWindowLimiter:
@@ -49,6 +61,7 @@ class FixedWindowLimiter:
             reset=math.ceil(end),
             retry_after=max(1, math.ceil(end - now)),
             allowed=allowed,
+            ends_at=end,
         )
 
     def acquire(self, key: str) -> RateState:

@@ -41,7 +41,9 @@ item:
     injected 429 burst consumes budget. 401/403 happen before the limiter (no budget to charge)
     and unknown paths 404 before authentication (FastAPI routes first). The no-access key gets
     403 on /validate too. Windows are fixed and aligned to epoch multiples of the window, on
-    REAL time.
+    REAL time; `X-RateLimit-Reset` and `/validate`'s `reset_at` state the window's end on the
+    sandbox clock (its now plus the seconds left), like `Date`, so a sandbox clock set apart
+    from real time is a server whose clock is skewed from the client's.
 11. Ordering (Reading: ordering): `/domains` in account order; `/fanout-queries` groups by
     their most recent emission (an activity feed: new emissions reorder pages between runs);
     `/citations` by frequency descending, then url. Newest-first `/prompts` shift when prompts
@@ -58,8 +60,8 @@ item:
 16. With rate limiting disabled (`rate_limit` 0/None) the `X-RateLimit-*` headers are omitted
     (as a JWT caller may see) and `/validate` reports `remaining`/`reset_at` null
     (Reading: callers without rate-limit headers).
-17. `generated_at` and the `Date` header come from the sandbox clock, so they may be far from
-    the machine's time (Headers).
+17. `generated_at`, the `Date` header and the rate limit's reset come from the sandbox clock,
+    so they may be far from the machine's time, as a skewed server's clock is (Headers).
 18. Competitors (in /brand-rankings) and prompts appear over time as the clock passes their
     creation; a sync must cope with lists that grow between runs and between pages
     (Reading: lists that grow).
@@ -287,8 +289,12 @@ class SandboxApp:
         if rate is not None and self.limiter.enabled:
             response.headers["X-RateLimit-Limit"] = str(rate.limit)
             response.headers["X-RateLimit-Remaining"] = str(rate.remaining)
-            response.headers["X-RateLimit-Reset"] = str(rate.reset)
+            response.headers["X-RateLimit-Reset"] = str(self._reset_on_clock(rate))
         return response
+
+    def _reset_on_clock(self, rate: RateState) -> int:
+        """The window's end on the sandbox clock, as `X-RateLimit-Reset` states it."""
+        return rate.reset_on(self.clock.now().timestamp(), time.time())
 
     def _serve(self, name, path, raw_query, query, key: ApiKey, rate) -> Response:
         if name == VALIDATE_PATH:
@@ -352,6 +358,8 @@ class SandboxApp:
             items = [d for d in account.domains(now) if d["id"] in listed]
             return {"items": items, "total": len(items), "page": 1, "size": len(items), "total_pages": 1}
         if name == "prompts":
+            if self.injector.take_churn(echo["page"]):
+                account.churn_prompts(domain_id, now)
             return paginate(account.prompts(domain_id, now), echo["page"], echo["size"])
         if name == "fanout_queries":
             groups = account.fanout(domain_id, days, now, echo["model"])
@@ -393,7 +401,7 @@ class SandboxApp:
             "rate_limit": {
                 "limit_per_minute": self.limiter.limit or None,
                 "remaining": rate.remaining if rate else None,
-                "reset_at": rate.reset if rate else None,
+                "reset_at": self._reset_on_clock(rate) if rate else None,
             },
         }
 

@@ -1,6 +1,8 @@
 """The fixed-window rate limit on real time: headers, 429s, recovery, what counts."""
 
 import time
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 
 import pytest
 from sandbox_support import START, Client
@@ -29,8 +31,12 @@ def test_429_with_retry_after_and_recovery(limited):
     responses = [client.get("domains") for _ in range(LIMIT)]
     assert [remaining(r) for r in responses] == [4, 3, 2, 1, 0]
     assert all(r.headers["X-RateLimit-Limit"] == "5" for r in responses)
+    # the reset is on the sandbox's (frozen) clock, like its Date: their difference is what is
+    # left of the real-time window
     reset = int(responses[-1].headers["X-RateLimit-Reset"])
-    assert reset % 2 == 0 and 0 < reset - time.time() <= WINDOW
+    date = parsedate_to_datetime(responses[-1].headers["Date"]).timestamp()
+    assert date == datetime.fromisoformat(START.replace("Z", "+00:00")).timestamp()
+    assert 0 < reset - date <= WINDOW
 
     refused = client.get("domains")
     assert refused.status_code == 429
@@ -78,3 +84,21 @@ def test_rate_limit_can_be_disabled():
         assert all(r.status_code == 200 for r in responses)
         assert "X-RateLimit-Limit" not in responses[-1].headers
         assert responses[-1].json()["data"]["rate_limit"]["remaining"] is None
+
+
+@pytest.mark.parametrize("skew_s", [30, -30, 0])
+def test_a_skewed_clock_states_the_reset_on_that_clock(skew_s):
+    """A sandbox clock 30 s from real time: Date and Reset both on it, windows on real time;
+    the reset is the exact second the window ends on that clock (not a second later)."""
+    start = datetime.now(timezone.utc) + timedelta(seconds=skew_s)
+    with run_sandbox(seed=7, start=start, rate_limit=LIMIT, rate_window=WINDOW) as box:
+        before = time.time()
+        response = Client(box).get("domains")
+        after = time.time()
+    reset = int(response.headers["X-RateLimit-Reset"])
+    date = parsedate_to_datetime(response.headers["Date"]).timestamp()
+    assert abs(date - (before + skew_s)) <= 1.5
+    assert 0 < reset - date <= WINDOW + 1
+    # the real-time window the request fell in, moved by the skew
+    window_ends = {(moment // WINDOW + 1) * WINDOW + skew_s for moment in (before, after)}
+    assert reset in window_ends, (reset, window_ends)

@@ -1,0 +1,137 @@
+"""A server whose clock is not ours: the rate limit's reset is on the server's clock."""
+
+import math
+import time
+from datetime import datetime, timedelta, timezone
+from email.utils import formatdate
+
+import pytest
+import requests
+
+from aiclicks_pipeline.sandbox import run_sandbox
+from aiclicks_pipeline.server_clock import ServerClock
+from aiclicks_pipeline.throttle import WINDOW_S, RateLimitThrottle
+
+LIMIT, WINDOW = 20, 2.0
+
+
+def http_date(epoch: float) -> str:
+    return formatdate(epoch, usegmt=True)  # whole seconds, rounded down, as servers send it
+
+
+def test_the_server_clock_narrows_its_offset_and_never_runs_ahead():
+    local = [1000.0]
+    server_clock = ServerClock(clock=lambda: local[0])
+    offset = 30.37
+    for step in range(40):  # responses arriving at various fractions of a second
+        sent = 1000.0 + step * 0.13
+        received = sent + 0.01
+        server_clock.observe(http_date(sent + 0.005 + offset), sent, received)
+    local[0] = 1010.0
+    assert not server_clock.agrees
+    assert offset - 0.05 <= server_clock.offset <= offset
+    assert server_clock.time() <= local[0] + offset
+    assert server_clock.now().tzinfo is not None
+
+
+def test_clocks_within_a_second_or_two_agree():
+    server_clock = ServerClock(clock=lambda: 1000.0)
+    reading = server_clock.observe(http_date(1000.7), 1000.0, 1000.1)
+    assert server_clock.agrees and server_clock.offset == 0.0
+    # agreeing clocks: the reset as stated, the local clock is the precise one
+    assert server_clock.local_time(1042, reading) == 1042
+
+
+@pytest.mark.parametrize("offset", [30.0, -30.0, 3600.25])
+def test_a_reset_in_local_time_is_never_early_and_at_most_a_second_late(offset):
+    server_clock = ServerClock()
+    window_end = 1060.0  # local time the server's window ends
+    for sent in (1000.0, 1000.3, 1000.6, 1000.9, 1001.2):
+        received = sent + 0.02
+        server_at = sent + 0.01 + offset
+        reading = server_clock.observe(http_date(server_at), sent, received)
+        reset = math.ceil(window_end + offset)  # what the server states
+        local_reset = server_clock.local_time(reset, reading)
+        assert window_end <= local_reset <= window_end + (reset - (window_end + offset)) + 1.05
+
+
+def test_a_frozen_server_clock_starts_the_estimate_over():
+    server_clock = ServerClock()
+    server_clock.observe(http_date(5000.0), 100.0, 100.1)
+    server_clock.observe(http_date(5000.0), 102.0, 102.1)  # 2 s later, the same Date
+    assert server_clock.offset == pytest.approx(5000.0 - 102.1)
+
+
+@pytest.mark.parametrize("skew_s", [30, -30, 0])
+def test_a_sync_against_a_skewed_server_clock_meets_no_429_and_takes_the_floor(warehouse, skew_s):
+    """The sandbox clock runs `skew_s` from real time (its Date, generated_at and rate-limit
+    reset on that clock); the limit is time-scaled (20 requests / 2 s). Trusting the reset
+    against the local clock, 30 s ahead took 100 s here, 30 s behind met 8 x 429."""
+    start = datetime.now(timezone.utc) + timedelta(seconds=skew_s)
+    with run_sandbox(seed=3, domains=6, prompts=(20, 60), start=start, rate_limit=LIMIT,
+                     rate_window=WINDOW) as sandbox:
+        started = time.monotonic()
+        result = warehouse.sync(sandbox)
+        elapsed = time.monotonic() - started
+
+        requests = sandbox.stats.requests
+        floor_s = requests / LIMIT * WINDOW
+        (extract,) = [s for s in warehouse.pipeline.last_trace.steps if s.step == "extract"]
+        extract_s = (extract.finished_at - extract.started_at).total_seconds()
+        print(f"skew {skew_s:+d} s: {requests} requests, extract {extract_s:.1f} s, sync "
+              f"{elapsed:.1f} s (floor {floor_s:.1f} s), 429s {dict(sandbox.stats.rate_limited)}, "
+              f"held by the limit {result.stats.rate_limit_wait_s:.1f} s")
+        assert requests > 2 * LIMIT
+        assert sandbox.stats.rate_limited.get("real", 0) == 0
+        assert result.stats.rate_limited == 0
+        assert result.stats.rate_limit_wait_s > 0
+        # fixed windows: the first is whatever was left of it when the sync began, the last
+        # one may take a handful of requests
+        assert extract_s <= floor_s + 2 * WINDOW, (extract_s, floor_s)
+        assert elapsed <= 2 * floor_s + 2 * WINDOW, (elapsed, floor_s)
+        now = sandbox.clock.now()
+        listed = {p["id"] for d in sandbox.account.domain_ids() for p in sandbox.account.prompts(d, now)}
+        assert listed <= {key[0] for key in warehouse.keyed("prompts")}
+
+
+def rate_limited_response(remaining, reset, date_epoch):
+    response = requests.Response()
+    response.status_code = 200
+    response.headers.update({
+        "X-RateLimit-Limit": "60", "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": str(reset), "Date": http_date(date_epoch),
+    })
+    return response
+
+
+def test_no_wait_is_longer_than_a_window():
+    local = [1000.0]
+    throttle = RateLimitThrottle(clock=lambda: local[0])
+    throttle.acquire()
+    # clocks that agree, and a reset an hour away (a server that misstates it)
+    response = rate_limited_response(0, 4600, 1000.0)
+    reading = throttle.server_clock.observe(response.headers["Date"], 999.9, 1000.0)
+    throttle.release(response, reading)
+    assert throttle.reset_at == pytest.approx(1000.0 + WINDOW_S)
+
+
+def test_the_earliest_estimate_of_a_windows_end_wins_and_a_new_window_is_told_apart():
+    local = [1000.0]
+    throttle = RateLimitThrottle(clock=lambda: local[0])
+    offset = 500.0  # the server's clock is ahead: every estimate goes through Date
+    for received, remaining in ((1000.1, 50), (1000.45, 49), (1000.8, 48)):
+        local[0] = received
+        throttle.acquire()
+        response = rate_limited_response(remaining, 1060 + int(offset), received + offset)
+        throttle.release(response, throttle.server_clock.observe(
+            response.headers["Date"], received - 0.01, received))
+    # the window ends at 1060 local; each estimate is late by the Date's fraction, the best
+    # one by the smallest
+    assert 1060.0 <= throttle.reset_at <= 1060.25
+    assert throttle.remaining == 48
+    # a response of the next window (its end a window later) starts a new count
+    local[0] = 1060.3
+    throttle.acquire()
+    response = rate_limited_response(58, 1120 + int(offset), local[0] + offset)
+    throttle.release(response, throttle.server_clock.observe(response.headers["Date"], 1060.29, 1060.3))
+    assert 1120.0 <= throttle.reset_at <= 1121.0 and throttle.remaining == 58
