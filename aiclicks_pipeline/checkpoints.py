@@ -22,7 +22,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import dlt
@@ -124,6 +123,11 @@ class SyncResult:
         if self.windows_asked:
             windows = ", ".join(f"{name}={days}" for name, days in sorted(self.windows_asked.items()))
             lines.append(f"  days asked: {windows}")
+        if stats.rate_limit_wait_s >= 1:
+            lines.append(
+                f"  waited {stats.rate_limit_wait_s:.0f}s for the API's rate limit "
+                "(the key's requests per minute), not for the API or the warehouse"
+            )
         if self.skipped_domains:
             lines.append(f"  SKIPPED {len(self.skipped_domains)} domain(s):")
             lines += [f"    {domain_id}: {reason}" for domain_id, reason in self.skipped_domains.items()]
@@ -138,6 +142,7 @@ class SyncResult:
             "requests": self.stats.requests,
             "planned_requests": self.planned_requests,
             "rate_limited": self.stats.rate_limited,
+            "rate_limit_wait_s": round(self.stats.rate_limit_wait_s, 3),
             "connection_errors": self.stats.connection_errors,
             "responses_by_status": self.stats.as_dict()["responses_by_status"],
             "rows": dict(self.rows),
@@ -247,9 +252,9 @@ def run_sync(
             result.finished_pending = finish_pending_loads(pipeline)
             # a full refresh drops the state with the tables (its first checkpoint): start empty
             states = {} if full_refresh else resource_states(pipeline)
-            envelope, server_date = _fetch_domains(context)
-            # the server's clock now: its Date header (a cached `/domains` is up to an hour old)
-            context.begin(server_date or envelope.get("generated_at"), states)
+            envelope = _fetch_domains(context)
+            # the server's clock now (its Date headers): a cached `/domains` is up to an hour old
+            context.begin(context.session.server_clock.now(), states)
             checkpoints = _plan(pipeline, context, envelope, resources, full_refresh,
                                 resync_after_minutes, checkpoint_requests, source_options, result)
             progress.start(context, result, len(checkpoints))
@@ -296,9 +301,8 @@ def _cancel_waits(context: SyncContext) -> None:
         session.throttle.cancel()
 
 
-def _fetch_domains(context: SyncContext) -> Tuple[Dict[str, Any], Optional[datetime]]:
-    """`/domains`, once per run, through the run's session (throttle, retries, errors), and
-    the server's time of the answer (its `Date` header), when it sent one."""
+def _fetch_domains(context: SyncContext) -> Dict[str, Any]:
+    """`/domains`, once per run, through the run's session (throttle, retries, errors)."""
     from .errors import raise_for_api_error
 
     response = context.session.get(
@@ -306,11 +310,7 @@ def _fetch_domains(context: SyncContext) -> Tuple[Dict[str, Any], Optional[datet
         auth=context.auth,
         hooks={"response": [raise_for_api_error]},
     )
-    try:
-        server_date: Optional[datetime] = parsedate_to_datetime(response.headers["Date"])
-    except (KeyError, TypeError, ValueError):
-        server_date = None
-    return response.json(), server_date
+    return response.json()
 
 
 def _plan(

@@ -135,7 +135,8 @@ class SyncProgress:
         limit = getattr(throttle, "limit", None) if throttle is not None else None
         seconds: Optional[float] = None
         if limit:
-            window = getattr(throttle, "window_s", None) or DEFAULT_WINDOW_S
+            # the longest time to a reset seen so far (60 s at the real API)
+            window = getattr(throttle, "longest_window_s", None) or DEFAULT_WINDOW_S
             seconds = remaining_requests / limit * window
         elif self.context is not None and self.context.stats.requests:
             pace = (self.clock() - self.started) / self.context.stats.requests

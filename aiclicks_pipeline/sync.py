@@ -118,7 +118,9 @@ class SyncContext:
                 }
 
     def now(self) -> datetime:
-        """The server's clock now: its time when the run began, plus the time since."""
+        """The server's clock now (the session's estimate from the `Date` of its responses)."""
+        if self.session is not None:
+            return self.session.server_clock.now()
         if self.server_now is None:
             return utc_now()
         return self.server_now + timedelta(seconds=time.monotonic() - self._server_now_at)

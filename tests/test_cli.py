@@ -47,7 +47,7 @@ def test_run_loads_and_prints_the_summary(sandbox, tmp_path):
     done = cli(*run_args(sandbox, tmp_path), env={"SOURCES__AICLICKS__API_KEY": sandbox.api_key})
 
     assert done.returncode == 0, done.stderr
-    for text in ("rows written", "visibility_daily", "requests: ", "429s met: 0", "Sync finished in"):
+    for text in ("rows written", "visibility_daily", "requests: ", "429s met: 0", "Sync finished after"):
         assert text in done.stdout
     with duckdb.connect(str(tmp_path / "cli.duckdb"), read_only=True) as connection:
         (domains,) = connection.execute(f"select count(*) from {DEFAULT_DATASET}.domains").fetchone()
