@@ -29,6 +29,7 @@ from dlt.common.exceptions import SignalReceivedException
 from dlt.pipeline.pipeline import Pipeline
 
 from .destinations import configured_loader_file_format, with_destination_hints
+from .history import RunHistory
 from .interrupts import StopRequest
 from .pipeline import SCHEMA_CONTRACTS, preferred_file_format, run_settings
 from .plan import known_rows, requests_for, resource_states
@@ -80,6 +81,7 @@ class SyncResult:
     load_ids: List[str] = field(default_factory=list)
     signal: Optional[int] = None
     error: Optional[str] = None
+    run_id: Optional[str] = None  # the run's row in the warehouse's run history (history.py)
 
     @property
     def total_rows(self) -> int:
@@ -136,6 +138,7 @@ class SyncResult:
     def as_json(self) -> Dict[str, Any]:
         return {
             "status": self.status,
+            "run_id": self.run_id,
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "duration_s": round(self.elapsed_s, 3),
@@ -238,7 +241,8 @@ def run_sync(
         pipeline.runtime_config.intercept_signals = False  # our handlers, not dlt's (interrupts.py)
         if stop.requested:
             context.stop.set()
-    result = SyncResult(started_at=utc_now())
+    history = RunHistory(pipeline.pipeline_name)
+    result = SyncResult(started_at=utc_now(), run_id=history.run_id)
     started = time.monotonic()
     # resolves the key and options from dlt's config and makes the run's session, once
     aiclicks_source(sync_context=context, **source_options)
@@ -252,6 +256,7 @@ def run_sync(
             result.finished_pending = finish_pending_loads(pipeline)
             # a full refresh drops the state with the tables (its first checkpoint): start empty
             states = {} if full_refresh else resource_states(pipeline)
+            history.mark_interrupted(pipeline)
             envelope = _fetch_domains(context)
             # the server's clock now (its Date headers): a cached `/domains` is up to an hour old
             context.begin(context.session.server_clock.now(), states)
@@ -264,7 +269,7 @@ def run_sync(
                 _run_checkpoint(pipeline, context, checkpoint, envelope, source_options,
                                 file_format, schema_contract,
                                 refresh="drop_sources" if full_refresh and checkpoint.number == 1 else None,
-                                result=result)
+                                result=result, history=history)
                 progress.checkpoint_committed()
     except BaseException as exc:
         signum = _stop_signal(exc, stop, context)
@@ -277,6 +282,7 @@ def run_sync(
             result.status, result.signal = INTERRUPTED, signum
             return result
         result.status, result.error = FAILED, _describe(exc)
+        history.write_final(pipeline, result, file_format)
         if isinstance(exc, Exception):
             raise SyncFailed(result.error, result) from exc
         raise
@@ -286,6 +292,7 @@ def run_sync(
     result.finished_at = utc_now()
     _finish(result, context)
     result.status = PARTIAL if (result.skipped_domains or result.unknown_domains) else SUCCESS
+    history.write_final(pipeline, result, file_format)
     prune_loaded_packages(pipeline)
     return result
 
@@ -373,8 +380,10 @@ def _run_checkpoint(
     schema_contract: Optional[str],
     refresh: Optional[str],
     result: SyncResult,
+    history: RunHistory,
 ) -> None:
-    """One checkpoint: its domains' due resources extracted, normalized and loaded."""
+    """One checkpoint: its domains' due resources extracted, normalized and loaded, with the
+    run's history row so far (history.py; not beside a refresh, which would apply to it too)."""
     options = {**source_options, "domain_ids": checkpoint.domain_ids, "shard": None}
     source = aiclicks_source(sync_context=context, domains_envelope=envelope, **options)
     source = source.with_resources(*checkpoint.resources)
@@ -382,11 +391,12 @@ def _run_checkpoint(
         source.schema_contract = SCHEMA_CONTRACTS.get(schema_contract, schema_contract)
     source = with_destination_hints(source, pipeline.destination)
     skipped_before = set(context.skipped_domains)
-    pipeline.extract(source, refresh=refresh, loader_file_format=file_format)
+    run_row = [] if refresh else [history.running_source(result, context, checkpoint.domain_ids)]
+    pipeline.extract([source, *run_row], refresh=refresh, loader_file_format=file_format)
     normalize_info = pipeline.normalize()
     load_info = pipeline.load()
     for table, count in (normalize_info.row_counts if normalize_info else {}).items():
-        if not table.startswith("_dlt"):
+        if not table.startswith("_"):  # dlt's tables and the run history
             result.rows[table] = result.rows.get(table, 0) + count
     result.load_ids.extend(load_info.loads_ids if load_info else [])
     newly_skipped = set(context.skipped_domains) - skipped_before

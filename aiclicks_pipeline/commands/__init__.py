@@ -10,13 +10,17 @@ from .base import Command
 from .demo import DemoCommand
 from .plan import PlanCommand
 from .report import ReportCommand
+from .reset import ResetCommand
 from .run import RunCommand
 from .sandbox import SandboxCommand
+from .status import StatusCommand
 from .transform import TransformCommand
 from .validate import ValidateCommand
 
 COMMANDS: List[Command] = [
     RunCommand(),
+    StatusCommand(),
+    ResetCommand(),
     ValidateCommand(),
     TransformCommand(),
     ReportCommand(),

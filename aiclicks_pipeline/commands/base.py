@@ -15,6 +15,7 @@ from ..settings import (
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_STALE = 2  # status: data older than --max-age-hours (or missing)
 EXIT_PARTIAL = 3
 EXIT_BUSY = 75  # EX_TEMPFAIL: another sync of the pipeline runs; try again later
 

@@ -52,6 +52,15 @@ class RunCommand(Command):
             help="print the run's summary as JSON on stdout (the readable one goes to stderr)",
         )
         parser.add_argument("--summary-file", help="also write the JSON summary to this file")
+        parser.add_argument(
+            "--transform", action="store_true",
+            help="then build the dbt models (aiclicks-pipeline transform) unless the sync was "
+            "stopped or failed; exit 1 if the build fails",
+        )
+        parser.add_argument(
+            "--no-freshness", action="store_true",
+            help="with --transform: skip dbt source freshness",
+        )
 
     def execute(self, args: argparse.Namespace) -> int:
         from ..checkpoints import SyncFailed, run_sync
@@ -81,6 +90,11 @@ class RunCommand(Command):
                     _report(args, failed.result)
                     raise
         _report(args, result)
+        transformed = EXIT_OK
+        if args.transform and result.status == "interrupted":
+            print("Not transformed: the sync did not finish.", file=sys.stderr)
+        elif args.transform:
+            transformed = _transform(args, pipeline)
         if result.status == "interrupted":
             print(
                 f"Stopped by {'SIGTERM' if stop.exit_code == 143 else 'SIGINT'}: "
@@ -94,10 +108,43 @@ class RunCommand(Command):
                 "domain(s) not loaded, all others loaded.",
                 file=sys.stderr,
             )
-            return EXIT_PARTIAL
+            return transformed or EXIT_PARTIAL
         if result.domains_total == 0:
-            return EXIT_PARTIAL
-        return EXIT_OK if result.status != "failed" else EXIT_FAILED
+            return transformed or EXIT_PARTIAL
+        return transformed or (EXIT_OK if result.status != "failed" else EXIT_FAILED)
+
+
+def _transform(args: argparse.Namespace, pipeline: Any) -> int:
+    """`transform` on what the sync loaded (as `meltano run tap target dbt` chains them):
+    EXIT_OK, or EXIT_FAILED with what did build and the one-line error."""
+    from ..destinations import destination_kind
+    from ..transform import TARGETS, TransformError, run_transform
+
+    target = destination_kind(pipeline.destination)
+    if target not in TARGETS:
+        print(
+            f"aiclicks-pipeline: --transform has no dbt target for destination {target}; "
+            f"the package's targets are {', '.join(TARGETS)}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    # with --json the readable lines go to stderr, as the sync's summary does
+    out = sys.stderr if args.json else sys.stdout
+    try:
+        transformed = run_transform(
+            duckdb_file=args.duckdb_file,
+            dataset=args.dataset,
+            target=target,
+            quiet=args.quiet,
+            check_freshness=not args.no_freshness,
+        )
+    except TransformError as exc:
+        if exc.result is not None:
+            print(exc.result.summary(), file=out)
+        print(f"aiclicks-pipeline: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(transformed.summary(), file=out)
+    return EXIT_OK
 
 
 def _report(args: argparse.Namespace, result: Any) -> None:

@@ -52,6 +52,20 @@ class WarehouseTruth:
                 for row in self._rows(name, domain_id, window, now, snapshot_date):
                     self._put(name, row)
 
+    def forget(self, resources: Iterable[str], domain_ids: Iterable[str]) -> None:
+        """What `aiclicks-pipeline reset` deletes: the rows of those resources and domains,
+        child rows included."""
+        wanted = set(domain_ids)
+        for name in resources:
+            spec = ENDPOINTS[name]
+            column = "domain_id" if "domain_id" in spec["columns"] else spec["primary_key"][0]
+            for key in [k for k, row in self.tables[name].items() if str(row[column]) in wanted]:
+                del self.tables[name][key]
+                if name == "citations":
+                    children = self.tables["citations__models"]
+                    for child in [c for c in children if c[:-1] == key]:
+                        del children[child]
+
     def _rows(
         self, name: str, domain_id: str, window: int, now: datetime, snapshot_date: str
     ) -> List[Dict[str, Any]]:

@@ -1,0 +1,236 @@
+"""The run history: one row per sync in the warehouse, table `_aiclicks_runs`, beside dlt's own.
+
+dlt records each load in `_dlt_loads` (load id, schema, status, time) and what a run did in a
+trace on the worker's disk. A sync of this package is many loads (one per checkpoint), and a
+worker that keeps nothing loses the trace, so this table adds what dlt lacks, where a BI tool or
+a dbt test can watch it: the run, its outcome, its requests and 429s, its rows per table, the
+domains it committed, left out (synced within the resync interval), skipped or left, and the
+loads it is made of.
+
+- Each checkpoint's load carries the run's row so far (outcome `running`), merged on `run_id`,
+  so a run killed at any point leaves a row saying how far it got. The row is extracted after
+  the checkpoint's data, in the same load package: its requests, 429s, domains and checkpoints
+  count that checkpoint; its rows do not yet (dlt counts them when it normalizes the package),
+  so while a run is `running` its `rows` are those of the checkpoints before.
+- The run ends with one more small load: the final row (`success`, `partial` or `failed`) with
+  exact figures. A run stopped by a signal loads nothing more (dlt's steps see the signal).
+  The next run, which holds the run lock and so knows no other run of its pipeline is alive,
+  marks that pipeline's rows still `running` as `interrupted`.
+- The loads of a run are the child table `_aiclicks_runs__load_ids`: `value` is a
+  `_dlt_loads.load_id`, `_dlt_parent_id` the run's `_dlt_id`.
+"""
+
+import logging
+import uuid
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+
+import dlt
+from dlt.common.schema import Schema
+from dlt.extract import DltSource
+from dlt.pipeline.pipeline import Pipeline
+
+from .source import SOURCE_NAME
+from .windows import utc_now
+
+logger = logging.getLogger("aiclicks_pipeline")
+
+RUNS_TABLE = "_aiclicks_runs"
+LOAD_IDS_TABLE = f"{RUNS_TABLE}__load_ids"
+RUNNING, INTERRUPTED = "running", "interrupted"
+
+_COUNT = "bigint"
+COLUMNS: Dict[str, Dict[str, Any]] = {
+    "run_id": ("text", "The run's id (a random hex string), the table's primary key."),
+    "pipeline_name": ("text", "The dlt pipeline that ran (aiclicks, aiclicks_shard_<k>_of_<n>, ...)."),
+    "outcome": (
+        "text",
+        "running (the run's row so far: a run still going, or one killed before its end), "
+        "success, partial (some domains skipped), interrupted (stopped by a signal, or marked so "
+        "by the next run of its pipeline) or failed.",
+    ),
+    "started_at": ("timestamp", "When the run started (UTC)."),
+    "finished_at": (
+        "timestamp",
+        "When the run ended (UTC); null while running; for an interrupted run, its last row's "
+        "updated_at.",
+    ),
+    "updated_at": ("timestamp", "When this row was written (UTC): the last sign of life of a run."),
+    "duration_s": ("double", "Seconds from the start to finished_at (to updated_at while running)."),
+    "requests": (_COUNT, "HTTP requests made to the API, retries included (a count)."),
+    "planned_requests": (_COUNT, "Requests the run planned before its first checkpoint (a count)."),
+    "rate_limited": (_COUNT, "429 responses met (a count)."),
+    "rate_limit_wait_s": ("double", "Seconds the run waited for the API's rate limit."),
+    "connection_errors": (_COUNT, "Requests that failed to connect or dropped (a count)."),
+    "rows_total": (_COUNT, "Rows written, all tables together (a count; see rows)."),
+    "rows": (
+        "json",
+        "Rows written per table, {table: count}, child tables included; while running, those "
+        "of the checkpoints before the one that carried the row.",
+    ),
+    "domains_total": (_COUNT, "Domains the run was to sync (a count)."),
+    "domains_committed": (_COUNT, "Domains whose data was committed (a count)."),
+    "domains_fresh": (
+        _COUNT, "Domains left out, synced within the resync interval (a count).",
+    ),
+    "domains_skipped": (_COUNT, "Domains skipped, e.g. answering 404 (a count; see skipped_domains)."),
+    "domains_left": (_COUNT, "Domains not reached: a stopped or failed run's rest (a count)."),
+    "skipped_domains": ("json", "The skipped domains, {domain_id: reason}."),
+    "unknown_domains": (
+        "json", "Domain ids asked for (--domains) that the API key does not list, [domain_id].",
+    ),
+    "checkpoints_total": (_COUNT, "Checkpoints planned (a count)."),
+    "checkpoints_committed": (_COUNT, "Checkpoints committed, each one load (a count)."),
+    "signal": (_COUNT, "The signal that stopped the run (2 SIGINT, 15 SIGTERM), else null."),
+    "error": ("text", "What failed, one paragraph, for a failed run; else null."),
+    "package_version": ("text", "The aiclicks-pipeline version that ran."),
+    "dlt_version": ("text", "The dlt version that ran."),
+}
+COLUMN_HINTS: Dict[str, Dict[str, Any]] = {
+    name: {"data_type": data_type, "description": description}
+    for name, (data_type, description) in COLUMNS.items()
+}
+COLUMN_HINTS["run_id"]["nullable"] = False
+TABLE_DESCRIPTION = (
+    "One row per sync run of aiclicks-pipeline (merged on run_id): outcome, requests, 429s, rows "
+    "per table, domains. The run's loads: child table _aiclicks_runs__load_ids (value = "
+    "_dlt_loads.load_id)."
+)
+
+
+class RunHistory:
+    """The row of one run, written with each checkpoint's load and once more at the end."""
+
+    def __init__(self, pipeline_name: str, run_id: Optional[str] = None) -> None:
+        self.pipeline_name = pipeline_name
+        self.run_id = run_id or uuid.uuid4().hex
+
+    def row(
+        self,
+        result: Any,
+        outcome: str,
+        stats: Any = None,
+        skipped_domains: Optional[Dict[str, str]] = None,
+        in_flight: Sequence[str] = (),
+        load_ids: Sequence[str] = (),
+    ) -> Dict[str, Any]:
+        """The row of `result` (a SyncResult). While running, `stats` and `skipped_domains` are
+        the run's live ones and `in_flight` the domains of the checkpoint carrying the row."""
+        from . import __version__
+
+        stats = stats if stats is not None else result.stats
+        skipped = dict(skipped_domains if skipped_domains is not None else result.skipped_domains)
+        now = utc_now()
+        finished_at = result.finished_at if outcome != RUNNING else None
+        committed = result.domains_committed + len([d for d in in_flight if d not in skipped])
+        left = result.domains_total - committed - result.domains_fresh - len(skipped)
+        return {
+            "run_id": self.run_id,
+            "pipeline_name": self.pipeline_name,
+            "outcome": outcome,
+            "started_at": result.started_at,
+            "finished_at": finished_at,
+            "updated_at": now,
+            "duration_s": round(((finished_at or now) - result.started_at).total_seconds(), 3),
+            "requests": stats.requests,
+            "planned_requests": result.planned_requests,
+            "rate_limited": stats.rate_limited,
+            "rate_limit_wait_s": round(stats.rate_limit_wait_s, 3),
+            "connection_errors": stats.connection_errors,
+            "rows_total": sum(result.rows.values()),
+            "rows": dict(sorted(result.rows.items())),
+            "domains_total": result.domains_total,
+            "domains_committed": committed,
+            "domains_fresh": result.domains_fresh,
+            "domains_skipped": len(skipped),
+            "domains_left": max(left, 0),
+            "skipped_domains": skipped,
+            "unknown_domains": list(result.unknown_domains),
+            "checkpoints_total": result.checkpoints_total,
+            "checkpoints_committed": result.checkpoints_committed + (1 if in_flight else 0),
+            "signal": result.signal,
+            "error": result.error,
+            "package_version": __version__,
+            "dlt_version": dlt.__version__,
+            # dlt makes this list the child table _aiclicks_runs__load_ids
+            "load_ids": list(load_ids),
+        }
+
+    def source(self, make_row: Callable[[], Dict[str, Any]], load_ids: Sequence[str]) -> DltSource:
+        """A source of the one row `make_row()` gives, made when dlt extracts it: given to
+        `pipeline.extract` after the data, in the same call, it lands in the data's load package
+        (same schema) and sees the run's counters after the data was fetched. The row lists
+        `load_ids` and the load carrying it."""
+
+        def runs() -> Iterator[Dict[str, Any]]:
+            carrying = dlt.current.load_package_state()["load_id"]
+            row = make_row()
+            row["load_ids"] = [*load_ids, carrying]
+            yield row
+
+        resource = dlt.resource(
+            runs,
+            name=RUNS_TABLE,
+            write_disposition="merge",
+            primary_key="run_id",
+            columns=COLUMN_HINTS,
+        )
+        resource.apply_hints(additional_table_hints={"description": TABLE_DESCRIPTION})
+        return DltSource(Schema(SOURCE_NAME), SOURCE_NAME, [resource])
+
+    def running_source(self, result: Any, context: Any, in_flight: Sequence[str]) -> DltSource:
+        """The row so far, for the load of the checkpoint syncing `in_flight`."""
+        return self.source(
+            lambda: self.row(
+                result, RUNNING, stats=context.stats, skipped_domains=context.skipped_domains,
+                in_flight=in_flight, load_ids=(),
+            ),
+            load_ids=result.load_ids,
+        )
+
+    def write_final(self, pipeline: Pipeline, result: Any, file_format: Optional[str]) -> Optional[str]:
+        """Loads the run's final row (one small load); returns its load id. Never raises: the
+        run's own outcome stands whatever happens here, and a row left `running` is marked
+        `interrupted` by the next run."""
+        from .pipeline import run_settings
+
+        try:
+            source = self.source(lambda: self.row(result, result.status), load_ids=result.load_ids)
+            with dlt.config.values(run_settings(pipeline)):
+                pipeline.extract(source, loader_file_format=file_format)
+                pipeline.normalize()
+                info = pipeline.load()
+        except Exception as exc:  # noqa: BLE001 - the sync's result matters more than its record
+            logger.warning("The run's history row could not be written (%s: %s)", type(exc).__name__, exc)
+            return None
+        return info.loads_ids[-1] if info and info.loads_ids else None
+
+    def mark_interrupted(self, pipeline: Pipeline) -> None:
+        """Marks the rows of `pipeline` still `running` as `interrupted`: called under the run
+        lock, so none of them is alive. Nothing to do before the table exists."""
+        schema = pipeline.default_schema if pipeline.default_schema_name else None
+        if schema is None or RUNS_TABLE not in schema.tables:
+            return
+        try:
+            with pipeline.sql_client() as client:
+                table = client.make_qualified_table_name(RUNS_TABLE)
+                client.execute_sql(
+                    f"update {table} set outcome = %s, finished_at = updated_at "
+                    "where outcome = %s and pipeline_name = %s and run_id <> %s",
+                    INTERRUPTED, RUNNING, self.pipeline_name, self.run_id,
+                )
+        except Exception as exc:  # noqa: BLE001 - a missing table or dataset: nothing to mark
+            logger.info("No earlier run marked interrupted (%s: %s)", type(exc).__name__, exc)
+
+
+def load_ids_sql(qualified: Callable[[str], str], run_id_placeholder: str = "%s") -> str:
+    """SQL listing a run's loads from `_dlt_loads` (its status and time), given a function that
+    qualifies a table name."""
+    return (
+        f"select l.load_id, l.status, l.inserted_at from {qualified(RUNS_TABLE)} r "
+        f"join {qualified(LOAD_IDS_TABLE)} i on i._dlt_parent_id = r._dlt_id "
+        f"join {qualified('_dlt_loads')} l on l.load_id = i.value "
+        f"where r.run_id = {run_id_placeholder} order by l.load_id"
+    )
+
+
+__all__: List[str] = ["COLUMNS", "INTERRUPTED", "LOAD_IDS_TABLE", "RUNNING", "RUNS_TABLE", "RunHistory"]

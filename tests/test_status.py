@@ -1,0 +1,180 @@
+"""`aiclicks-pipeline status`: freshness per table and domain, the last runs, an exit code a
+monitor alerts on; read from the warehouse alone (no API, no run lock, nothing changed).
+DuckDB files, and PostgreSQL while a sync runs."""
+
+import hashlib
+import json
+import subprocess
+import sys
+from datetime import timedelta
+
+import duckdb
+import pytest
+
+from aiclicks_pipeline.commands.base import EXIT_BUSY, EXIT_OK, EXIT_STALE
+from aiclicks_pipeline.interrupts import StopRequest
+from aiclicks_pipeline.sandbox import run_sandbox
+from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS
+from aiclicks_pipeline.status import open_warehouse, read_status
+from aiclicks_pipeline.workdir import pipeline_lock
+
+from .conftest import START
+from .test_cli import cli
+from .test_destinations import PostgresWarehouse, postgres_url
+
+D = DEFAULT_DATASET
+
+
+@pytest.fixture
+def sandbox4():
+    with run_sandbox(seed=5, domains=4, prompts=(10, 30), start=START, frozen=True, rate_limit=None) as running:
+        yield running
+
+
+def status_of(warehouse, **options):
+    with open_warehouse(str(warehouse.duckdb_path)) as reader:
+        return read_status(reader, **options)
+
+
+def test_fresh_then_stale_by_the_clock(sandbox4, warehouse):
+    result = warehouse.sync(sandbox4)
+    loaded_at = sandbox4.clock.now()
+
+    fresh = status_of(warehouse, now=loaded_at + timedelta(hours=2))
+
+    assert not fresh.is_stale and len(fresh.by_status("fresh")) == 4
+    tables = {t.name: t for t in fresh.tables}
+    for name in ENDPOINTS:
+        ((rows,),) = warehouse.query(f"select count(*) from {D}.{name}")
+        assert tables[name].rows == rows > 0
+        assert tables[name].newest_generated_at == loaded_at
+        assert tables[name].last_load_at is not None
+    assert tables["citations__models"].rows == result.rows["citations__models"]
+    for domain in fresh.domains:
+        assert set(domain.cursors) == set(ENDPOINTS) and domain.age_hours == pytest.approx(2.0)
+        assert domain.name and not domain.missing
+    (run,) = fresh.runs
+    assert run["run_id"] == result.run_id and run["outcome"] == "success"
+    assert run["requests"] == result.stats.requests and run["rows_total"] == result.total_rows
+    assert list(fresh.pipelines) == [warehouse.pipeline.pipeline_name]
+
+    stale = status_of(warehouse, now=loaded_at + timedelta(hours=40), max_age_hours=36)
+
+    assert stale.is_stale and len(stale.by_status("stale")) == 4
+    assert "STALE: 4 domain(s) behind" in stale.render()
+    assert json.loads(json.dumps(stale.as_json()))["domains_summary"]["stale"] == 4
+
+
+def test_never_loaded_skipped_and_incomplete_domains(sandbox4, warehouse):
+    gone, partial, *others = sandbox4.account.domain_ids()
+    warehouse.sync(sandbox4, domain_ids=[partial], resources=["domains", "visibility_daily"])
+    sandbox4.set_faults(hidden_404_domains={gone})
+    sandbox4.advance(hours=2)
+    result = warehouse.sync(sandbox4, domain_ids=[gone, *others])
+    assert list(result.skipped_domains) == [gone]
+
+    status = status_of(warehouse, now=sandbox4.clock.now())
+
+    by_id = {d.domain_id: d for d in status.domains}
+    assert by_id[gone].status == "incomplete"  # its domains row, nothing else
+    assert by_id[gone].skipped_by_last_run and "404" in by_id[gone].skipped_by_last_run
+    assert by_id[partial].status == "incomplete"
+    assert set(by_id[partial].missing) == set(ENDPOINTS) - {"domains", "visibility_daily"}
+    assert all(by_id[d].status == "fresh" for d in others)
+    assert status.is_stale
+    worst = status.worst()
+    assert {worst[0].domain_id, worst[1].domain_id} == {gone, partial}
+    text = status.render(worst=2)
+    assert "The 2 worst domains" in text and others[0] not in text
+    assert "skipped by the last run: the API answered 404" in text
+    detail = status.render(domain_ids=[partial])
+    assert "visibility_daily" in detail and others[0] not in detail
+
+    # a domain only ever listed (its first sync skipped it) was never loaded
+    sandbox4.set_faults(hidden_404_domains=set())
+    with duckdb.connect(str(warehouse.duckdb_path)) as connection:
+        connection.execute(
+            f"insert into {D}.domains (id, name, _dlt_load_id, _dlt_id) values ('new-domain', 'New', '0', 'x')"
+        )
+    assert {d.domain_id: d.status for d in status_of(warehouse).domains}["new-domain"] == "never loaded"
+
+
+def file_digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_cli_reads_without_the_api_or_the_run_lock_and_exits_2_when_stale(sandbox4, warehouse, tmp_path):
+    warehouse.sync(sandbox4)
+    before = file_digest(warehouse.duckdb_path)
+    common = ["status", "--duckdb-file", str(warehouse.duckdb_path)]
+
+    # the run lock held by "a sync": status neither waits for it nor needs the API
+    with pipeline_lock(warehouse.name, str(warehouse.pipelines_dir)):
+        stale = cli(*common, env={"SOURCES__AICLICKS__BASE_URL": "http://127.0.0.1:9"})
+        as_json = cli(*common, "--json", "--max-age-hours", "1000000")
+
+    # the sandbox's clock is months behind the real one
+    assert stale.returncode == EXIT_STALE, stale.stderr
+    assert "STALE: 4 domain(s) behind" in stale.stdout and "visibility_daily" in stale.stdout
+    assert "Last 1 run(s):" in stale.stdout and "success" in stale.stdout
+    assert as_json.returncode == EXIT_OK, as_json.stderr
+    report = json.loads(as_json.stdout)
+    assert report["stale"] is False and report["domains_summary"]["fresh"] == 4
+    assert {t["table"] for t in report["tables"]} >= set(ENDPOINTS)
+    assert report["runs"][0]["outcome"] == "success"
+    assert file_digest(warehouse.duckdb_path) == before
+
+
+def test_a_duckdb_file_being_written_is_one_line_and_exit_75(sandbox4, warehouse):
+    warehouse.sync(sandbox4)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
+         "sys.stdin.read()", str(warehouse.duckdb_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        done = cli("status", "--duckdb-file", str(warehouse.duckdb_path))
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+    assert done.returncode == EXIT_BUSY
+    (line,) = done.stderr.strip().splitlines()
+    assert f"pid {holder.pid}" in line and "run status again when it ends" in line
+
+
+def test_postgres_status_while_a_sync_runs(sandbox4, tmp_path):
+    """A server warehouse is read while a sync writes it (status in another process, as a
+    monitor runs it): the run shows as running, with the checkpoints committed so far."""
+    warehouse = PostgresWarehouse(tmp_path, postgres_url())
+    stop = StopRequest()
+    seen, during = set(), []
+
+    def status_in_the_third_checkpoint(path, query):
+        if query.get("domain_id"):
+            seen.add(query["domain_id"])
+        if len(seen) == 3 and not during:
+            during.append(cli(
+                "status", "--destination", "postgres", "--dataset", warehouse.dataset, "--json",
+                env={"DESTINATION__POSTGRES__CREDENTIALS": warehouse.url},
+            ))
+            stop.request(15)  # then the run stops where it is
+
+    try:
+        sandbox4.on_request(status_in_the_third_checkpoint)
+        result = warehouse.sync(sandbox4, checkpoint_requests=8, stop=stop)
+
+        (done,) = during
+        assert done.returncode == EXIT_STALE, done.stderr  # months-old sandbox data
+        report = json.loads(done.stdout)
+        (run,) = report["runs"]
+        assert run["outcome"] == "running" and run["run_id"] == result.run_id
+        assert run["checkpoints_committed"] == result.checkpoints_committed >= 1
+        assert run["domains_committed"] == result.domains_committed
+        loaded = [d for d in report["domains"] if d["status"] != "never loaded"]
+        assert len(loaded) == result.domains_committed
+        assert list(report["pipelines"]) == [warehouse.pipeline.pipeline_name]
+    finally:
+        warehouse.drop()
