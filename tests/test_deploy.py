@@ -10,7 +10,7 @@ the CLI's). Where Airflow is installed (its pins clash with our dev tools, so .c
 in a venv of its own and names that interpreter in AICLICKS_TEST_AIRFLOW_PYTHON; or the test's
 own interpreter if it has Airflow), Airflow imports the DAG and builds its tasks, and
 `dag.test()` runs it twice against the sandbox into DuckDB: the second run, in a new process
-with the task's working folder wiped, is incremental.
+with the task's working folder wiped, is incremental, and both are in the run history.
 """
 
 import argparse
@@ -156,16 +156,19 @@ def dag_tree() -> ast.Module:
     return ast.parse(DAG_FILE.read_text(), filename=str(DAG_FILE))
 
 
-def test_dag_is_built_with_dlts_airflow_helper(dag_tree):
+def test_dag_runs_each_shard_through_the_packages_sync(dag_tree):
+    """Each shard's task runs `run_sync` (checkpoints, resume, run lock, run history), not dlt's
+    whole-source helper, and builds nothing while Airflow parses the file."""
     imports = {
         (node.module, alias.name)
         for node in ast.walk(dag_tree)
         if isinstance(node, ast.ImportFrom)
         for alias in node.names
     }
-    assert ("dlt.helpers.airflow_helper", "PipelineTasksGroup") in imports
+    assert ("aiclicks_pipeline.checkpoints", "run_sync") in imports
     assert ("aiclicks_pipeline.pipeline", "make_pipeline") in imports
-    assert ("aiclicks_pipeline.destinations", "with_destination_hints") in imports
+    assert ("aiclicks_pipeline.workdir", "pipeline_lock") in imports
+    assert not any(module and module.startswith("dlt.helpers.airflow") for module, _ in imports)
     calls = {}
     for node in ast.walk(dag_tree):
         if isinstance(node, ast.Call):
@@ -176,19 +179,21 @@ def test_dag_is_built_with_dlts_airflow_helper(dag_tree):
     assert {"dag_id", "schedule", "start_date", "catchup", "max_active_runs"} <= set(keywords)
     assert isinstance(keywords["catchup"], ast.Constant) and keywords["catchup"].value is False
     assert isinstance(keywords["max_active_runs"], ast.Constant) and keywords["max_active_runs"].value == 1
-    (group,) = calls["PipelineTasksGroup"]
-    group_keywords = {k.arg: k.value for k in group.keywords}
-    assert group_keywords["wipe_local_data"].value is True  # a worker that keeps nothing
-    (add_run,) = calls["add_run"]
-    assert {k.arg: k.value for k in add_run.keywords}["decompose"].value == "none"
-    # the source is built inside the task (a function), never while Airflow parses the file
-    module_level_sources = [
-        node for node in dag_tree.body
+    default_args = {k.value for k in keywords["default_args"].keys}
+    assert {"retries", "execution_timeout"} <= default_args
+    # the sync, the pipeline and the lock are made inside the task's function only
+    (sync_shard,) = [n for n in dag_tree.body if isinstance(n, ast.FunctionDef) and n.name == "sync_shard"]
+    inside = {getattr(c.func, "id", None) for c in ast.walk(sync_shard) if isinstance(c, ast.Call)}
+    assert {"run_sync", "make_pipeline", "pipeline_lock"} <= inside
+    outside = [
+        call for node in dag_tree.body if not isinstance(node, ast.FunctionDef)
         for call in ast.walk(node) if isinstance(call, ast.Call)
-        and getattr(call.func, "id", None) == "aiclicks_source"
-        and not isinstance(node, ast.FunctionDef)
+        and getattr(call.func, "id", None) in ("run_sync", "make_pipeline", "aiclicks_source")
     ]
-    assert not module_level_sources
+    assert not outside
+    # a partial run (the CLI's exit 3) fails the task too
+    raises = [n for n in ast.walk(sync_shard) if isinstance(n, ast.Raise) and n.exc is not None]
+    assert any("partial" in ast.unparse(n) for n in raises)
     compile(dag_tree, str(DAG_FILE), "exec")
 
 
@@ -300,10 +305,13 @@ def test_dag_imports_builds_its_tasks_and_syncs_incrementally(tmp_path):
     assert first["1"]["catchup"] is False and first["1"]["cron"] == "17 5 * * *"
     assert first["state"] == second["state"] == "success"
     assert days_first == {"90"}
-    # a new process, the helper's working folder wiped: dlt restored the cursors from DuckDB
+    # a new process, the task's working folder wiped: dlt restored the cursors from DuckDB
     assert days_second == {"7"}, days_second
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         ((rows, distinct),) = connection.execute(
             "select count(*), count(distinct (domain_id, date)) from aiclicks.visibility_daily"
         ).fetchall()
+        # each task ran the package's sync: two runs in the run history, both complete
+        outcomes = connection.execute("select outcome from aiclicks._aiclicks_runs").fetchall()
     assert rows == distinct == 91 * domains
+    assert outcomes == [("success",), ("success",)]

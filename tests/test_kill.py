@@ -109,7 +109,12 @@ def test_sigkill_of_the_cli_then_rerun_equals_a_clean_load(stage, next_day, tmp_
                 truth.record_sync(sandbox.clock.now(), days=7)
                 # the rerun asked the API: a day after a crash is not silently skipped
                 assert any(r["path"].endswith("/visibility-time-series") for r in sandbox.stats.log)
-        assert_equals_truth(Warehouse(tmp_path, duckdb_name="cli.duckdb"), truth)
+        warehouse = Warehouse(tmp_path, duckdb_name="cli.duckdb")
+        assert_equals_truth(warehouse, truth)
+        # the run history: a killed run whose checkpoint was committed (by the rerun, which
+        # finished its load) left its row, which the rerun marked interrupted
+        outcomes = sorted(o for (o,) in warehouse.query("select outcome from aiclicks._aiclicks_runs"))
+        assert outcomes == (["success"] if stage == "extract" else ["interrupted", "success"])
         # nothing of the killed run is left in the working folder
         leftovers = [p for p in (pipeline_dir / "normalize").iterdir() if p.name not in ("extracted", ".version")]
         assert not leftovers and not list((pipeline_dir / "normalize" / "extracted").iterdir())
