@@ -70,6 +70,7 @@ class DomainStatus:
     # the oldest cursor over the loaded tables, and its age
     oldest_cursor: Optional[datetime] = None
     age_hours: Optional[float] = None
+    # the sync time of its least recently synced table
     last_synced_at: Optional[datetime] = None
     missing: List[str] = field(default_factory=list)
     cursors: Dict[str, datetime] = field(default_factory=dict)
@@ -82,7 +83,7 @@ class DomainStatus:
             notes.append("never loaded")
         if self.status == UNLISTED:
             notes.append("no longer listed by the API")
-        if self.missing:
+        if self.missing and self.status != NEVER_LOADED:
             notes.append(f"no data yet for {', '.join(self.missing)}")
         if self.skipped_by_last_run:
             notes.append(f"skipped by the last run: {self.skipped_by_last_run}")
@@ -423,14 +424,16 @@ def _domain_statuses(
             synced_at=synced.get(domain_id, {}),
             skipped_by_last_run=skipped.get(domain_id),
         )
-        if domain.synced_at:
-            domain.last_synced_at = max(domain.synced_at.values())
+        data_synced = [at for table, at in domain.synced_at.items() if table != "domains"]
+        if data_synced:  # when its least recently synced table was
+            domain.last_synced_at = min(data_synced)
         domain.missing = [t for t in loaded_tables if t not in own]
-        if own:
+        # its row in `domains` says the API listed it, not that any of its data was loaded
+        if set(own) - {"domains"}:
             domain.oldest_cursor = min(own.values())
             domain.age_hours = _age_hours(now, domain.oldest_cursor)
         listed_at = own.get("domains")
-        if not own:
+        if domain.oldest_cursor is None:
             domain.status = NEVER_LOADED
         elif newest_listing and listed_at and _hours_between(listed_at, newest_listing) > max_age_hours:
             domain.status = UNLISTED

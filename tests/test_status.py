@@ -76,7 +76,7 @@ def test_never_loaded_skipped_and_incomplete_domains(sandbox4, warehouse):
     status = status_of(warehouse, now=sandbox4.clock.now())
 
     by_id = {d.domain_id: d for d in status.domains}
-    assert by_id[gone].status == "incomplete"  # its domains row, nothing else
+    assert by_id[gone].status == "never loaded"  # its domains row, nothing else
     assert by_id[gone].skipped_by_last_run and "404" in by_id[gone].skipped_by_last_run
     assert by_id[partial].status == "incomplete"
     assert set(by_id[partial].missing) == set(ENDPOINTS) - {"domains", "visibility_daily"}
@@ -97,6 +97,23 @@ def test_never_loaded_skipped_and_incomplete_domains(sandbox4, warehouse):
             f"insert into {D}.domains (id, name, _dlt_load_id, _dlt_id) values ('new-domain', 'New', '0', 'x')"
         )
     assert {d.domain_id: d.status for d in status_of(warehouse).domains}["new-domain"] == "never loaded"
+
+
+def test_a_domain_the_api_no_longer_lists_is_shown_apart_not_stale(sandbox4, warehouse):
+    gone, *others = sandbox4.account.domain_ids()
+    warehouse.sync(sandbox4)
+    sandbox4.set_faults(vanished_domains={gone})
+    for _ in range(2):
+        sandbox4.advance(days=1)
+        warehouse.sync(sandbox4)
+
+    status = status_of(warehouse, now=sandbox4.clock.now() + timedelta(hours=3))
+
+    by_id = {d.domain_id: d for d in status.domains}
+    assert by_id[gone].status == "unlisted" and by_id[gone].age_hours > 48
+    assert all(by_id[d].status == "fresh" for d in others)
+    assert not status.is_stale
+    assert "no longer listed by the API" in status.render()
 
 
 def file_digest(path):
