@@ -282,7 +282,9 @@ def run_sync(
             result.status, result.signal = INTERRUPTED, signum
             return result
         result.status, result.error = FAILED, _describe(exc)
-        history.write_final(pipeline, result, file_format)
+        discard_interrupted_extracts(pipeline)  # as when interrupted: never committed, never loaded
+        if result.planned_requests:  # it began; one that failed before (the key) writes nothing
+            history.write_final(pipeline, result, file_format)
         if isinstance(exc, Exception):
             raise SyncFailed(result.error, result) from exc
         raise
@@ -391,7 +393,7 @@ def _run_checkpoint(
         source.schema_contract = SCHEMA_CONTRACTS.get(schema_contract, schema_contract)
     source = with_destination_hints(source, pipeline.destination)
     skipped_before = set(context.skipped_domains)
-    run_row = [] if refresh else [history.running_source(result, context, checkpoint.domain_ids)]
+    run_row = [] if refresh else [history.running_source(result, context, checkpoint.domain_ids, source.schema)]
     pipeline.extract([source, *run_row], refresh=refresh, loader_file_format=file_format)
     normalize_info = pipeline.normalize()
     load_info = pipeline.load()

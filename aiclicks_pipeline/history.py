@@ -14,8 +14,9 @@ loads it is made of.
   so while a run is `running` its `rows` are those of the checkpoints before.
 - The run ends with one more small load: the final row (`success`, `partial` or `failed`) with
   exact figures. A run stopped by a signal loads nothing more (dlt's steps see the signal).
-  The next run, which holds the run lock and so knows no other run of its pipeline is alive,
-  marks that pipeline's rows still `running` as `interrupted`.
+  Nor does a run that failed in its normalize or load step (its pending load would go with the
+  row). The next run, which holds the run lock and so knows no other run of its pipeline is
+  alive, finishes such a load and marks that pipeline's rows still `running` as `interrupted`.
 - The loads of a run are the child table `_aiclicks_runs__load_ids`: `value` is a
   `_dlt_loads.load_id`, `_dlt_parent_id` the run's `_dlt_id`.
 """
@@ -111,7 +112,6 @@ class RunHistory:
         stats: Any = None,
         skipped_domains: Optional[Dict[str, str]] = None,
         in_flight: Sequence[str] = (),
-        load_ids: Sequence[str] = (),
     ) -> Dict[str, Any]:
         """The row of `result` (a SyncResult). While running, `stats` and `skipped_domains` are
         the run's live ones and `in_flight` the domains of the checkpoint carrying the row."""
@@ -151,21 +151,22 @@ class RunHistory:
             "error": result.error,
             "package_version": __version__,
             "dlt_version": dlt.__version__,
-            # dlt makes this list the child table _aiclicks_runs__load_ids
-            "load_ids": list(load_ids),
         }
 
-    def source(self, make_row: Callable[[], Dict[str, Any]], load_ids: Sequence[str]) -> DltSource:
+    def source(
+        self, make_row: Callable[[], Dict[str, Any]], load_ids: Sequence[str], schema: Schema
+    ) -> DltSource:
         """A source of the one row `make_row()` gives, made when dlt extracts it: given to
         `pipeline.extract` after the data, in the same call, it lands in the data's load package
         (same schema) and sees the run's counters after the data was fetched. The row lists
-        `load_ids` and the load carrying it."""
+        `load_ids` and the load carrying it. `schema` is the data source's (or the pipeline's):
+        dlt takes a source's schema settings (contract, nesting) for the package, so a schema
+        of its own would drop them."""
 
         def runs() -> Iterator[Dict[str, Any]]:
             carrying = dlt.current.load_package_state()["load_id"]
-            row = make_row()
-            row["load_ids"] = [*load_ids, carrying]
-            yield row
+            # dlt makes this list the child table _aiclicks_runs__load_ids
+            yield {**make_row(), "load_ids": [*load_ids, carrying]}
 
         resource = dlt.resource(
             runs,
@@ -175,16 +176,20 @@ class RunHistory:
             columns=COLUMN_HINTS,
         )
         resource.apply_hints(additional_table_hints={"description": TABLE_DESCRIPTION})
-        return DltSource(Schema(SOURCE_NAME), SOURCE_NAME, [resource])
+        return DltSource(schema, SOURCE_NAME, [resource])
 
-    def running_source(self, result: Any, context: Any, in_flight: Sequence[str]) -> DltSource:
-        """The row so far, for the load of the checkpoint syncing `in_flight`."""
+    def running_source(
+        self, result: Any, context: Any, in_flight: Sequence[str], schema: Schema
+    ) -> DltSource:
+        """The row so far, for the load of the checkpoint syncing `in_flight` (extracted with
+        the source of schema `schema`)."""
         return self.source(
             lambda: self.row(
                 result, RUNNING, stats=context.stats, skipped_domains=context.skipped_domains,
-                in_flight=in_flight, load_ids=(),
+                in_flight=in_flight,
             ),
             load_ids=result.load_ids,
+            schema=schema,
         )
 
     def write_final(self, pipeline: Pipeline, result: Any, file_format: Optional[str]) -> Optional[str]:
@@ -193,8 +198,16 @@ class RunHistory:
         `interrupted` by the next run."""
         from .pipeline import run_settings
 
+        if pipeline.has_pending_data:
+            # a run that failed in its normalize or load step: loading the row would load that
+            # checkpoint too; the next run finishes it and marks this row interrupted
+            logger.info("The run's final history row is not written: a load is pending")
+            return None
         try:
-            source = self.source(lambda: self.row(result, result.status), load_ids=result.load_ids)
+            schema = (
+                pipeline.default_schema.clone() if pipeline.default_schema_name else Schema(SOURCE_NAME)
+            )
+            source = self.source(lambda: self.row(result, result.status), result.load_ids, schema)
             with dlt.config.values(run_settings(pipeline)):
                 pipeline.extract(source, loader_file_format=file_format)
                 pipeline.normalize()

@@ -130,6 +130,10 @@ def test_a_failed_run_is_recorded_with_its_error(sandbox4, warehouse):
     assert "503" in row["error"] and row["error"] == result.error
     assert row["checkpoints_committed"] == result.checkpoints_committed >= 1
     assert row["finished_at"] is not None
+    # the final row's load carried nothing of the failed checkpoint's data
+    state = warehouse.new_pipeline().state["sources"]["aiclicks"]["resources"]["visibility_daily"]
+    loaded = {d for (d,) in warehouse.query(f"select distinct domain_id from {D}.visibility_daily")}
+    assert loaded == set(state["cursors"]) and len(loaded) == result.domains_committed < 4
 
 
 def test_a_run_with_nothing_due_still_leaves_its_row(sandbox4, warehouse):
