@@ -393,8 +393,9 @@ def _run_checkpoint(
         source.schema_contract = SCHEMA_CONTRACTS.get(schema_contract, schema_contract)
     source = with_destination_hints(source, pipeline.destination)
     skipped_before = set(context.skipped_domains)
-    run_row = [] if refresh else [history.running_source(result, context, checkpoint.domain_ids, source.schema)]
-    pipeline.extract([source, *run_row], refresh=refresh, loader_file_format=file_format)
+    run_row = history.running_source(result, context, checkpoint.domain_ids, source.schema)
+    pipeline.extract([source] if refresh else [source, run_row], refresh=refresh,
+                     loader_file_format=file_format)
     normalize_info = pipeline.normalize()
     load_info = pipeline.load()
     for table, count in (normalize_info.row_counts if normalize_info else {}).items():

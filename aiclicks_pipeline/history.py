@@ -45,9 +45,10 @@ COLUMNS: Dict[str, Dict[str, Any]] = {
     "pipeline_name": ("text", "The dlt pipeline that ran (aiclicks, aiclicks_shard_<k>_of_<n>, ...)."),
     "outcome": (
         "text",
-        "running (the run's row so far: a run still going, or one killed before its end), "
-        "success, partial (some domains skipped), interrupted (stopped by a signal, or marked so "
-        "by the next run of its pipeline) or failed.",
+        "running (the run's row so far: a run still going, or one that ended without its final "
+        "row), success, partial (some domains skipped), failed, or interrupted (a run that ended "
+        "without its final row: stopped, killed, or failed in a load; so marked by the next run "
+        "of its pipeline).",
     ),
     "started_at": ("timestamp", "When the run started (UTC)."),
     "finished_at": (
@@ -81,7 +82,6 @@ COLUMNS: Dict[str, Dict[str, Any]] = {
     ),
     "checkpoints_total": (_COUNT, "Checkpoints planned (a count)."),
     "checkpoints_committed": (_COUNT, "Checkpoints committed, each one load (a count)."),
-    "signal": (_COUNT, "The signal that stopped the run (2 SIGINT, 15 SIGTERM), else null."),
     "error": ("text", "What failed, one paragraph, for a failed run; else null."),
     "package_version": ("text", "The aiclicks-pipeline version that ran."),
     "dlt_version": ("text", "The dlt version that ran."),
@@ -147,7 +147,6 @@ class RunHistory:
             "unknown_domains": list(result.unknown_domains),
             "checkpoints_total": result.checkpoints_total,
             "checkpoints_committed": result.checkpoints_committed + (1 if in_flight else 0),
-            "signal": result.signal,
             "error": result.error,
             "package_version": __version__,
             "dlt_version": dlt.__version__,
@@ -233,17 +232,6 @@ class RunHistory:
                 )
         except Exception as exc:  # noqa: BLE001 - a missing table or dataset: nothing to mark
             logger.info("No earlier run marked interrupted (%s: %s)", type(exc).__name__, exc)
-
-
-def load_ids_sql(qualified: Callable[[str], str], run_id_placeholder: str = "%s") -> str:
-    """SQL listing a run's loads from `_dlt_loads` (its status and time), given a function that
-    qualifies a table name."""
-    return (
-        f"select l.load_id, l.status, l.inserted_at from {qualified(RUNS_TABLE)} r "
-        f"join {qualified(LOAD_IDS_TABLE)} i on i._dlt_parent_id = r._dlt_id "
-        f"join {qualified('_dlt_loads')} l on l.load_id = i.value "
-        f"where r.run_id = {run_id_placeholder} order by l.load_id"
-    )
 
 
 __all__: List[str] = ["COLUMNS", "INTERRUPTED", "LOAD_IDS_TABLE", "RUNNING", "RUNS_TABLE", "RunHistory"]

@@ -251,7 +251,10 @@ class WarehouseStatus:
             return ["Runs: none recorded."]
         several = len({run.get("pipeline_name") for run in self.runs}) > 1
         lines = [f"Last {len(self.runs)} run(s):"]
-        header = f"  {'started (UTC)':<17}{'took':>8}  {'outcome':<12}{'requests':>9}{'429s':>6}{'rows':>9}  domains"
+        header = (
+            f"  {'started (UTC)':<17}{'took':>8}  {'outcome':<12}{'requests':>9}{'429s':>6}"
+            f"{'rows':>9}  domains"
+        )
         lines.append(header + ("  pipeline" if several else ""))
         for run in self.runs:
             started = run.get("started_at")

@@ -90,7 +90,9 @@ def test_keep_rows_resets_the_cursors_only(sandbox, warehouse):
     chosen = sandbox.account.domain_ids()[0]
     before = warehouse.keyed("prompts")
 
-    plan = plan_reset(warehouse.pipeline, ["prompts", "brand_rankings"], [chosen, "not-a-domain"], keep_rows=True)
+    plan = plan_reset(
+        warehouse.pipeline, ["prompts", "brand_rankings"], [chosen, "not-a-domain"], keep_rows=True
+    )
     apply_reset(warehouse.pipeline, plan)
 
     assert plan.rows == {} and plan.not_loaded["prompts"] == ["not-a-domain"]
@@ -106,7 +108,8 @@ def test_keep_rows_resets_the_cursors_only(sandbox, warehouse):
 def test_cli_reset_takes_the_run_lock_and_reports(sandbox, tmp_path):
     env = {"SOURCES__AICLICKS__API_KEY": sandbox.api_key}
     where = ["--duckdb-file", str(tmp_path / "cli.duckdb"), "--pipelines-dir", str(tmp_path / "pipelines")]
-    loaded = cli("run", "--quiet", "--base-url", sandbox.base_url, "--resources", "domains,prompts", *where, env=env)
+    run = ["run", "--quiet", "--base-url", sandbox.base_url, "--resources", "domains,prompts", *where]
+    loaded = cli(*run, env=env)
     assert loaded.returncode == 0, loaded.stderr
     chosen = sandbox.account.domain_ids()[0]
     reset = ["reset", "--resources", "prompts", "--domains", chosen, *where]
@@ -121,7 +124,7 @@ def test_cli_reset_takes_the_run_lock_and_reports(sandbox, tmp_path):
     assert "prompts: 1 domain(s)" in done.stdout and "row(s) to delete" in done.stdout
     assert "Reset 1 (table, domain) pair(s)" in done.stdout
     sandbox.reset_stats()
-    rerun = cli("run", "--quiet", "--base-url", sandbox.base_url, *where, "--resources", "domains,prompts", env=env)
+    rerun = cli(*run, env=env)
     assert rerun.returncode == 0, rerun.stderr
     assert requested(sandbox) == {("domains", None), ("prompts", chosen)}
 

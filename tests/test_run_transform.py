@@ -14,7 +14,8 @@ def test_run_transform_loads_then_builds_and_fails_when_either_fails(tmp_path):
     with run_sandbox(seed=5, domains=2, prompts=(10, 20), start=START, frozen=True, rate_limit=None) as sandbox:
         key = {"SOURCES__AICLICKS__API_KEY": sandbox.api_key}
         # the sync fails: nothing is transformed
-        failed = cli(*run_args(sandbox, tmp_path), "--transform", env={"SOURCES__AICLICKS__API_KEY": "ak_live_wrong"})
+        wrong_key = {"SOURCES__AICLICKS__API_KEY": "ak_live_wrong"}
+        failed = cli(*run_args(sandbox, tmp_path), "--transform", env=wrong_key)
         assert failed.returncode == 1 and "rejected the API key" in failed.stderr
         assert "dbt build" not in failed.stdout + failed.stderr
 
