@@ -27,8 +27,10 @@ install: $(DEV_STAMP)
 demo: $(DEMO_STAMP)
 	$(BIN)/aiclicks-pipeline demo
 
+# a worker per core (at most 4), a test file per worker: most tests wait on servers, windows
+# and child processes, so two workers on two cores take about half the time of one
 test: $(DEV_STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --numprocesses=auto --maxprocesses=4 --dist=loadfile
 
 # not part of the test suite: a few minutes; writes bench/RESULTS.md
 bench: $(DEV_STAMP)

@@ -393,11 +393,14 @@ def _run_checkpoint(
         source.schema_contract = SCHEMA_CONTRACTS.get(schema_contract, schema_contract)
     source = with_destination_hints(source, pipeline.destination)
     skipped_before = set(context.skipped_domains)
+    # one dlt run per checkpoint: its own trace (dlt would otherwise merge every step of a long
+    # sync into one trace it pickles after each step), no pending data to meet (finished first);
+    # the run's history row goes last, into the same load (history.py)
     run_row = history.running_source(result, context, checkpoint.domain_ids, source.schema)
-    pipeline.extract([source] if refresh else [source, run_row], refresh=refresh,
-                     loader_file_format=file_format)
-    normalize_info = pipeline.normalize()
-    load_info = pipeline.load()
+    load_info = pipeline.run([source] if refresh else [source, run_row], refresh=refresh,
+                             loader_file_format=file_format)
+    trace = pipeline.last_trace
+    normalize_info = trace.last_normalize_info if trace else None
     for table, count in (normalize_info.row_counts if normalize_info else {}).items():
         if not table.startswith("_"):  # dlt's tables and the run history
             result.rows[table] = result.rows.get(table, 0) + count

@@ -208,9 +208,7 @@ class RunHistory:
             )
             source = self.source(lambda: self.row(result, result.status), result.load_ids, schema)
             with dlt.config.values(run_settings(pipeline)):
-                pipeline.extract(source, loader_file_format=file_format)
-                pipeline.normalize()
-                info = pipeline.load()
+                info = pipeline.run(source, loader_file_format=file_format)
         except Exception as exc:  # noqa: BLE001 - the sync's result matters more than its record
             logger.warning("The run's history row could not be written (%s: %s)", type(exc).__name__, exc)
             return None

@@ -85,7 +85,8 @@ class SourceFreshness:
         # dbt reports an empty table as loaded in the year 1
         if self.max_loaded_at is None or self.max_loaded_at.year == 1:
             return f"{self.table}: no rows"
-        age = f", {self.age_hours:.1f} h old" if self.age_hours is not None else ""
+        # a clock ahead of the warehouse's (a sandbox moved on a day) is not an age
+        age = f", {max(self.age_hours, 0.0):.1f} h old" if self.age_hours is not None else ""
         limit = {"warn": self.warn_after_hours, "error": self.error_after_hours}.get(self.status)
         over = f" (over {_format_hours(limit)} h)" if limit is not None else ""
         newest = self.max_loaded_at.strftime("%Y-%m-%d %H:%M UTC")
@@ -151,8 +152,11 @@ class TransformResult:
                 f"  source freshness ({thresholds or 'no thresholds'}): "
                 + ", ".join(f"{counts[s]} {s}" for s in ("pass", "warn", "error", "runtime error") if counts[s])
             )
-            width = max(len(status) for status in counts)
-            lines += [f"    {s.status:<{width}}  {s.describe()}" for s in self.freshness]
+            # the sources past a threshold, one line each; all of them when every one is fine
+            # but the newest load is what a reader checks ("newest ... h old")
+            shown = [s for s in self.freshness if s.status != "pass"] or self.freshness[:1]
+            width = max(len(source.status) for source in shown)
+            lines += [f"    {s.status:<{width}}  {s.describe()}" for s in shown]
         lines.append(f"  dbt's logs and artifacts: {self.work_dir}")
         return "\n".join(lines)
 

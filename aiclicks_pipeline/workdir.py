@@ -245,8 +245,10 @@ def finish_pending_loads(pipeline: Pipeline) -> List[str]:
     return pending
 
 
-def prune_loaded_packages(pipeline: Pipeline, keep: int = KEEP_LOADED_PACKAGES) -> int:
-    """Deletes all but the newest `keep` loaded packages of the working folder; returns how many."""
+def prune_loaded_packages(pipeline: Pipeline, keep: Optional[int] = None) -> int:
+    """Deletes all but the newest `keep` (KEEP_LOADED_PACKAGES) loaded packages of the working
+    folder; returns how many."""
+    keep = KEEP_LOADED_PACKAGES if keep is None else keep
     loaded_dir = Path(pipeline.working_dir) / "load" / "loaded"
     if not loaded_dir.is_dir():
         return 0

@@ -49,6 +49,8 @@ def test_run_loads_and_prints_the_summary(sandbox, tmp_path):
     assert done.returncode == 0, done.stderr
     for text in ("rows written", "visibility_daily", "requests: ", "429s met: 0", "Sync finished after"):
         assert text in done.stdout
+    # --quiet: no progress lines (tests/test_interrupts.py reads them without it)
+    assert "Syncing " not in done.stderr and "aiclicks: checkpoint" not in done.stderr
     with duckdb.connect(str(tmp_path / "cli.duckdb"), read_only=True) as connection:
         (domains,) = connection.execute(f"select count(*) from {DEFAULT_DATASET}.domains").fetchone()
     assert domains == len(sandbox.account.domain_ids())

@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from .base import (
     EXIT_FAILED,
@@ -70,7 +70,7 @@ class RunCommand(Command):
         stop = StopRequest()
         progress = SyncProgress(mode="quiet" if args.quiet else "auto")
         result: Any = None
-        with stop_on_signals(stop, farewell=lambda: _farewell(progress)):
+        with stop_on_signals(stop, farewell=lambda: _farewell(args, progress, stop)):
             with locked(args):
                 pipeline = pipeline_for(args)
                 try:
@@ -96,11 +96,7 @@ class RunCommand(Command):
         elif args.transform:
             transformed = _transform(args, pipeline)
         if result.status == "interrupted":
-            print(
-                f"Stopped by {'SIGTERM' if stop.exit_code == 143 else 'SIGINT'}: "
-                f"{result.progress_line()}.",
-                file=sys.stderr,
-            )
+            print(f"Stopped by {_signal_name(stop)}: {result.progress_line()}.", file=sys.stderr)
             return stop.exit_code
         if result.skipped_domains or result.unknown_domains:
             print(
@@ -159,12 +155,19 @@ def _report(args: argparse.Namespace, result: Any) -> None:
         print(result.summary())
 
 
-def _farewell(progress: Optional[Any]) -> str:
-    """The line the watchdog prints when it has to end the process (interrupts.py)."""
-    facts = progress.facts() if progress is not None else {}
-    committed = facts.get("domains_committed", 0)
-    total = facts.get("domains_total", 0)
-    return (
-        f"Stopped: committed {committed} of {total} domains; the checkpoint in flight was "
-        "not committed. Run again to continue."
-    )
+def _farewell(args: argparse.Namespace, progress: Any, stop: Any) -> str:
+    """What the watchdog prints (and writes to --summary-file) when it has to end the process
+    (interrupts.py): the run's result so far, as an interrupted one."""
+    result = progress.result
+    if result is None:
+        return f"Stopped by {_signal_name(stop)}: nothing was committed."
+    result.status, result.signal = "interrupted", stop.signum
+    if progress.context is not None:
+        result.stats = progress.context.stats
+    if args.summary_file:
+        Path(args.summary_file).write_text(json.dumps(result.as_json(), indent=2) + "\n")
+    return f"Stopped by {_signal_name(stop)}: {result.progress_line()}."
+
+
+def _signal_name(stop: Any) -> str:
+    return "SIGTERM" if stop.exit_code == 143 else "SIGINT"
