@@ -549,7 +549,9 @@ def _utc(value: Any) -> datetime:
 
 
 def _age_hours(now: datetime, then: datetime) -> float:
-    return _hours_between(then, now)
+    """Hours from `then` to `now`; 0 for a time ahead of this machine's clock (the API's
+    clock, which stamps generated_at, may be)."""
+    return max(_hours_between(then, now), 0.0)
 
 
 def _hours_between(earlier: datetime, later: datetime) -> float:
