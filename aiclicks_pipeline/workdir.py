@@ -187,6 +187,29 @@ def bind_to_destination(pipeline: Pipeline) -> Pipeline:
     return pipeline
 
 
+def sync_with_destination(pipeline: Pipeline) -> None:
+    """dlt's `sync_destination` (a newer state in the warehouse replaces the local one),
+    keeping what this module records in the local state: dlt wipes the working folder, local
+    state and all, when the dataset is gone (a deleted DuckDB file), and the next run would
+    not know its warehouse, nor `dlt.attach` the file."""
+    kept = {}
+    for key in (DESTINATION_KEY, DUCKDB_PATH_KEY):
+        try:
+            kept[key] = pipeline.get_local_state_val(key)
+        except KeyError:
+            pass
+    try:
+        pipeline.sync_destination()
+    finally:
+        for key, value in kept.items():
+            try:
+                current = pipeline.get_local_state_val(key)
+            except KeyError:
+                current = None
+            if current != value:
+                pipeline.set_local_state_val(key, value)
+
+
 def remember_duckdb_path(pipeline: Pipeline, path: str) -> None:
     try:
         current = pipeline.get_local_state_val(DUCKDB_PATH_KEY)

@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from ..rows import without_repeated_items
 from ..session import fetch_envelope
 from ..settings import ENDPOINTS, VALIDATE_PATH
 from .base import (
@@ -36,7 +37,9 @@ class PlanCommand(Command):
         # the warehouse, and DuckDB lets no other process open a file a sync is loading
         with locked(args, activity="plan"):
             validate_body = fetch_envelope(api_key, base_url, VALIDATE_PATH)
-            domains_body = fetch_envelope(api_key, base_url, ENDPOINTS["domains"]["path"])
+            domains_body = without_repeated_items(
+                fetch_envelope(api_key, base_url, ENDPOINTS["domains"]["path"])
+            )
             options = source_options(args)
             options.pop("base_url", None)
             plan = make_plan(validate_body, domains_body, pipeline_for(args), **options)

@@ -257,7 +257,7 @@ class SandboxApp:
         if method != "GET":
             return error(405, "Method Not Allowed")
         key = authenticate(headers.get("Authorization"))
-        if key is None:
+        if key is None or self.faults.key_revoked:
             return self._with_rate_headers(error(401), self.limiter.peek(""))
         if not key.developer_access:
             return self._with_rate_headers(error(403), self.limiter.peek(key.token))
@@ -329,6 +329,7 @@ class SandboxApp:
         cache_key = (
             path, raw_query, key.scope, faults.extra_fields, faults.changed_types,
             frozenset(faults.vanished_domains), frozenset(faults.hidden_404_domains),
+            frozenset(faults.relisted_domains),
         )
         body = self.cache.get(cache_key)
         if body is not None:
@@ -356,6 +357,7 @@ class SandboxApp:
         if name == "domains":
             listed = set(self._listed_domain_ids(key))
             items = [d for d in account.domains(now) if d["id"] in listed]
+            items += [d for d in items if d["id"] in self.faults.relisted_domains]
             return {"items": items, "total": len(items), "page": 1, "size": len(items), "total_pages": 1}
         if name == "prompts":
             if self.injector.take_churn(echo["page"]):
