@@ -25,7 +25,7 @@ from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 from aiclicks_pipeline.settings import DEFAULT_DUCKDB_FILE, ENDPOINTS
 
 from .conftest import Warehouse
-from .test_workdir import Folder, days_asked, small_sandbox
+from .test_workdir import Folder, days_asked, small_sandbox, sync
 from .truth_compare import assert_table_matches
 
 DLT = Path(sys.executable).with_name("dlt")
@@ -112,11 +112,10 @@ def test_dlt_attach_and_dlts_cli_find_the_warehouse(tmp_path):
         assert "same directory" not in dropped.stdout + dropped.stderr
         assert "visibility_daily" not in warehouse.tables()
         # the next run reloads what was dropped, whole, and asks nothing else
-        sandbox.reset_stats()
-        done, summary = folder.run(sandbox)
-        assert done.returncode == 0, done.stderr
-        assert summary["days_asked"] == {"visibility_daily": [90]}
-        assert summary["rows"] == {"visibility_daily": expected["visibility_daily"]}
+        result = sync(folder, sandbox)
+        assert result.status == "success", result.error
+        assert result.windows_asked == {"visibility_daily": [90]}
+        assert result.rows == {"visibility_daily": expected["visibility_daily"]}
         assert warehouse.query("select count(*) from aiclicks.visibility_daily")[0][0] == expected["visibility_daily"]
 
 
@@ -180,8 +179,9 @@ def dashboard_missing() -> str:
 
 @pytest.mark.skipif(bool(dashboard_missing()), reason=dashboard_missing() or "installed")
 def test_dlts_dashboard_starts_and_shows_the_pipeline(tmp_path):
+    folder = Folder(tmp_path / "project", tmp_path / "dlt")
     with small_sandbox() as sandbox:
-        folder = loaded_folder(tmp_path, sandbox)
+        assert sync(folder, sandbox).status == "success"
     process = subprocess.Popen(
         [str(DLT), "pipeline", "aiclicks", "show"], cwd=folder.path, env=clean_env(folder),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,

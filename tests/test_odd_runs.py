@@ -1,12 +1,17 @@
 """What a real API, a real scheduler and a real laptop do to a sync, beyond the happy path: an
 account without domains, a domain id that is not there, a warehouse file deleted, a key revoked
 and a domain deleted while a sync runs, a domain listed twice, a server clock that goes back, a
-partial sync then a whole one, a full refresh that fails half way. The CLI in its own process
-against the sandbox; every run ends equal to the sandbox's ground truth or says why not.
+partial sync then a whole one, a full refresh that fails half way. Against the sandbox;
+every run ends equal to the sandbox's ground truth or says why not. The CLI in its own
+process where the test is about what a user sees (exit codes, messages, dlt's tools); a sync in
+the test's process where it is about what the sync does.
 """
 
 import shutil
 
+import pytest
+
+from aiclicks_pipeline.checkpoints import SyncFailed, SyncResult
 from aiclicks_pipeline.sandbox import NO_DOMAINS_API_KEY, run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 from aiclicks_pipeline.settings import ENDPOINTS
@@ -15,7 +20,7 @@ from .conftest import START
 from .test_cli import cli
 from .test_dlt_tools import ATTACH, WarehouseFile, python
 from .test_source import assert_keys_unique
-from .test_workdir import Folder, days_asked
+from .test_workdir import Folder, days_asked, sync
 from .truth_compare import assert_table_matches
 
 EXIT_PARTIAL = 3
@@ -35,6 +40,10 @@ def assert_equals_truth(folder: Folder, truth: WarehouseTruth) -> None:
     for table in ENDPOINTS:
         assert_table_matches(warehouse, truth, table)
     assert_keys_unique(warehouse)
+
+
+def days_of(result: SyncResult) -> set:
+    return {day for days in result.windows_asked.values() for day in days if day != 30}
 
 
 def warnings_of(stderr: str):
@@ -75,21 +84,20 @@ def test_a_domain_id_the_account_does_not_have_is_named_and_the_others_load(tmp_
 
 def test_a_deleted_warehouse_file_is_loaded_again_whole(tmp_path):
     """The state in dlt's working folder says every domain is synced; the file is gone (a user
-    deleted it to start over): the next run backfills, it does not skip everything as fresh."""
+    deleted it to start over): the next run backfills, it does not skip everything as fresh,
+    and dlt's tools still find the file."""
     folder = project(tmp_path)
     with three_domains() as sandbox:
-        done, _ = folder.run(sandbox)
-        assert done.returncode == 0, done.stderr
+        assert sync(folder, sandbox).status == "success"
         folder.warehouse.unlink()
 
-        done, summary = folder.run(sandbox)
+        result = sync(folder, sandbox)
 
-        assert done.returncode == 0, done.stderr
-        assert days_asked(summary) == {90} and summary["domains"]["fresh"] == 0
+        assert result.status == "success" and result.domains_fresh == 0
+        assert {d for days in result.windows_asked.values() for d in days} == {30, 90}
         truth = WarehouseTruth(sandbox.account)
         truth.record_sync(sandbox.clock.now(), days=90)
         assert_equals_truth(folder, truth)
-        # dlt's tools still find the (new) file
         attached = python(folder, ATTACH)
         assert attached.returncode == 0, attached.stderr
 
@@ -132,8 +140,8 @@ def test_a_key_revoked_mid_run_keeps_what_was_committed_then_a_bare_machine_cont
 
 
 def test_a_domain_deleted_mid_run_is_skipped_and_loads_whole_when_it_is_back(tmp_path):
-    """Deleted between two pages of its prompts (pages of 100): skipped, exit 3, the others
-    load; what it had answered does not count as synced, so once it is back it loads whole."""
+    """Deleted between two pages of its prompts (pages of 100): skipped, the others load; what
+    it had answered does not count as synced, so once it is back it loads whole."""
     folder = project(tmp_path)
     with run_sandbox(seed=11, domains=3, prompts=(120, 180), start=START, frozen=True,
                      rate_limit=None, faults={"page_size_cap": 100}) as sandbox:
@@ -145,20 +153,17 @@ def test_a_domain_deleted_mid_run_is_skipped_and_loads_whole_when_it_is_back(tmp
 
         sandbox.on_request(delete_before_its_second_page)
 
-        done, summary = folder.run(sandbox)
+        result = sync(folder, sandbox)
 
-        assert done.returncode == EXIT_PARTIAL, done.stderr
-        assert list(summary["skipped_domains"]) == [ids[1]]
-        assert ids[1] in done.stdout and "Partial sync" in done.stderr
+        assert result.status == "partial" and list(result.skipped_domains) == [ids[1]]
         assert {ids[0], ids[2]} <= folder.domain_ids()
-
         sandbox.app.callbacks.clear()
         sandbox.set_faults(hidden_404_domains=set())
 
-        done, summary = folder.run(sandbox)
+        result = sync(folder, sandbox)
 
-        assert done.returncode == 0, done.stderr
-        assert summary["domains"]["fresh"] == 2 and summary["domains"]["committed"] == 1
+        assert result.status == "success"
+        assert result.domains_fresh == 2 and result.domains_committed == 1
         truth = WarehouseTruth(sandbox.account)
         truth.record_sync(sandbox.clock.now(), days=90)
         assert_equals_truth(folder, truth)
@@ -170,10 +175,9 @@ def test_a_domain_listed_twice_is_synced_once(tmp_path):
         ids = sandbox.account.domain_ids()
         sandbox.set_faults(relisted_domains={ids[0]})
 
-        done, summary = folder.run(sandbox)
+        result = sync(folder, sandbox)
 
-        assert done.returncode == 0, done.stderr
-        assert summary["domains"]["total"] == 3
+        assert result.status == "success" and result.domains_total == 3
         series = [e for e in sandbox.stats.log
                   if e["path"].endswith("/visibility-time-series") and e["query"].get("domain_id") == ids[0]]
         assert len(series) == 1
@@ -190,36 +194,34 @@ def test_a_server_clock_that_ran_ahead_then_was_set_right(tmp_path):
     folder = project(tmp_path)
     with three_domains() as sandbox:
         sandbox.advance(days=3)
-        done, _ = folder.run(sandbox)
-        assert done.returncode == 0, done.stderr
+        assert sync(folder, sandbox).status == "success"
         sandbox.advance(days=-2)  # set right, and a day has passed
 
-        done, summary = folder.run(sandbox)
+        result = sync(folder, sandbox)
 
-        assert done.returncode == 0, done.stderr
-        assert summary["domains"]["fresh"] == 0 and summary["rows_total"] > 0
-        assert summary["responses_by_status"] and summary["requests"] > 1
+        assert result.status == "success" and result.domains_fresh == 0
+        assert result.total_rows > 0 and result.stats.skipped_responses == 0
         # the days the server now serves are in the warehouse as it serves them
         truth = WarehouseTruth(sandbox.account)
         truth.record_sync(sandbox.clock.now(), days=90)
-        warehouse = WarehouseFile(folder.warehouse)
-        loaded = warehouse.keyed("visibility_daily")
+        loaded = WarehouseFile(folder.warehouse).keyed("visibility_daily")
         for key, row in truth.rows("visibility_daily").items():
             assert loaded[key]["value"] == row["value"], key
+        # and the cursors are the server's again: the next day asks a week
+        sandbox.advance(days=1)
+        assert days_of(sync(folder, sandbox)) == {7}
 
 
 def test_a_partial_sync_then_a_whole_one_loads_the_rest(tmp_path):
     folder = project(tmp_path)
     with three_domains() as sandbox:
-        done, summary = folder.run(sandbox, "--resources", "visibility_daily")
-        assert done.returncode == 0, done.stderr
-        sandbox.reset_stats()
+        assert sync(folder, sandbox, resources=["visibility_daily"]).status == "success"
 
-        done, summary = folder.run(sandbox)
+        result = sync(folder, sandbox)
 
-        assert done.returncode == 0, done.stderr
-        assert "visibility_daily" not in summary["days_asked"]  # synced within the hour
-        assert days_asked(summary) == {90}
+        assert result.status == "success"
+        assert "visibility_daily" not in result.windows_asked  # synced within the hour
+        assert days_of(result) == {90}
         truth = WarehouseTruth(sandbox.account)
         truth.record_sync(sandbox.clock.now(), days=90)
         assert_equals_truth(folder, truth)
@@ -229,8 +231,7 @@ def test_a_full_refresh_that_fails_half_way_then_a_normal_run(tmp_path):
     folder = project(tmp_path)
     with three_domains() as sandbox:
         ids = sandbox.account.domain_ids()
-        done, _ = folder.run(sandbox)
-        assert done.returncode == 0, done.stderr
+        assert sync(folder, sandbox).status == "success"
         sandbox.advance(days=1)
 
         def fail_at_the_second_domain(path, query):
@@ -238,16 +239,17 @@ def test_a_full_refresh_that_fails_half_way_then_a_normal_run(tmp_path):
                 sandbox.set_faults(key_revoked=True)
 
         sandbox.on_request(fail_at_the_second_domain)
-        done, summary = folder.run(sandbox, "--full-refresh", "--checkpoint-requests", "1")
-        assert done.returncode == 1 and summary["domains"]["committed"] == 1
+        with pytest.raises(SyncFailed) as failed:
+            sync(folder, sandbox, full_refresh=True, checkpoint_requests=1)
+        assert failed.value.result.domains_committed == 1
         sandbox.app.callbacks.clear()
         sandbox.set_faults(key_revoked=False)
 
-        done, summary = folder.run(sandbox)
+        result = sync(folder, sandbox)
 
-        assert done.returncode == 0, done.stderr
+        assert result.status == "success"
         # the refresh dropped the tables: the domains it did not reach are loaded whole again
-        assert summary["domains"]["committed"] == 2 and days_asked(summary) == {90}
+        assert result.domains_committed == 2 and days_of(result) == {90}
         truth = WarehouseTruth(sandbox.account)
         truth.record_sync(sandbox.clock.now(), days=90)
         assert_equals_truth(folder, truth)
