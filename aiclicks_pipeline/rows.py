@@ -30,12 +30,18 @@ def envelope_items(envelope: Dict[str, Any]) -> list:
 def without_repeated_items(envelope: Dict[str, Any]) -> Dict[str, Any]:
     """The envelope of a list read whole (`/domains`) with each item `id` once, the first: a
     domain listed twice would otherwise be synced, counted and planned twice."""
-    items = envelope_items(envelope)
-    unique = list({str(item.get("id")): item for item in reversed(items)}.values())[::-1]
-    if len(unique) == len(items):
+    seen: set = set()
+    unique, repeated = [], []
+    for item in envelope_items(envelope):
+        item_id = str(item.get("id"))
+        if item_id in seen:
+            repeated.append(item_id)
+            continue
+        seen.add(item_id)
+        unique.append(item)
+    if not repeated:
         return envelope
-    repeated = sorted({str(i.get("id")) for i in items if sum(1 for j in items if j.get("id") == i.get("id")) > 1})
-    logger.warning("The API listed %s more than once; each is synced once.", ", ".join(repeated))
+    logger.warning("The API listed %s more than once; each is synced once.", ", ".join(sorted(set(repeated))))
     data = envelope.get("data")
     data = {**data, "items": unique} if isinstance(data, dict) else unique
     return {**envelope, "data": data}
