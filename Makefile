@@ -18,7 +18,10 @@ $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dbt]"
 	touch $(DEMO_STAMP)
 
+# the dbt extra first: resolving [dev] alone, pip meets dbt-postgres before the dbt pins and
+# tries a newer dbt-core, whose parser package downloads at install time and fails offline
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dbt]"
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(DEV_STAMP) $(DEMO_STAMP)
 

@@ -34,7 +34,7 @@ from .interrupts import StopRequest
 from .pipeline import SCHEMA_CONTRACTS, preferred_file_format, run_settings
 from .plan import known_rows, requests_for, resource_states
 from .progress import SyncProgress
-from .rows import envelope_items
+from .rows import envelope_items, without_repeated_items
 from .settings import DOMAIN_RESOURCES, ENDPOINTS
 from .source import SOURCE_NAME, aiclicks_source, shard_filter
 from .sync import SyncContext, SyncStats, SyncStopped
@@ -319,7 +319,7 @@ def _fetch_domains(context: SyncContext) -> Dict[str, Any]:
         auth=context.auth,
         hooks={"response": [raise_for_api_error]},
     )
-    return response.json()
+    return without_repeated_items(response.json())
 
 
 def _plan(

@@ -18,6 +18,7 @@ from .settings import DEFAULT_DATASET, DOMAIN_RESOURCES, ENDPOINTS
 from .source import SOURCE_NAME, shard_filter
 from .sync import SyncContext
 from .windows import parse_timestamp
+from .workdir import sync_with_destination
 
 logger = logging.getLogger("aiclicks_pipeline")
 
@@ -135,7 +136,7 @@ def resource_states(pipeline: Optional[Pipeline], restore: bool = True) -> Dict[
         return {}
     if restore:
         try:
-            pipeline.sync_destination()
+            sync_with_destination(pipeline)
         except Exception:  # no destination yet, nothing loaded: a first run
             logger.debug("no state restored for %s", pipeline.pipeline_name, exc_info=True)
     sources = pipeline.state.get("sources", {})

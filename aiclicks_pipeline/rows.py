@@ -8,10 +8,13 @@ Reading: new fields appear without notice) and dlt turns
 them into new columns.
 """
 
+import logging
 from typing import Any, Dict, Iterator, Optional
 
 from .settings import ENDPOINTS
 from .windows import snapshot_date
+
+logger = logging.getLogger("aiclicks_pipeline")
 
 
 def envelope_items(envelope: Dict[str, Any]) -> list:
@@ -22,6 +25,26 @@ def envelope_items(envelope: Dict[str, Any]) -> list:
         # tolerate a bare list under `data`
         items = payload
     return [item for item in items or [] if isinstance(item, dict)]
+
+
+def without_repeated_items(envelope: Dict[str, Any]) -> Dict[str, Any]:
+    """The envelope of a list read whole (`/domains`) with each item `id` once, the first: a
+    domain listed twice would otherwise be synced, counted and planned twice."""
+    seen: set = set()
+    unique, repeated = [], []
+    for item in envelope_items(envelope):
+        item_id = str(item.get("id"))
+        if item_id in seen:
+            repeated.append(item_id)
+            continue
+        seen.add(item_id)
+        unique.append(item)
+    if not repeated:
+        return envelope
+    logger.warning("The API listed %s more than once; each is synced once.", ", ".join(sorted(set(repeated))))
+    data = envelope.get("data")
+    data = {**data, "items": unique} if isinstance(data, dict) else unique
+    return {**envelope, "data": data}
 
 
 def envelope_rows(

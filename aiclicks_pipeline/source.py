@@ -33,7 +33,7 @@ from .settings import (
     ENDPOINTS,
 )
 from .session import AIclicksSession, ApiKeyAuth, api_root, resolve_api_key
-from .sync import CURSORS_KEY, SyncContext
+from .sync import SyncContext
 from .throttle import RateLimitThrottle
 from .values import as_int, query_value
 from .windows import parse_timestamp
@@ -295,18 +295,15 @@ def _new_rows(
 ) -> Iterator[List[Dict[str, Any]]]:
     """The rows of a response newer than the cursor the sync started with; moves the cursor
     and records the domain as synced (also when the response was already loaded)."""
-    state = dlt.current.resource_state(name)
-    context.mark_synced(state, cursor_key)
-    if context.is_already_loaded(name, cursor_key, generated_at):
+    already_loaded = context.is_already_loaded(name, cursor_key, generated_at)
+    context.record_response(
+        name, dlt.current.resource_state(name), cursor_key, None if already_loaded else generated_at
+    )
+    if already_loaded:
         if count_skip:
             context.count_skipped_response()
         return
     page = list(rows)
-    if generated_at:
-        cursors = state.setdefault(CURSORS_KEY, {})
-        current = cursors.get(cursor_key)
-        if current is None or parse_timestamp(generated_at) > parse_timestamp(current):
-            cursors[cursor_key] = generated_at
     if page:
         context.count_rows(len(page))
         yield page

@@ -32,6 +32,10 @@ logger = logging.getLogger("aiclicks_pipeline")
 
 CURSORS_KEY = "cursors"
 SYNCED_KEY = "synced_at"
+# A cursor or sync time later than the server's now (by more than a cached response's age)
+# was stamped by a clock that ran ahead and was set right since: not trusted, or every
+# response would pass for a cache hit, and every domain for fresh, until the clock caught up.
+FUTURE_TOLERANCE = timedelta(hours=2)
 
 
 class SyncStopped(Exception):
@@ -83,6 +87,8 @@ class SyncContext:
         self.base_url: Optional[str] = None
         self.stop = threading.Event()
         self.skipped_domains: Dict[str, str] = {}
+        # per domain, the resource states this run changed (rolled back if the domain is skipped)
+        self._changed_states: Dict[str, Dict[str, Dict[str, Any]]] = {}
         # the `days` each resource asked for, for the summary
         self.windows_asked: Dict[str, set] = {}
         self.stats = SyncStats()
@@ -110,11 +116,14 @@ class SyncContext:
                 self.server_now = now
                 self._server_now_at = time.monotonic()
             if self.start_cursors is None:
+                latest = now + FUTURE_TOLERANCE
                 self.start_cursors = {
-                    name: dict(state.get(CURSORS_KEY, {})) for name, state in resource_states.items()
+                    name: {d: c for d, c in state.get(CURSORS_KEY, {}).items() if parse_timestamp(c) <= latest}
+                    for name, state in resource_states.items()
                 }
                 self.start_synced = {
-                    name: dict(state.get(SYNCED_KEY, {})) for name, state in resource_states.items()
+                    name: {d: t for d, t in state.get(SYNCED_KEY, {}).items() if float(t) <= latest.timestamp()}
+                    for name, state in resource_states.items()
                 }
 
     def now(self) -> datetime:
@@ -143,10 +152,28 @@ class SyncContext:
                 due.add(name)
         return due
 
-    def mark_synced(self, resource_state: Dict[str, Any], domain_id: str) -> None:
-        """Records, in the resource's state being extracted, that the domain was synced now;
-        committed with the checkpoint's load like the cursors."""
-        resource_state.setdefault(SYNCED_KEY, {})[domain_id] = int(self.now().timestamp())
+    def record_response(
+        self, resource: str, resource_state: Dict[str, Any], domain_id: str, generated_at: Optional[str]
+    ) -> bool:
+        """Records, in the resource's state being extracted, that the domain was synced now and
+        moves its cursor to `generated_at` (committed with the checkpoint's load). False when
+        the domain was skipped in this run: nothing of it counts as synced."""
+        with self.lock:
+            if domain_id in self.skipped_domains:
+                return False
+            self._changed_states.setdefault(domain_id, {})[resource] = resource_state
+            now = self.now()
+            resource_state.setdefault(SYNCED_KEY, {})[domain_id] = int(now.timestamp())
+            if generated_at:
+                cursors = resource_state.setdefault(CURSORS_KEY, {})
+                current = cursors.get(domain_id)
+                if (
+                    current is None
+                    or parse_timestamp(generated_at) > parse_timestamp(current)
+                    or parse_timestamp(current) > now + FUTURE_TOLERANCE  # not trusted (begin)
+                ):
+                    cursors[domain_id] = generated_at
+            return True
 
     def check_stop(self) -> None:
         if self.stop.is_set():
@@ -180,9 +207,19 @@ class SyncContext:
         return parse_timestamp(generated_at) <= parse_timestamp(cursor)
 
     def skip_domain(self, domain_id: str, reason: str) -> None:
+        """The domain is left out of this run. What it answered before (a first page, another
+        endpoint) may still be loaded, but its cursors and sync times go back to where the run
+        found them, so the next run asks for all of it again."""
         with self.lock:
             first = domain_id not in self.skipped_domains
             self.skipped_domains.setdefault(domain_id, reason)
+            for resource, state in self._changed_states.pop(domain_id, {}).items():
+                for key, start in ((CURSORS_KEY, self.start_cursors or {}), (SYNCED_KEY, self.start_synced)):
+                    values = state.setdefault(key, {})
+                    if domain_id in start.get(resource, {}):
+                        values[domain_id] = start[resource][domain_id]
+                    else:
+                        values.pop(domain_id, None)
         if first:
             logger.warning("Skipping domain %s: %s", domain_id, reason)
 

@@ -69,8 +69,11 @@ _held_guard = threading.Lock()
 
 
 @contextmanager
-def pipeline_lock(pipeline_name: str, pipelines_dir: Optional[str] = None) -> Iterator[None]:
-    """Holds the pipeline's run lock (re-entrant in one process) or raises AnotherSyncRunning."""
+def pipeline_lock(
+    pipeline_name: str, pipelines_dir: Optional[str] = None, activity: str = "sync"
+) -> Iterator[None]:
+    """Holds the pipeline's run lock (re-entrant in one process) or raises AnotherSyncRunning.
+    `activity` (a sync, a plan) is what another process that meets the lock is told runs."""
     folder = pipelines_dir_of(pipelines_dir)
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{pipeline_name}.lock")
@@ -98,12 +101,13 @@ def pipeline_lock(pipeline_name: str, pipelines_dir: Optional[str] = None) -> It
             pid = holder.get("pid", "unknown")
             where = f", in {holder['cwd']}" if holder.get("cwd") else ""
             raise AnotherSyncRunning(
-                f"Another sync of pipeline {pipeline_name} is running (pid {pid}{where}); "
-                "try again when it ends.",
+                f"Another {holder.get('activity', 'sync')} of pipeline {pipeline_name} is "
+                f"running (pid {pid}{where}); try again when it ends.",
                 holder,
             ) from None
+        holder = {"pid": os.getpid(), "cwd": os.getcwd(), "since": time.time(), "activity": activity}
         os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "cwd": os.getcwd(), "since": time.time()}).encode())
+        os.write(fd, json.dumps(holder).encode())
         with _held_guard:
             _held[path] = 1
         try:
@@ -116,12 +120,22 @@ def pipeline_lock(pipeline_name: str, pipelines_dir: Optional[str] = None) -> It
             os.close(fd)  # closing the descriptor releases the lock
 
 
+# the holder writes who it is right after it takes the lock: a process that met the lock an
+# instant after (two runs started at once) waits that instant to name it
+HOLDER_WAIT_S = 1.0
+
+
 def _read_holder(fd: int) -> Dict[str, Any]:
-    try:
-        os.lseek(fd, 0, os.SEEK_SET)
-        return json.loads(os.read(fd, 4096).decode() or "{}")
-    except (OSError, ValueError):
-        return {}
+    deadline = time.monotonic() + HOLDER_WAIT_S
+    while True:
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            holder = json.loads(os.read(fd, 4096).decode() or "{}")
+        except (OSError, ValueError):  # not written yet, or half written
+            holder = {}
+        if holder.get("pid") or time.monotonic() > deadline:
+            return holder
+        time.sleep(0.002)
 
 
 def destination_identity(pipeline: Pipeline) -> Dict[str, Any]:
@@ -171,6 +185,29 @@ def bind_to_destination(pipeline: Pipeline) -> Pipeline:
     if bound != identity:
         pipeline.set_local_state_val(DESTINATION_KEY, identity)
     return pipeline
+
+
+def sync_with_destination(pipeline: Pipeline) -> None:
+    """dlt's `sync_destination` (a newer state in the warehouse replaces the local one),
+    keeping what this module records in the local state: dlt wipes the working folder, local
+    state and all, when the dataset is gone (a deleted DuckDB file), and the next run would
+    not know its warehouse, nor `dlt.attach` the file."""
+    kept = {}
+    for key in (DESTINATION_KEY, DUCKDB_PATH_KEY):
+        try:
+            kept[key] = pipeline.get_local_state_val(key)
+        except KeyError:
+            pass
+    try:
+        pipeline.sync_destination()
+    finally:
+        for key, value in kept.items():
+            try:
+                current = pipeline.get_local_state_val(key)
+            except KeyError:
+                current = None
+            if current != value:
+                pipeline.set_local_state_val(key, value)
 
 
 def remember_duckdb_path(pipeline: Pipeline, path: str) -> None:

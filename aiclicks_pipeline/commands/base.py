@@ -87,11 +87,11 @@ def pipeline_name_for(args: argparse.Namespace) -> str:
 
 
 @contextmanager
-def locked(args: argparse.Namespace) -> Iterator[None]:
+def locked(args: argparse.Namespace, activity: str = "sync") -> Iterator[None]:
     """Holds the pipeline's run lock (workdir.py) from before dlt opens its working folder."""
     from ..workdir import pipeline_lock
 
-    with pipeline_lock(pipeline_name_for(args), args.pipelines_dir):
+    with pipeline_lock(pipeline_name_for(args), args.pipelines_dir, activity):
         yield
 
 

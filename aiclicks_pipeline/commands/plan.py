@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from ..rows import without_repeated_items
 from ..session import fetch_envelope
 from ..settings import ENDPOINTS, VALIDATE_PATH
 from .base import (
@@ -10,6 +11,7 @@ from .base import (
     Command,
     add_destination_arguments,
     add_source_arguments,
+    locked,
     pipeline_for,
     resolve_key_and_url,
     source_options,
@@ -31,10 +33,15 @@ class PlanCommand(Command):
         from ..plan import make_plan, print_plan
 
         api_key, base_url = resolve_key_and_url(args)
-        validate_body = fetch_envelope(api_key, base_url, VALIDATE_PATH)
-        domains_body = fetch_envelope(api_key, base_url, ENDPOINTS["domains"]["path"])
-        options = source_options(args)
-        options.pop("base_url", None)
-        plan = make_plan(validate_body, domains_body, pipeline_for(args), **options)
+        # the lock, like a run: a plan restores the state into the working folder and reads
+        # the warehouse, and DuckDB lets no other process open a file a sync is loading
+        with locked(args, activity="plan"):
+            validate_body = fetch_envelope(api_key, base_url, VALIDATE_PATH)
+            domains_body = without_repeated_items(
+                fetch_envelope(api_key, base_url, ENDPOINTS["domains"]["path"])
+            )
+            options = source_options(args)
+            options.pop("base_url", None)
+            plan = make_plan(validate_body, domains_body, pipeline_for(args), **options)
         print_plan(plan, sys.stdout, detail=args.detail)
         return EXIT_OK

@@ -13,7 +13,7 @@ The readings taken where the API's docs are unclear are listed in ``server.py``'
 from .account import Account
 from .clock import SandboxClock
 from .faults import FAULT_KINDS, Faults
-from .keys import NO_ACCESS_API_KEY, RESTRICTED_API_KEY, SANDBOX_API_KEY
+from .keys import NO_ACCESS_API_KEY, NO_DOMAINS_API_KEY, RESTRICTED_API_KEY, SANDBOX_API_KEY
 from .runner import Sandbox, add_arguments, run_sandbox, serve
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "FAULT_KINDS",
     "Faults",
     "NO_ACCESS_API_KEY",
+    "NO_DOMAINS_API_KEY",
     "RESTRICTED_API_KEY",
     "SANDBOX_API_KEY",
     "Sandbox",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Dict, Hashable, Optional, Tuple
 
 from .clock import SandboxClock
@@ -34,10 +34,12 @@ class ResponseCache:
                 return None
             return body
 
-    def put(self, key: Hashable, body: bytes) -> None:
+    def put(self, key: Hashable, body: bytes, generated_at: Optional[datetime] = None) -> None:
+        """Stores `body` as of `generated_at` (default now): a body is as old as its data, also
+        when the clock moved while it was made."""
         if not self.ttl:
             return
-        now = self.clock.now()
+        now = generated_at or self.clock.now()
         with self._lock:
             if len(self._entries) >= PURGE_AT:  # a long-running sandbox: drop what expired
                 self._entries = {

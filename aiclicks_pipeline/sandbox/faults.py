@@ -39,6 +39,8 @@ class Faults:
     churn_on_page: int = 0
     vanished_domains: Set[str] = field(default_factory=set)  # 404 everywhere, gone from /domains
     hidden_404_domains: Set[str] = field(default_factory=set)  # listed, but 404 on their endpoints
+    relisted_domains: Set[str] = field(default_factory=set)  # listed twice by /domains
+    key_revoked: bool = False  # every key gets 401, as a key revoked in the dashboard
 
     def update(self, changes: Mapping[str, Any]) -> "Faults":
         known = {f.name for f in fields(self)}
@@ -53,7 +55,7 @@ class Faults:
 
     def as_json(self) -> Dict[str, Any]:
         data = asdict(self)
-        for name in ("vanished_domains", "hidden_404_domains"):
+        for name in ("vanished_domains", "hidden_404_domains", "relisted_domains"):
             data[name] = sorted(data[name])
         return data
 

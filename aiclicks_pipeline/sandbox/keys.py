@@ -11,6 +11,8 @@ from .account import Account
 SANDBOX_API_KEY = "ak_live_sandbox_0123456789abcdef"
 RESTRICTED_API_KEY = "ak_live_sandbox_restricted_0123456789"
 NO_ACCESS_API_KEY = "ak_live_sandbox_noaccess_0123456789"
+# a key whose creator allowed it no domain: valid, and it sees none
+NO_DOMAINS_API_KEY = "ak_live_sandbox_nodomains_0123456789"
 
 _NAMESPACE = uuid.UUID("6f1c2b1e-8d5a-4c3e-9a7b-5e2d1f0a9c84")
 USER_ID = str(uuid.uuid5(_NAMESPACE, "user"))
@@ -23,7 +25,8 @@ class ApiKey:
     token: str
     name: str
     created_at: str
-    # "all": every domain; "first_half": the creator's allowlist is the first half of them
+    # "all": every domain; "first_half": the creator's allowlist is the first half of them;
+    # "none": an empty allowlist
     scope: str
     developer_access: bool = True
 
@@ -33,6 +36,8 @@ class ApiKey:
 
     def allowed_domain_ids(self, account: Account) -> List[str]:
         ids = account.domain_ids()
+        if self.scope == "none":
+            return []
         return ids if self.scope == "all" else ids[: len(ids) // 2]
 
 
@@ -41,6 +46,7 @@ API_KEYS: Dict[str, ApiKey] = {
     for key in (
         ApiKey(SANDBOX_API_KEY, "Sandbox full access", "2026-02-14T10:11:02.318Z", "all"),
         ApiKey(RESTRICTED_API_KEY, "Sandbox restricted", "2026-03-01T08:00:00.000Z", "first_half"),
+        ApiKey(NO_DOMAINS_API_KEY, "Sandbox no domains", "2026-03-03T08:00:00.000Z", "none"),
         ApiKey(
             NO_ACCESS_API_KEY,
             "Sandbox no access",

@@ -76,6 +76,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -257,7 +258,7 @@ class SandboxApp:
         if method != "GET":
             return error(405, "Method Not Allowed")
         key = authenticate(headers.get("Authorization"))
-        if key is None:
+        if key is None or self.faults.key_revoked:
             return self._with_rate_headers(error(401), self.limiter.peek(""))
         if not key.developer_access:
             return self._with_rate_headers(error(403), self.limiter.peek(key.token))
@@ -329,17 +330,21 @@ class SandboxApp:
         cache_key = (
             path, raw_query, key.scope, faults.extra_fields, faults.changed_types,
             frozenset(faults.vanished_domains), frozenset(faults.hidden_404_domains),
+            frozenset(faults.relisted_domains),
         )
         body = self.cache.get(cache_key)
         if body is not None:
             return Response(200, body=body, x_cache="HIT")
-        data = self._data(name, spec, key, echo)
-        body = dumps(self._decorate(self._envelope(data, echo)))
-        self.cache.put(cache_key, body)
+        # one instant per response: its data, its `generated_at` and its age in the cache (a
+        # test may move the clock while a request of a killed client is still being served)
+        now = self.clock.now()
+        data = self._data(name, spec, key, echo, now)
+        body = dumps(self._decorate(self._envelope(data, echo, now)))
+        self.cache.put(cache_key, body, now)
         return Response(200, body=body, x_cache="MISS")
 
-    def _envelope(self, data: Any, echo: Dict[str, Any]) -> dict:
-        return {"data": data, **echo, "generated_at": iso_ms(self.clock.now())}
+    def _envelope(self, data: Any, echo: Dict[str, Any], now: Optional[datetime] = None) -> dict:
+        return {"data": data, **echo, "generated_at": iso_ms(now or self.clock.now())}
 
     def _decorate(self, payload: dict) -> dict:
         if self.faults.changed_types:
@@ -348,14 +353,14 @@ class SandboxApp:
 
     # --- payloads ---------------------------------------------------------------------------
 
-    def _data(self, name: str, spec, key: ApiKey, echo: Dict[str, Any]) -> dict:
-        now = self.clock.now()
+    def _data(self, name: str, spec, key: ApiKey, echo: Dict[str, Any], now: datetime) -> dict:
         domain_id = echo.get("domain_id")
         days = snap_days(echo["days"]) if "days" in echo else None
         account = self.account
         if name == "domains":
             listed = set(self._listed_domain_ids(key))
             items = [d for d in account.domains(now) if d["id"] in listed]
+            items += [d for d in items if d["id"] in self.faults.relisted_domains]
             return {"items": items, "total": len(items), "page": 1, "size": len(items), "total_pages": 1}
         if name == "prompts":
             if self.injector.take_churn(echo["page"]):

@@ -1,0 +1,228 @@
+"""dlt's own tools find what `aiclicks-pipeline run` loaded, from the project folder and with
+their default arguments: `dlt.attach("aiclicks").dataset()`, `dlt pipeline aiclicks info |
+trace | schema | drop`, the dashboard (`dlt pipeline aiclicks show`). And a warehouse an older
+version of the package loaded carries on incrementally. Real processes: the CLI, dlt's CLI and
+Python, each test with its own `DLT_DATA_DIR` (dlt's `~/.dlt`).
+"""
+
+import asyncio
+import html
+import importlib.util
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from aiclicks_pipeline.sandbox.truth import WarehouseTruth
+from aiclicks_pipeline.settings import DEFAULT_DUCKDB_FILE, ENDPOINTS
+
+from .conftest import Warehouse
+from .test_workdir import Folder, days_asked, small_sandbox, sync
+from .truth_compare import assert_table_matches
+
+DLT = Path(sys.executable).with_name("dlt")
+
+
+def clean_env(folder: Folder, sandbox=None) -> dict:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__AICLICKS", "AICLICKS_"))}
+    environment.update({"DLT_DATA_DIR": str(folder.data_dir), "RUNTIME__DLTHUB_TELEMETRY": "false"})
+    if sandbox is not None:
+        environment.update(folder.env(sandbox), SOURCES__AICLICKS__BASE_URL=sandbox.base_url)
+    # the venv's scripts first: `dlt pipeline ... show` starts `marimo` from the PATH
+    environment["PATH"] = f"{DLT.parent}{os.pathsep}{environment.get('PATH', '')}"
+    return environment
+
+
+def dlt_cli(folder: Folder, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(DLT), *args], cwd=folder.path, env=clean_env(folder),
+                          capture_output=True, text=True, timeout=120)
+
+
+def python(folder: Folder, code: str, sandbox=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=folder.path, env=clean_env(folder, sandbox),
+                          capture_output=True, text=True, timeout=300)
+
+
+class WarehouseFile(Warehouse):
+    """The queries of the tests' Warehouse on a DuckDB file, without a pipeline of its own."""
+
+    def __init__(self, path: Path) -> None:
+        self.duckdb_path = path
+
+
+def loaded_folder(tmp_path: Path, sandbox) -> Folder:
+    folder = Folder(tmp_path / "project", tmp_path / "dlt")
+    done, _ = folder.run(sandbox)
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+ATTACH = """
+import json, dlt
+dataset = dlt.attach("aiclicks").dataset()
+print(json.dumps({
+    "visibility_daily": len(dataset.visibility_daily.df()),
+    "counts": {row[0]: row[1] for row in dataset.row_counts().fetchall()},
+}))
+"""
+
+
+def test_dlt_attach_and_dlts_cli_find_the_warehouse(tmp_path):
+    with small_sandbox() as sandbox:
+        folder = loaded_folder(tmp_path, sandbox)
+        warehouse = WarehouseFile(folder.warehouse)
+        expected = {table: warehouse.query(f"select count(*) from aiclicks.{table}")[0][0]
+                    for table in warehouse.tables() if not table.startswith("_dlt")}
+
+        attached = python(folder, ATTACH)
+
+        assert attached.returncode == 0, attached.stderr
+        read = json.loads(attached.stdout)
+        assert read["visibility_daily"] == expected["visibility_daily"] > 0
+        assert {t: n for t, n in read["counts"].items() if t in expected} == expected
+        # dlt's default file for the pipeline name was not created beside it
+        assert sorted(p.name for p in folder.path.iterdir()) == [DEFAULT_DUCKDB_FILE]
+
+        info = dlt_cli(folder, "pipeline", "aiclicks", "info")
+        assert info.returncode == 0, info.stderr
+        assert f"duckdb_database: {folder.warehouse}" in info.stdout
+        assert "dataset_name: aiclicks" in info.stdout and "visibility_daily" in info.stdout
+
+        trace = dlt_cli(folder, "pipeline", "aiclicks", "trace")
+        assert trace.returncode == 0, trace.stderr
+        assert f"duckdb:///{folder.warehouse}" in trace.stdout and "is LOADED" in trace.stdout
+
+        schema = dlt_cli(folder, "pipeline", "aiclicks", "schema")
+        assert schema.returncode == 0, schema.stderr
+        for table in ENDPOINTS:
+            assert f"\n  {table}:\n" in schema.stdout
+
+        # dlt asks before it drops; --yes answers for a script
+        dropped = dlt_cli(folder, "--yes", "pipeline", "aiclicks", "drop", "visibility_daily")
+
+        assert dropped.returncode == 0, dropped.stderr
+        assert "same directory" not in dropped.stdout + dropped.stderr
+        assert "visibility_daily" not in warehouse.tables()
+        # the next run reloads what was dropped, whole, and asks nothing else
+        result = sync(folder, sandbox)
+        assert result.status == "success", result.error
+        assert result.windows_asked == {"visibility_daily": [90]}
+        assert result.rows == {"visibility_daily": expected["visibility_daily"]}
+        assert warehouse.query("select count(*) from aiclicks.visibility_daily")[0][0] == expected["visibility_daily"]
+
+
+# What the package's first versions did, and what the README's Python example still does: a
+# plain dlt pipeline, the DuckDB file given relative, nothing of this package's in dlt's local
+# state (no bound warehouse, no remembered path)
+OLD_VERSION_RUN = """
+import dlt
+from aiclicks_pipeline import aiclicks_source
+pipeline = dlt.pipeline("aiclicks", destination=dlt.destinations.duckdb("aiclicks_warehouse.duckdb"),
+                        dataset_name="aiclicks")
+pipeline.run(aiclicks_source())
+"""
+
+
+def test_a_warehouse_an_older_version_loaded_continues_incrementally(tmp_path):
+    folder = Folder(tmp_path / "project", tmp_path / "dlt")
+    with small_sandbox() as sandbox:
+        truth = WarehouseTruth(sandbox.account)
+        old = python(folder, OLD_VERSION_RUN, sandbox=sandbox)
+        assert old.returncode == 0, old.stderr
+        truth.record_sync(sandbox.clock.now(), days=90)
+        sandbox.advance(days=1)
+
+        done, summary = folder.run(sandbox)
+
+        assert done.returncode == 0, done.stderr
+        assert days_asked(summary) == {7}
+        truth.record_sync(sandbox.clock.now(), days=7)
+        warehouse = WarehouseFile(folder.warehouse)
+        for table in ENDPOINTS:
+            assert_table_matches(warehouse, truth, table)
+        attached = python(folder, ATTACH)
+        assert attached.returncode == 0, attached.stderr
+
+
+DASHBOARD_PROBE = """
+import asyncio, sys, uuid, websockets
+async def main(url):
+    # the page is a shell; the dashboard's cells run in marimo's kernel and reach the browser
+    # over this socket, as they do for a user's browser
+    seen = []
+    async with websockets.connect(url, max_size=None) as socket:
+        while True:
+            try:
+                seen.append(await asyncio.wait_for(socket.recv(), 20))
+            except asyncio.TimeoutError:
+                break
+            if '"completed-run"' in seen[-1]:
+                break
+    print("\\n".join(seen))
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def dashboard_missing() -> str:
+    missing = [name for name in ("marimo", "dlthub", "ibis", "pyarrow", "websockets")
+               if importlib.util.find_spec(name) is None]
+    return f"the dashboard extra is not installed (missing {', '.join(missing)})" if missing else ""
+
+
+@pytest.mark.skipif(bool(dashboard_missing()), reason=dashboard_missing() or "installed")
+def test_dlts_dashboard_starts_and_shows_the_pipeline(tmp_path):
+    folder = Folder(tmp_path / "project", tmp_path / "dlt")
+    with small_sandbox() as sandbox:
+        assert sync(folder, sandbox).status == "success"
+    process = subprocess.Popen(
+        [str(DLT), "pipeline", "aiclicks", "show"], cwd=folder.path, env=clean_env(folder),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        # marimo takes its port (2718, or the next free one) and prints it
+        url = None
+        printed = []
+        deadline = time.monotonic() + 90
+        while url is None:
+            line = process.stdout.readline()
+            assert line or process.poll() is None, "".join(printed)
+            assert time.monotonic() < deadline, "".join(printed)
+            printed.append(line)
+            found = re.search(r"URL: (http://\S+)", line)
+            url = found.group(1).rstrip("/") if found else None
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    page = response.read().decode()
+                    break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "".join(printed)
+                time.sleep(0.1)
+        assert "<html" in page and "marimo" in page
+
+        probe = subprocess.run(
+            [sys.executable, "-c", DASHBOARD_PROBE, f"{url.replace('http', 'ws', 1)}/ws?session_id={uuid.uuid4()}"],
+            capture_output=True, text=True, timeout=120,
+        )
+
+        assert probe.returncode == 0, probe.stderr
+        cells = html.unescape(html.unescape(probe.stdout))
+        assert '"completed-run"' in cells
+        # the pipeline selector opens on this pipeline
+        assert re.search(r'data-initial-value=.\["aiclicks"\]', cells), cells[:2000]
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # dlt's CLI and the marimo server it started
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        process.stdout.close()
