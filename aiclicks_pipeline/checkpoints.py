@@ -232,8 +232,7 @@ def run_sync(
     )
     if checkpoint_requests < 1:
         raise ValueError(f"checkpoint_requests must be 1 or more, got {checkpoint_requests}")
-    if resync_after_minutes is None:
-        resync_after_minutes = float(_configured("resync_after_minutes", DEFAULT_RESYNC_AFTER_MINUTES))
+    resync_after_minutes = configured_resync_after_minutes(resync_after_minutes)
     context = SyncContext()
     if stop is not None:
         stop.on_stop(context.stop.set)
@@ -297,6 +296,13 @@ def run_sync(
     history.write_final(pipeline, result, file_format)
     prune_loaded_packages(pipeline)
     return result
+
+
+def configured_resync_after_minutes(value: Optional[float] = None) -> float:
+    """`value`, else `resync_after_minutes` from dlt's config, else the default."""
+    if value is None:
+        value = _configured("resync_after_minutes", DEFAULT_RESYNC_AFTER_MINUTES)
+    return float(value)
 
 
 def _configured(option: str, default: Any) -> Any:

@@ -43,6 +43,7 @@ class EndpointPlan:
     days: Optional[int]
     requests: int
     known: bool  # False when the page count is a guess (nothing loaded yet)
+    fresh: bool = False  # synced within the resync interval: the run leaves it out
 
 
 @dataclass
@@ -51,6 +52,7 @@ class SyncPlan:
     remaining: Optional[int]
     seconds_to_reset: float
     domains: Dict[str, List[EndpointPlan]] = field(default_factory=dict)
+    resync_after_minutes: float = 0.0
 
     @property
     def requests(self) -> int:
@@ -91,26 +93,33 @@ def make_plan(
     initial_days: Optional[int] = None,
     lookback_days: Optional[int] = None,
     snapshot_days: Optional[int] = None,
+    resync_after_minutes: float = 0.0,
 ) -> SyncPlan:
+    """What the next run asks: like a run, it leaves out each resource of a domain synced
+    within `resync_after_minutes` (checkpoints.py), on the server's clock (`/validate` is
+    never cached, so its `generated_at` is the server's now)."""
     rate = (validate_body.get("data") or {}).get("rate_limit") or {}
     to_reset = seconds_to_reset(validate_body)
     plan = SyncPlan(
         limit_per_minute=rate.get("limit_per_minute"),
         remaining=rate.get("remaining"),
         seconds_to_reset=60.0 if to_reset is None else to_reset,
+        resync_after_minutes=max(resync_after_minutes, 0.0),
     )
     states = resource_states(pipeline)
     windows = {"initial_days": initial_days, "lookback_days": lookback_days, "snapshot_days": snapshot_days}
     context = SyncContext(**{k: v for k, v in windows.items() if v is not None})
-    context.begin(domains_body.get("generated_at"), states)
+    context.begin(validate_body.get("generated_at") or domains_body.get("generated_at"), states)
     in_shard = shard_filter(shard)
     rows = known_rows(pipeline)
     for domain in (domains_body.get("data") or {}).get("items") or []:
         domain_id = str(domain.get("id"))
         if (domain_ids and domain_id not in domain_ids) or not in_shard(domain_id):
             continue
+        due = context.due_resources(domain_id, DOMAIN_RESOURCES, plan.resync_after_minutes * 60)
         plan.domains[domain_id] = [
             EndpointPlan(name, context.window_days(name, domain_id), *requests_for(rows, name, domain_id))
+            if name in due else EndpointPlan(name, None, 0, True, fresh=True)
             for name in DOMAIN_RESOURCES
         ]
     return plan
@@ -171,7 +180,7 @@ def print_plan(plan: SyncPlan, out: Any, detail: bool = False) -> None:
         print(f"{'domain':<38}{'endpoint':<20}{'days':>6}{'requests':>10}", file=out)
         for domain_id, plans in plan.domains.items():
             for p in plans:
-                requests = f"{p.requests}{'' if p.known else '+'}"
+                requests = "fresh" if p.fresh else f"{p.requests}{'' if p.known else '+'}"
                 print(f"{domain_id:<38}{p.resource:<20}{p.days or '':>6}{requests:>10}", file=out)
         print(file=out)
     print(f"{'endpoint':<20}{'days asked':>16}{'requests':>10}", file=out)
@@ -190,6 +199,14 @@ def print_plan(plan: SyncPlan, out: Any, detail: bool = False) -> None:
             f"Rate limit {plan.limit_per_minute}/minute, {plan.remaining} left in this window: "
             f"about {seconds:.0f}s of waiting for the limit ({seconds / 60:.1f} min), "
             "plus the API's own response time.",
+            file=out,
+        )
+    fresh = [domain_id for domain_id, plans in plan.domains.items() if all(p.fresh for p in plans)]
+    partly = sum(1 for plans in plan.domains.values() if any(p.fresh for p in plans)) - len(fresh)
+    if fresh or partly:
+        print(
+            f"Left out as synced within the last {plan.resync_after_minutes:g} minutes: "
+            f"{len(fresh)} domain(s) in full, {partly} in part (--resync-after-minutes 0 asks again).",
             file=out,
         )
     if guessed:

@@ -106,6 +106,7 @@ def test_plan_counts_the_requests_of_the_next_run(sandbox, tmp_path):
     sandbox.advance(days=1)
 
     done = cli("plan", *args, env=env)
+    detailed = cli("plan", "--detail", *args, env=env)
     sandbox.reset_stats()
     ran = cli(*run_args(sandbox, tmp_path), env=env)
 
@@ -121,11 +122,19 @@ def test_plan_counts_the_requests_of_the_next_run(sandbox, tmp_path):
     assert totals["brand_rankings"] == ["30", str(domains)]
     assert not any(domain_id in done.stdout for domain_id in sandbox.account.domain_ids())
 
-    detailed = cli("plan", "--detail", *args, env=env)
     assert detailed.returncode == 0, detailed.stderr
     for domain_id in sandbox.account.domain_ids():
         assert re.search(rf"^{domain_id} +visibility_daily +7 +1$", detailed.stdout, re.M)
     assert f"{planned} requests for {domains} domain(s)" in detailed.stdout
+
+    # right after that run, the next one leaves everything out (resync interval): so does plan
+    fresh = cli("plan", "--detail", *args, env=env)
+    assert fresh.returncode == 0, fresh.stderr
+    assert f"\n1 requests for {domains} domain(s)" in fresh.stdout, fresh.stdout
+    assert f"{domains} domain(s) in full, 0 in part" in fresh.stdout
+    assert re.search(r"^\S+ +visibility_daily +fresh$", fresh.stdout, re.M)
+    again = cli("plan", "--resync-after-minutes", "0", *args, env=env)
+    assert f"\n{planned} requests for {domains} domain(s)" in again.stdout, again.stdout
 
 
 def test_demo_runs_end_to_end(tmp_path):

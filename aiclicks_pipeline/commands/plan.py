@@ -28,8 +28,13 @@ class PlanCommand(Command):
         parser.add_argument(
             "--detail", action="store_true", help="also print each domain's requests per endpoint"
         )
+        parser.add_argument(
+            "--resync-after-minutes", type=float,
+            help="as for run: leave out what was synced less than this long ago (default 60)",
+        )
 
     def execute(self, args: argparse.Namespace) -> int:
+        from ..checkpoints import configured_resync_after_minutes
         from ..plan import make_plan, print_plan
 
         api_key, base_url = resolve_key_and_url(args)
@@ -42,6 +47,10 @@ class PlanCommand(Command):
             )
             options = source_options(args)
             options.pop("base_url", None)
-            plan = make_plan(validate_body, domains_body, pipeline_for(args), **options)
+            plan = make_plan(
+                validate_body, domains_body, pipeline_for(args),
+                resync_after_minutes=configured_resync_after_minutes(args.resync_after_minutes),
+                **options,
+            )
         print_plan(plan, sys.stdout, detail=args.detail)
         return EXIT_OK
