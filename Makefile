@@ -14,8 +14,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# the demo ends with the dbt models and the HTML report: those two extras, nothing more
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[dbt]"
+	$(BIN)/pip install --quiet -e ".[dbt,report]"
 	touch $(DEMO_STAMP)
 
 # the dbt extra first: resolving [dev] alone, pip meets dbt-postgres before the dbt pins and
