@@ -24,7 +24,8 @@ from .test_cli import REPO, cli_here, run_args
 from .test_kill import assert_equals_truth
 
 CHECKPOINT_REQUESTS = 20
-ACCOUNT = dict(seed=21, domains=8, prompts=(10, 40), start=START, frozen=True)
+DOMAINS = 6
+ACCOUNT = dict(seed=21, domains=DOMAINS, prompts=(10, 40), start=START, frozen=True)
 # a time-scaled rate limit: the throttle waits for the next window several times a run
 RATE_LIMIT = dict(rate_limit=25, rate_window=1.0)
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGKILL: -signal.SIGKILL}
@@ -129,10 +130,10 @@ def test_a_stopped_sync_exits_fast_and_the_next_run_does_only_what_is_left(signu
         if signum != signal.SIGKILL:
             assert exit_s < 3.0, f"{exit_s:.2f}s from the signal to the exit"
             assert "Traceback" not in err
-            assert "run again to continue" in err and "committed " in err and " of 8 domains" in err, err
+            assert "run again to continue" in err and "committed " in err and f" of {DOMAINS} domains" in err, err
             summary = json.loads((tmp_path / "summary.json").read_text())
             assert summary["status"] == "interrupted" and summary["signal"] == signum
-            assert summary["domains"]["committed"] + summary["domains"]["left"] == 8
+            assert summary["domains"]["committed"] + summary["domains"]["left"] == DOMAINS
         sandbox.reset_stats()
 
         rerun = run_here(sandbox, tmp_path)
@@ -161,6 +162,6 @@ def test_the_progress_lines_a_scheduler_log_gets(tmp_path):
     lines = [line for line in done.stderr.splitlines() if line.startswith("aiclicks: checkpoint")]
     assert len(lines) >= 3
     assert all(" domains committed, " in line and " requests, " in line and " rows" in line for line in lines)
-    assert done.stderr.splitlines()[0].startswith("Syncing 8 of 8 domain(s) in ")
+    assert done.stderr.splitlines()[0].startswith(f"Syncing {DOMAINS} of {DOMAINS} domain(s) in ")
     assert "psutil" not in done.stderr and "UserWarning" not in done.stderr
     assert "\r" not in done.stderr
