@@ -84,3 +84,19 @@ class Warehouse:
 @pytest.fixture
 def warehouse(tmp_path: Path) -> Warehouse:
     return Warehouse(tmp_path)
+
+
+# `make test` gives each worker a test file at a time (--dist=loadfile), in collection order:
+# the longest files first, so that no long file starts last and leaves one worker on it alone
+# at the end. Files not named here follow in their usual order.
+LONGEST_FIRST = [
+    "test_kill.py", "test_interrupts.py", "test_dbt.py", "test_checkpoints.py", "test_cli.py",
+    "test_resilience.py", "test_source.py", "test_dlt_tools.py", "test_destinations.py",
+    "test_kill_cli.py", "test_odd_runs.py", "test_workdir.py", "test_reset.py", "test_status.py",
+    "test_history.py", "test_report.py", "test_clock_skew.py", "test_run_transform.py",
+]
+
+
+def pytest_collection_modifyitems(items: List[Any]) -> None:
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

@@ -169,18 +169,20 @@ def test_progress_on_a_terminal_redraws_one_line_and_shows_the_rate_limit_wait(t
     assert text.rstrip(" \r").endswith("\n") or text.endswith("\r")  # the live line is cleared
 
 
-def test_the_working_folder_does_not_grow_run_after_run(sandbox6, warehouse, monkeypatch):
+def test_the_working_folder_does_not_grow_run_after_run(warehouse, monkeypatch):
     from aiclicks_pipeline import workdir
 
     monkeypatch.setattr(workdir, "KEEP_LOADED_PACKAGES", 4)
     loaded = warehouse.pipelines_dir / warehouse.name / "load" / "loaded"
     sizes = []
-    for _ in range(4):
-        result = warehouse.sync(sandbox6, checkpoint_requests=20)
-        assert result.checkpoints_committed >= 2
-        sandbox6.advance(days=1)
-        sizes.append(sum(f.stat().st_size for f in warehouse.pipelines_dir.rglob("*") if f.is_file()))
-        # a loaded package keeps its metadata, not its data files
-        assert not [f for f in loaded.glob("*/completed_jobs/*") if f.is_file()]
+    # four domains: each run commits two checkpoints or more, and its final row's load
+    with run_sandbox(seed=5, domains=4, prompts=(20, 80), start=START, frozen=True, rate_limit=None) as sandbox:
+        for _ in range(4):
+            result = warehouse.sync(sandbox, checkpoint_requests=20)
+            assert result.checkpoints_committed >= 2
+            sandbox.advance(days=1)
+            sizes.append(sum(f.stat().st_size for f in warehouse.pipelines_dir.rglob("*") if f.is_file()))
+            # a loaded package keeps its metadata, not its data files
+            assert not [f for f in loaded.glob("*/completed_jobs/*") if f.is_file()]
     assert len(list(loaded.iterdir())) <= 4
     assert sizes[-1] <= sizes[1] * 1.25, sizes

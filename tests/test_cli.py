@@ -1,5 +1,9 @@
-"""The command line as a user runs it: a subprocess against the sandbox, real DuckDB files."""
+"""The command line as a user runs it: a subprocess against the sandbox, real DuckDB files (its
+main() in the test's process where a test is about what a command prints and returns)."""
 
+import contextlib
+import io
+import logging
 import os
 import re
 import subprocess
@@ -34,6 +38,40 @@ def cli(*args, env=None, cwd=None, timeout=300):
     )
 
 
+def cli_here(*args, env=None):
+    """The CLI's `main()` in this process, with the environment `cli` gives a subprocess and
+    the log lines its `logging.basicConfig` would print to stderr: for tests about what a
+    command prints and returns, not about the process (a new interpreter costs seconds of
+    imports). A run's process behaviour (signals, locks between processes, dlt's own logging
+    set up from the environment) is tested with `cli`."""
+    from aiclicks_pipeline.cli import main
+
+    saved = dict(os.environ)
+    for key in [k for k in os.environ if k.startswith(("SOURCES__AICLICKS", "AICLICKS_"))]:
+        del os.environ[key]
+    os.environ.update(env or {})
+    out, err = io.StringIO(), io.StringIO()
+    # what main()'s basicConfig sets up in a fresh process (here pytest's handlers make it a no-op)
+    logs = logging.StreamHandler(err)
+    logs.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.INFO if {"-v", "--verbose"} & set(args) else logging.WARNING)
+    root.addHandler(logs)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exit:  # argparse: --version, --help, a usage error
+                code = exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 2
+    finally:
+        root.removeHandler(logs)
+        root.setLevel(level)
+        os.environ.clear()
+        os.environ.update(saved)
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
 def run_args(sandbox, folder):
     return [
         "run", "--quiet",
@@ -57,19 +95,19 @@ def test_run_loads_and_prints_the_summary(sandbox, tmp_path):
 
 
 def test_the_key_name_of_the_api_docs_is_accepted(sandbox, tmp_path):
-    done = cli(*run_args(sandbox, tmp_path), "--resources", "domains",
+    done = cli_here(*run_args(sandbox, tmp_path), "--resources", "domains",
                env={"AICLICKS_API_KEY": sandbox.api_key})
     assert done.returncode == 0, done.stderr
 
 
 def test_missing_key_says_where_to_put_one(sandbox, tmp_path):
-    done = cli(*run_args(sandbox, tmp_path))
+    done = cli_here(*run_args(sandbox, tmp_path))
     assert done.returncode == 1
     assert "SOURCES__AICLICKS__API_KEY" in done.stderr and "AICLICKS_API_KEY" in done.stderr
 
 
 def test_wrong_key_exits_1_with_the_request_id(sandbox, tmp_path):
-    done = cli(*run_args(sandbox, tmp_path), env={"SOURCES__AICLICKS__API_KEY": "ak_live_wrong_123"})
+    done = cli_here(*run_args(sandbox, tmp_path), env={"SOURCES__AICLICKS__API_KEY": "ak_live_wrong_123"})
 
     assert done.returncode == 1
     assert "rejected the API key" in done.stderr and "X-Request-Id: " in done.stderr
@@ -81,7 +119,7 @@ def test_partial_sync_exits_3_and_names_the_domain(sandbox, tmp_path):
     gone = sandbox.account.domain_ids()[1]
     sandbox.set_faults(hidden_404_domains={gone})
 
-    done = cli(*run_args(sandbox, tmp_path), env={"SOURCES__AICLICKS__API_KEY": sandbox.api_key})
+    done = cli_here(*run_args(sandbox, tmp_path), env={"SOURCES__AICLICKS__API_KEY": sandbox.api_key})
 
     assert done.returncode == 3, done.stderr
     assert gone in done.stdout and "Partial sync" in done.stderr
@@ -89,7 +127,7 @@ def test_partial_sync_exits_3_and_names_the_domain(sandbox, tmp_path):
 
 def test_validate_prints_team_domains_and_rate_limit(tmp_path):
     with run_sandbox(seed=2, domains=2, start=START, frozen=True) as sandbox:
-        done = cli("validate", "--base-url", sandbox.base_url,
+        done = cli_here("validate", "--base-url", sandbox.base_url,
                    env={"SOURCES__AICLICKS__API_KEY": sandbox.api_key})
     assert done.returncode == 0, done.stderr
     assert "Key valid: True" in done.stdout and "developer access on" in done.stdout
@@ -102,13 +140,13 @@ def test_plan_counts_the_requests_of_the_next_run(sandbox, tmp_path):
     env = {"SOURCES__AICLICKS__API_KEY": sandbox.api_key}
     args = ["--base-url", sandbox.base_url, "--duckdb-file", str(tmp_path / "cli.duckdb"),
             "--pipelines-dir", str(tmp_path / "pipelines")]
-    assert cli(*run_args(sandbox, tmp_path), env=env).returncode == 0
+    assert cli_here(*run_args(sandbox, tmp_path), env=env).returncode == 0
     sandbox.advance(days=1)
 
-    done = cli("plan", *args, env=env)
-    detailed = cli("plan", "--detail", *args, env=env)
+    done = cli_here("plan", *args, env=env)
+    detailed = cli_here("plan", "--detail", *args, env=env)
     sandbox.reset_stats()
-    ran = cli(*run_args(sandbox, tmp_path), env=env)
+    ran = cli_here(*run_args(sandbox, tmp_path), env=env)
 
     assert done.returncode == 0, done.stderr
     assert ran.returncode == 0, ran.stderr
@@ -128,12 +166,12 @@ def test_plan_counts_the_requests_of_the_next_run(sandbox, tmp_path):
     assert f"{planned} requests for {domains} domain(s)" in detailed.stdout
 
     # right after that run, the next one leaves everything out (resync interval): so does plan
-    fresh = cli("plan", "--detail", *args, env=env)
+    fresh = cli_here("plan", "--detail", *args, env=env)
     assert fresh.returncode == 0, fresh.stderr
     assert f"\n1 requests for {domains} domain(s)" in fresh.stdout, fresh.stdout
     assert f"{domains} domain(s) in full, 0 in part" in fresh.stdout
     assert re.search(r"^\S+ +visibility_daily +fresh$", fresh.stdout, re.M)
-    again = cli("plan", "--resync-after-minutes", "0", *args, env=env)
+    again = cli_here("plan", "--resync-after-minutes", "0", *args, env=env)
     assert f"\n{planned} requests for {domains} domain(s)" in again.stdout, again.stdout
 
 

@@ -1,5 +1,6 @@
 """The first hour of a user: pasted keys and URLs, a wrong host, a busy warehouse file, the
-options of the CLI. Subprocesses against the sandbox, real DuckDB files."""
+options of the CLI. The CLI's main() against the sandbox (what a command prints and returns;
+tests/test_cli.py runs it as a process), real DuckDB files."""
 
 import json
 import re
@@ -14,7 +15,7 @@ from aiclicks_pipeline import __version__
 from aiclicks_pipeline.sandbox import run_sandbox
 
 from .conftest import START
-from .test_cli import cli, run_args
+from .test_cli import cli_here, run_args
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
@@ -31,11 +32,11 @@ def one_line(text):
 
 def test_a_base_url_copied_with_the_api_prefix_works(sandbox, tmp_path):
     for base_url in (f"{sandbox.base_url}/api/v1/", f"{sandbox.base_url}/api/v1", f"{sandbox.base_url}/"):
-        done = cli("validate", "--base-url", base_url, env=key_env(sandbox))
+        done = cli_here("validate", "--base-url", base_url, env=key_env(sandbox))
         assert done.returncode == 0, done.stderr
     args = run_args(sandbox, tmp_path)
     args[args.index("--base-url") + 1] = f"{sandbox.base_url}/api/v1/"
-    ran = cli(*args, "--resources", "domains,prompts", env=key_env(sandbox))
+    ran = cli_here(*args, "--resources", "domains,prompts", env=key_env(sandbox))
     assert ran.returncode == 0, ran.stderr
     assert all(entry["path"].count("/api/v1/") == 1 for entry in sandbox.stats.log)
 
@@ -44,8 +45,8 @@ def test_a_wrong_base_url_says_so_not_domain_not_found(sandbox, tmp_path):
     wrong = f"{sandbox.base_url}/v2"
     args = run_args(sandbox, tmp_path)
     args[args.index("--base-url") + 1] = wrong
-    for done in (cli(*args, env=key_env(sandbox)),
-                 cli("validate", "--base-url", wrong, env=key_env(sandbox))):
+    for done in (cli_here(*args, env=key_env(sandbox)),
+                 cli_here("validate", "--base-url", wrong, env=key_env(sandbox))):
         assert done.returncode == 1
         message = one_line(done.stderr)
         assert "base URL looks wrong" in message and repr(wrong) in message
@@ -56,24 +57,24 @@ def test_a_wrong_base_url_says_so_not_domain_not_found(sandbox, tmp_path):
 def test_the_apis_own_404_for_a_domain_still_skips_that_domain(sandbox, tmp_path):
     gone = sandbox.account.domain_ids()[0]
     sandbox.set_faults(hidden_404_domains={gone})
-    done = cli(*run_args(sandbox, tmp_path), "--resources", "prompts", env=key_env(sandbox))
+    done = cli_here(*run_args(sandbox, tmp_path), "--resources", "prompts", env=key_env(sandbox))
     assert done.returncode == 3, done.stderr
     assert gone in done.stdout
 
 
 def test_a_key_pasted_with_spaces_and_a_line_break_is_trimmed(sandbox, tmp_path):
     pasted = f"  {sandbox.api_key}\n"
-    done = cli(*run_args(sandbox, tmp_path), "--resources", "domains", env=key_env(sandbox, pasted))
+    done = cli_here(*run_args(sandbox, tmp_path), "--resources", "domains", env=key_env(sandbox, pasted))
     assert done.returncode == 0, done.stderr
-    validated = cli("validate", "--base-url", sandbox.base_url,
+    validated = cli_here("validate", "--base-url", sandbox.base_url,
                     env={"AICLICKS_API_KEY": f"{sandbox.api_key}\r\n"})
     assert validated.returncode == 0, validated.stderr
 
 
 def test_a_key_with_whitespace_inside_is_refused_without_printing_it(sandbox, tmp_path):
     broken = sandbox.api_key[:10] + " " + sandbox.api_key[10:]
-    for done in (cli(*run_args(sandbox, tmp_path), env=key_env(sandbox, broken)),
-                 cli("validate", "--base-url", sandbox.base_url, env=key_env(sandbox, broken))):
+    for done in (cli_here(*run_args(sandbox, tmp_path), env=key_env(sandbox, broken)),
+                 cli_here("validate", "--base-url", sandbox.base_url, env=key_env(sandbox, broken))):
         assert done.returncode == 1
         message = one_line(done.stderr)
         assert "space or line break inside it" in message
@@ -90,7 +91,7 @@ def closed_port():
 def test_an_unreachable_base_url_names_the_host_and_fails_fast(tmp_path):
     port = closed_port()
     started = time.monotonic()
-    done = cli("run", "--quiet", "--base-url", f"http://127.0.0.1:{port}",
+    done = cli_here("run", "--quiet", "--base-url", f"http://127.0.0.1:{port}",
                "--duckdb-file", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p"),
                env={"SOURCES__AICLICKS__API_KEY": "ak_live_unused"})
     elapsed = time.monotonic() - started
@@ -106,7 +107,7 @@ def test_verbose_logs_every_request_before_or_after_the_subcommand(sandbox, tmp_
         args = ["validate", "--base-url", sandbox.base_url]
         args = ["-v", *args] if verbose_first else [*args, "-v"]
         sandbox.reset_stats()
-        done = cli(*args, env=key_env(sandbox))
+        done = cli_here(*args, env=key_env(sandbox))
         assert done.returncode == 0, done.stderr
         (entry,) = sandbox.stats.log
         pattern = (
@@ -117,7 +118,7 @@ def test_verbose_logs_every_request_before_or_after_the_subcommand(sandbox, tmp_
         assert sandbox.api_key not in done.stderr
 
     sandbox.reset_stats()
-    done = cli(*run_args(sandbox, tmp_path), "-v", "--resources", "prompts", env=key_env(sandbox))
+    done = cli_here(*run_args(sandbox, tmp_path), "-v", "--resources", "prompts", env=key_env(sandbox))
     assert done.returncode == 0, done.stderr
     logged = re.findall(r"GET (/api/v1/\S+) -> (\d+) in \d+ ms \[X-Request-Id: (\S+), X-Cache: (\w+)\]",
                         done.stderr)
@@ -127,13 +128,13 @@ def test_verbose_logs_every_request_before_or_after_the_subcommand(sandbox, tmp_
 
 
 def test_version():
-    done = cli("--version")
+    done = cli_here("--version")
     assert done.returncode == 0 and done.stdout.strip() == f"aiclicks-pipeline {__version__}"
 
 
 def test_validate_prints_the_reset_as_a_time_and_the_key_readably(tmp_path):
     with run_sandbox(seed=2, domains=2, start=START, frozen=True) as sandbox:
-        done = cli("validate", "--base-url", sandbox.base_url, env=key_env(sandbox))
+        done = cli_here("validate", "--base-url", sandbox.base_url, env=key_env(sandbox))
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert re.search(r"^  name +Sandbox full access$", out, re.M)
@@ -149,11 +150,11 @@ def test_validate_prints_the_reset_as_a_time_and_the_key_readably(tmp_path):
 
 def test_an_unknown_destination_lists_the_names_and_changes_no_state(sandbox, tmp_path):
     state_file = tmp_path / "pipelines" / "aiclicks" / "state.json"
-    done = cli(*run_args(sandbox, tmp_path), "--resources", "domains", env=key_env(sandbox))
+    done = cli_here(*run_args(sandbox, tmp_path), "--resources", "domains", env=key_env(sandbox))
     assert done.returncode == 0, done.stderr
     before = state_file.read_bytes()
 
-    done = cli(*run_args(sandbox, tmp_path), "--destination", "duckbd", env=key_env(sandbox))
+    done = cli_here(*run_args(sandbox, tmp_path), "--destination", "duckbd", env=key_env(sandbox))
 
     assert done.returncode == 1
     message = one_line(done.stderr)
@@ -182,7 +183,7 @@ def duckdb_held_open(tmp_path):
 
 
 def test_a_warehouse_file_in_use_by_another_process_is_one_line(sandbox, tmp_path, duckdb_held_open):
-    done = cli(*run_args(sandbox, tmp_path), "--resources", "domains", env=key_env(sandbox))
+    done = cli_here(*run_args(sandbox, tmp_path), "--resources", "domains", env=key_env(sandbox))
 
     assert done.returncode == 1
     message = one_line(done.stderr)

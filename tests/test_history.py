@@ -46,9 +46,10 @@ def load_ids_of(warehouse, run_id):
 
 
 def test_each_run_leaves_one_row_with_its_figures_and_loads(sandbox4, sql_warehouse):
-    first = sql_warehouse.sync(sandbox4, checkpoint_requests=12)
+    # two checkpoints a run (two domains each), then the final row's load
+    first = sql_warehouse.sync(sandbox4, checkpoint_requests=24)
     sandbox4.advance(days=1)
-    second = sql_warehouse.sync(sandbox4, checkpoint_requests=12)
+    second = sql_warehouse.sync(sandbox4, checkpoint_requests=24)
 
     recorded = runs(sql_warehouse)
     assert set(recorded) == {first.run_id, second.run_id}

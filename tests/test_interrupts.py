@@ -1,8 +1,9 @@
 """A long sync stopped as schedulers and people stop it: SIGINT (Ctrl-C), SIGTERM (a
 scheduler's timeout) and SIGKILL, while the throttle waits for the rate limit, while a request
-is on the wire and while a checkpoint loads. Each run is the real CLI in its own process
-against the sandbox; then the next run continues with what is left and ends equal to the
-ground truth, having repeated at most one checkpoint's requests."""
+is on the wire and while a checkpoint loads. Each stopped run is the real CLI in its own
+process against the sandbox; then the next run (the CLI's main() in the test's process)
+continues with what is left and ends equal to the ground truth, having repeated at most one
+checkpoint's requests."""
 
 import json
 import os
@@ -19,25 +20,35 @@ from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 
 from .conftest import START, Warehouse
-from .test_cli import REPO, run_args
+from .test_cli import REPO, cli_here, run_args
 from .test_kill import assert_equals_truth
 
 CHECKPOINT_REQUESTS = 20
-ACCOUNT = dict(seed=21, domains=8, prompts=(10, 40), start=START, frozen=True)
+DOMAINS = 6
+ACCOUNT = dict(seed=21, domains=DOMAINS, prompts=(10, 40), start=START, frozen=True)
 # a time-scaled rate limit: the throttle waits for the next window several times a run
 RATE_LIMIT = dict(rate_limit=25, rate_window=1.0)
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGKILL: -signal.SIGKILL}
 
 
-def start_cli(sandbox, folder: Path, *extra: str) -> subprocess.Popen:
+def cli_args(sandbox, folder: Path) -> list:
+    return [*run_args(sandbox, folder), "--checkpoint-requests", str(CHECKPOINT_REQUESTS),
+            "--summary-file", str(folder / "summary.json")]
+
+
+def start_cli(sandbox, folder: Path) -> subprocess.Popen:
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__AICLICKS", "AICLICKS_"))}
     environment["SOURCES__AICLICKS__API_KEY"] = sandbox.api_key
     return subprocess.Popen(
-        [sys.executable, "-m", "aiclicks_pipeline", *run_args(sandbox, folder),
-         "--checkpoint-requests", str(CHECKPOINT_REQUESTS), "--summary-file", str(folder / "summary.json"),
-         *extra],
+        [sys.executable, "-m", "aiclicks_pipeline", *cli_args(sandbox, folder)],
         env=environment, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+
+
+def run_here(sandbox, folder: Path) -> subprocess.CompletedProcess:
+    """The same command in this process: the uninterrupted and the next runs (what they ask
+    and load is the point, not their process)."""
+    return cli_here(*cli_args(sandbox, folder), env={"SOURCES__AICLICKS__API_KEY": sandbox.api_key})
 
 
 def requests_per_domain(sandbox) -> Counter:
@@ -49,9 +60,8 @@ def clean_run(tmp_path_factory):
     """The requests an uninterrupted sync of the account makes, per domain."""
     folder = tmp_path_factory.mktemp("clean")
     with run_sandbox(**ACCOUNT, rate_limit=None) as sandbox:
-        process = start_cli(sandbox, folder)
-        _, err = process.communicate(timeout=300)
-        assert process.returncode == 0, err
+        done = run_here(sandbox, folder)
+        assert done.returncode == 0, done.stderr
         return requests_per_domain(sandbox)
 
 
@@ -120,16 +130,15 @@ def test_a_stopped_sync_exits_fast_and_the_next_run_does_only_what_is_left(signu
         if signum != signal.SIGKILL:
             assert exit_s < 3.0, f"{exit_s:.2f}s from the signal to the exit"
             assert "Traceback" not in err
-            assert "run again to continue" in err and "committed " in err and " of 8 domains" in err, err
+            assert "run again to continue" in err and "committed " in err and f" of {DOMAINS} domains" in err, err
             summary = json.loads((tmp_path / "summary.json").read_text())
             assert summary["status"] == "interrupted" and summary["signal"] == signum
-            assert summary["domains"]["committed"] + summary["domains"]["left"] == 8
+            assert summary["domains"]["committed"] + summary["domains"]["left"] == DOMAINS
         sandbox.reset_stats()
 
-        rerun = start_cli(sandbox, tmp_path)
-        _, rerun_err = rerun.communicate(timeout=300)
+        rerun = run_here(sandbox, tmp_path)
 
-        assert rerun.returncode == 0, rerun_err
+        assert rerun.returncode == 0, rerun.stderr
         truth = WarehouseTruth(sandbox.account)
         truth.record_sync(sandbox.clock.now(), days=90)
         assert_equals_truth(Warehouse(tmp_path, duckdb_name="cli.duckdb"), truth)
@@ -153,6 +162,6 @@ def test_the_progress_lines_a_scheduler_log_gets(tmp_path):
     lines = [line for line in done.stderr.splitlines() if line.startswith("aiclicks: checkpoint")]
     assert len(lines) >= 3
     assert all(" domains committed, " in line and " requests, " in line and " rows" in line for line in lines)
-    assert done.stderr.splitlines()[0].startswith("Syncing 8 of 8 domain(s) in ")
+    assert done.stderr.splitlines()[0].startswith(f"Syncing {DOMAINS} of {DOMAINS} domain(s) in ")
     assert "psutil" not in done.stderr and "UserWarning" not in done.stderr
     assert "\r" not in done.stderr

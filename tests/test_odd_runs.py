@@ -2,11 +2,12 @@
 account without domains, a domain id that is not there, a warehouse file deleted, a key revoked
 and a domain deleted while a sync runs, a domain listed twice, a server clock that goes back, a
 partial sync then a whole one, a full refresh that fails half way. Against the sandbox;
-every run ends equal to the sandbox's ground truth or says why not. The CLI in its own
-process where the test is about what a user sees (exit codes, messages, dlt's tools); a sync in
-the test's process where it is about what the sync does.
+every run ends equal to the sandbox's ground truth or says why not. The CLI's main() where
+the test is about what a user sees (exit codes, messages), dlt's tools in their own process; a
+sync in the test's process where it is about what the sync does.
 """
 
+import json
 import shutil
 
 import pytest
@@ -17,7 +18,7 @@ from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 from aiclicks_pipeline.settings import ENDPOINTS
 
 from .conftest import START
-from .test_cli import cli
+from .test_cli import cli_here
 from .test_dlt_tools import ATTACH, WarehouseFile, python
 from .test_source import assert_keys_unique
 from .test_workdir import Folder, days_asked, sync
@@ -33,6 +34,17 @@ def three_domains(**options):
 
 def project(tmp_path) -> Folder:
     return Folder(tmp_path / "project", tmp_path / "dlt")
+
+
+def run_cli(folder: Folder, sandbox, *args: str, key: str = None):
+    """`aiclicks-pipeline run --json` into the folder's warehouse through the working folder a
+    run there would use; returns the result and the JSON summary."""
+    done = cli_here(
+        "run", "--quiet", "--json", "--base-url", sandbox.base_url,
+        "--duckdb-file", str(folder.warehouse), "--pipelines-dir", str(folder.working_folder.parent),
+        *args, env={"SOURCES__AICLICKS__API_KEY": key or sandbox.api_key},
+    )
+    return done, (json.loads(done.stdout) if done.stdout.strip() else {})
 
 
 def assert_equals_truth(folder: Folder, truth: WarehouseTruth) -> None:
@@ -56,9 +68,8 @@ def test_an_account_without_domains_and_a_key_that_sees_none_warn_and_exit_3(tmp
         for name, server, key in (("empty_account", empty_account, empty_account.api_key),
                                   ("empty_allowlist", sandbox, NO_DOMAINS_API_KEY)):
             folder = Folder(tmp_path / name, tmp_path / name / "dlt")
-            env = {**folder.env(server), "SOURCES__AICLICKS__API_KEY": key}
 
-            done = cli("run", "--quiet", "--base-url", server.base_url, env=env, cwd=folder.path)
+            done, _ = run_cli(folder, server, key=key)
 
             assert done.returncode == EXIT_PARTIAL, (name, done.stderr)
             (warning,) = warnings_of(done.stderr)
@@ -72,7 +83,7 @@ def test_a_domain_id_the_account_does_not_have_is_named_and_the_others_load(tmp_
         ids = sandbox.account.domain_ids()
         missing = "00000000-0000-4000-8000-000000000000"
 
-        done, summary = folder.run(sandbox, "--domains", f"{ids[0]},{missing},{ids[2]}")
+        done, summary = run_cli(folder, sandbox, "--domains", f"{ids[0]},{missing},{ids[2]}")
 
         assert done.returncode == EXIT_PARTIAL, done.stderr
         (warning,) = warnings_of(done.stderr)
@@ -116,7 +127,7 @@ def test_a_key_revoked_mid_run_keeps_what_was_committed_then_a_bare_machine_cont
 
         sandbox.on_request(revoke_at_the_second_domain)
 
-        done, summary = folder.run(sandbox, "--checkpoint-requests", "1")
+        done, summary = run_cli(folder, sandbox, "--checkpoint-requests", "1")
 
         assert done.returncode == 1
         assert "rejected the API key" in done.stderr and "Traceback" not in done.stderr
@@ -129,7 +140,7 @@ def test_a_key_revoked_mid_run_keeps_what_was_committed_then_a_bare_machine_cont
         shutil.rmtree(folder.working_folder)
         sandbox.reset_stats()
 
-        done, summary = folder.run(sandbox, "--checkpoint-requests", "1")
+        done, summary = run_cli(folder, sandbox, "--checkpoint-requests", "1")
 
         assert done.returncode == 0, done.stderr
         assert summary["domains"] == {"total": 3, "committed": 2, "fresh": 1, "skipped": 0, "left": 0}

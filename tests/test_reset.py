@@ -10,7 +10,7 @@ from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 from aiclicks_pipeline.settings import DEFAULT_DATASET
 from aiclicks_pipeline.workdir import pipeline_lock
 
-from .test_cli import cli
+from .test_cli import cli, cli_here
 from .test_destinations import assert_child_rows_belong, assert_equals_truth, assert_keys_unique
 from .test_destinations import sql_warehouse  # noqa: F401 - the fixture
 
@@ -109,28 +109,28 @@ def test_cli_reset_takes_the_run_lock_and_reports(sandbox, tmp_path):
     env = {"SOURCES__AICLICKS__API_KEY": sandbox.api_key}
     where = ["--duckdb-file", str(tmp_path / "cli.duckdb"), "--pipelines-dir", str(tmp_path / "pipelines")]
     run = ["run", "--quiet", "--base-url", sandbox.base_url, "--resources", "domains,prompts", *where]
-    loaded = cli(*run, env=env)
+    loaded = cli_here(*run, env=env)
     assert loaded.returncode == 0, loaded.stderr
     chosen = sandbox.account.domain_ids()[0]
     reset = ["reset", "--resources", "prompts", "--domains", chosen, *where]
 
-    with pipeline_lock("aiclicks", str(tmp_path / "pipelines")):
+    with pipeline_lock("aiclicks", str(tmp_path / "pipelines")):  # another process's lock
         busy = cli(*reset, "--yes")
     assert busy.returncode == EXIT_BUSY and "Another sync of pipeline aiclicks is running" in busy.stderr
 
     # no terminal on stdin: no question asked
-    done = cli(*reset)
+    done = cli_here(*reset)
     assert done.returncode == 0, done.stderr
     assert "prompts: 1 domain(s)" in done.stdout and "row(s) to delete" in done.stdout
     assert "Reset 1 (table, domain) pair(s)" in done.stdout
     sandbox.reset_stats()
-    rerun = cli(*run, env=env)
+    rerun = cli_here(*run, env=env)
     assert rerun.returncode == 0, rerun.stderr
     assert requested(sandbox) == {("domains", None), ("prompts", chosen)}
 
 
 def test_cli_reset_of_a_pipeline_that_never_loaded_says_so(tmp_path):
-    done = cli(
+    done = cli_here(
         "reset", "--resources", "prompts", "--yes", "--duckdb-file", str(tmp_path / "none.duckdb"),
         "--pipelines-dir", str(tmp_path / "pipelines"),
     )

@@ -7,7 +7,7 @@ from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.transform import DEFAULT_MODELS_SCHEMA, MARTS
 
 from .conftest import START
-from .test_cli import cli, run_args
+from .test_cli import cli_here, run_args
 
 
 def test_run_transform_loads_then_builds_and_fails_when_either_fails(tmp_path):
@@ -15,19 +15,19 @@ def test_run_transform_loads_then_builds_and_fails_when_either_fails(tmp_path):
         key = {"SOURCES__AICLICKS__API_KEY": sandbox.api_key}
         # the sync fails: nothing is transformed
         wrong_key = {"SOURCES__AICLICKS__API_KEY": "ak_live_wrong"}
-        failed = cli(*run_args(sandbox, tmp_path), "--transform", env=wrong_key)
+        failed = cli_here(*run_args(sandbox, tmp_path), "--transform", env=wrong_key)
         assert failed.returncode == 1 and "rejected the API key" in failed.stderr
         assert "dbt build" not in failed.stdout + failed.stderr
 
         # loaded, built, then dbt's freshness check fails: the sandbox's data is months old
-        stale = cli(*run_args(sandbox, tmp_path), "--transform", env=key)
+        stale = cli_here(*run_args(sandbox, tmp_path), "--transform", env=key)
         assert stale.returncode == 1, stale.stderr
         assert "Sync finished" in stale.stdout
         assert "dbt build on duckdb finished" in stale.stdout and "source freshness" in stale.stdout
         assert "past the error threshold" in stale.stderr, stale.stderr
 
         # the same without the freshness check: exit 0, the marts are there
-        built = cli(*run_args(sandbox, tmp_path), "--transform", "--no-freshness", env=key)
+        built = cli_here(*run_args(sandbox, tmp_path), "--transform", "--no-freshness", env=key)
     assert built.returncode == 0, built.stderr + built.stdout
     assert "dbt build on duckdb finished" in built.stdout and "source freshness" not in built.stdout
     with duckdb.connect(str(tmp_path / "cli.duckdb"), read_only=True) as connection:

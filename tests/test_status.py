@@ -19,7 +19,7 @@ from aiclicks_pipeline.status import open_warehouse, read_status
 from aiclicks_pipeline.workdir import pipeline_lock
 
 from .conftest import START
-from .test_cli import cli
+from .test_cli import cli, cli_here
 from .test_destinations import PostgresWarehouse, postgres_url
 
 D = DEFAULT_DATASET
@@ -152,7 +152,7 @@ def test_a_duckdb_file_being_written_is_one_line_and_exit_75(sandbox4, warehouse
     )
     try:
         assert holder.stdout.readline().strip() == "ready"
-        done = cli("status", "--duckdb-file", str(warehouse.duckdb_path))
+        done = cli_here("status", "--duckdb-file", str(warehouse.duckdb_path))
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
