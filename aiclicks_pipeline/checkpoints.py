@@ -31,12 +31,14 @@ from dlt.pipeline.pipeline import Pipeline
 from .destinations import configured_loader_file_format, with_destination_hints
 from .history import RunHistory
 from .interrupts import StopRequest
+from .memory import cap_malloc_arenas, release_free_memory
 from .pipeline import SCHEMA_CONTRACTS, preferred_file_format, run_settings
 from .plan import known_rows, requests_for, resource_states
 from .progress import SyncProgress
 from .rows import envelope_items, without_repeated_items
 from .settings import DOMAIN_RESOURCES, ENDPOINTS
 from .source import SOURCE_NAME, aiclicks_source, shard_filter
+from .stored_state import prune_stored_states
 from .sync import SyncContext, SyncStats, SyncStopped
 from .windows import utc_now
 from .workdir import discard_interrupted_extracts, finish_pending_loads, prune_loaded_packages
@@ -233,6 +235,7 @@ def run_sync(
     if checkpoint_requests < 1:
         raise ValueError(f"checkpoint_requests must be 1 or more, got {checkpoint_requests}")
     resync_after_minutes = configured_resync_after_minutes(resync_after_minutes)
+    cap_malloc_arenas()  # before the steps start their threads (memory.py)
     context = SyncContext()
     if stop is not None:
         stop.on_stop(context.stop.set)
@@ -270,6 +273,7 @@ def run_sync(
                                 refresh="drop_sources" if full_refresh and checkpoint.number == 1 else None,
                                 result=result, history=history)
                 progress.checkpoint_committed()
+                release_free_memory()
     except BaseException as exc:
         signum = _stop_signal(exc, stop, context)
         result.elapsed_s = time.monotonic() - started
@@ -407,6 +411,8 @@ def _run_checkpoint(
                              loader_file_format=file_format)
     trace = pipeline.last_trace
     normalize_info = trace.last_normalize_info if trace else None
+    # the warehouse keeps one copy of the state, not one per checkpoint (stored_state.py)
+    prune_stored_states(pipeline)
     for table, count in (normalize_info.row_counts if normalize_info else {}).items():
         if not table.startswith("_"):  # dlt's tables and the run history
             result.rows[table] = result.rows.get(table, 0) + count

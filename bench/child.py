@@ -77,8 +77,43 @@ def wait_for_window(window_s: float) -> None:
     time.sleep(math.ceil(now / window_s) * window_s - now + 0.02)
 
 
-def sync_job(base_url: str, api_key: str, workdir: str, align_window_s: float = 0) -> Dict[str, Any]:
-    """One sync into the pipeline kept in `workdir` (a first sync, or the next one)."""
+class StepTimer:
+    """Times every extract, normalize and load call of a pipeline: a sync in checkpoints is
+    many of each (dlt's `last_trace` holds only the last step)."""
+
+    def __init__(self, pipeline: Any) -> None:
+        self.calls: List[Tuple[str, float, float]] = []  # (step, started, finished), epoch s
+        for step in STEPS:
+            setattr(pipeline, step, self._timed(step, getattr(pipeline, step)))
+
+    def _timed(self, step: str, method: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.time()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.calls.append((step, started, time.time()))
+
+        return timed
+
+    def seconds(self) -> Dict[str, float]:
+        return {step: sum(end - start for s, start, end in self.calls if s == step) for step in STEPS}
+
+    def per_call(self, step: str) -> List[float]:
+        return [end - start for s, start, end in self.calls if s == step]
+
+    def peaks(self, rss: RssSampler) -> Dict[str, float]:
+        return {
+            step: max((rss.peak_between(start, end) for s, start, end in self.calls if s == step), default=0.0)
+            for step in STEPS
+        }
+
+
+def sync_job(
+    base_url: str, api_key: str, workdir: str, align_window_s: float = 0, **options: Any
+) -> Dict[str, Any]:
+    """One sync into the pipeline kept in `workdir` (a first sync, or the next one); `options`
+    are run_sync's (resync_after_minutes, checkpoint_requests, ...)."""
     from aiclicks_pipeline.checkpoints import run_sync
     from aiclicks_pipeline.pipeline import make_pipeline
 
@@ -87,21 +122,25 @@ def sync_job(base_url: str, api_key: str, workdir: str, align_window_s: float = 
         pipelines_dir=os.path.join(workdir, "pipelines"),
         duckdb_file=os.path.join(workdir, "bench.duckdb"),
     )
+    steps = StepTimer(pipeline)
     if align_window_s:
         wait_for_window(align_window_s)
     with RssSampler() as rss:
-        result = run_sync(pipeline, base_url=base_url, api_key=api_key, backoff_factor=0.01)
-    steps = [s for s in pipeline.last_trace.steps if s.step in STEPS]
+        started = time.time()
+        result = run_sync(pipeline, base_url=base_url, api_key=api_key, backoff_factor=0.01, **options)
+    extracts = [end for step, _, end in steps.calls if step == "extract"]
     return {
+        "status": result.status,
         "rows": result.rows,
         "requests": result.stats.requests,
         "rate_limited": result.stats.rate_limited,
         "elapsed_s": result.elapsed_s,
-        "steps_s": {s.step: (s.finished_at - s.started_at).total_seconds() for s in steps},
-        "peak_rss_mb": {
-            s.step: rss.peak_between(s.started_at.timestamp(), s.finished_at.timestamp())
-            for s in steps
-        },
+        "checkpoints": result.checkpoints_committed,
+        # from the start to the end of the last extraction: the requests and their rows
+        "to_last_extract_s": (max(extracts) - started) if extracts else 0.0,
+        "steps_s": steps.seconds(),
+        "load_s_per_checkpoint": steps.per_call("load"),
+        "peak_rss_mb": steps.peaks(rss),
     }
 
 

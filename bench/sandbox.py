@@ -6,11 +6,16 @@ is a pure function of its options, so the parent rebuilds it locally to compute 
 the data itself, never from the client's code.
 
     python -m bench.sandbox '{"domains": 20, "frozen": true, ...}'   # prints the base URL
+
+The parent talks to it on its stdin: a line `arrivals` is answered with the number of API
+requests that have arrived so far (counted before the server's latency and work, so that
+arrivals ahead of `stats()["requests"]` are requests in flight); closing stdin ends it.
 """
 
 import json
 import subprocess
 import sys
+import threading
 from datetime import datetime, timezone
 from typing import Any, Dict, Optional
 
@@ -76,6 +81,15 @@ class SandboxProcess:
         """The server's (frozen) clock."""
         return SandboxClock(self.options.get("start"), self.options.get("frozen")).now()
 
+    def arrivals(self) -> int:
+        """API requests arrived so far (cheap: no copy of the request log, unlike stats())."""
+        self._process.stdin.write("arrivals\n")
+        self._process.stdin.flush()
+        return int(self._process.stdout.readline())
+
+    def set_faults(self, **changes: Any) -> None:
+        requests.post(self.base_url + ADMIN_PREFIX + "faults", json=changes, timeout=60).raise_for_status()
+
     def stats(self) -> Dict[str, Any]:
         """What the server counted: requests, by path, by status, rate-limited (real/injected)."""
         return requests.get(self.base_url + ADMIN_PREFIX + "stats", timeout=60).json()
@@ -85,9 +99,19 @@ class SandboxProcess:
 
 
 def main(options_json: str) -> None:
+    arrived = [0]
+    lock = threading.Lock()
+
+    def count(path: str, query: Dict[str, str]) -> None:
+        with lock:
+            arrived[0] += 1
+
     with Sandbox(port=0, **json.loads(options_json)) as sandbox:
+        sandbox.on_request(count)
         print(sandbox.base_url, flush=True)
-        sys.stdin.read()  # until the parent closes it (or dies)
+        for line in sys.stdin:  # until the parent closes it (or dies)
+            if line.strip() == "arrivals":
+                print(arrived[0], flush=True)
 
 
 if __name__ == "__main__":

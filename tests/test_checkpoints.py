@@ -59,6 +59,12 @@ def test_a_sync_commits_each_checkpoint_as_its_own_load(sandbox6, warehouse):
     # requests: /domains once, then what the domains need, nothing more
     assert result.stats.requests == len(sandbox6.stats.log)
     assert sum(r["path"].endswith("/domains") for r in sandbox6.stats.log) == 1
+    # the warehouse keeps the newest copy of the state, not one per checkpoint (stored_state.py)
+    states = warehouse.query(
+        f"select count(*) from {DEFAULT_DATASET}._dlt_pipeline_state where pipeline_name = "
+        f"'{warehouse.pipeline.pipeline_name}'"
+    )[0][0]
+    assert states == 1
 
 
 def test_a_stop_between_checkpoints_keeps_what_was_committed_and_the_rerun_does_the_rest(

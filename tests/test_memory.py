@@ -1,0 +1,80 @@
+"""memory.py: the malloc arena cap a sync sets for its threads, and the trim after a checkpoint
+(their effect on a long sync's peak is measured by the bench: bench/RESULTS.md, Memory)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from aiclicks_pipeline import memory
+
+GLIBC = memory._glibc() is not None
+
+
+class FakeLibc:
+    def __init__(self) -> None:
+        self.calls = []
+
+    def mallopt(self, parameter: int, value: int) -> int:
+        self.calls.append(("mallopt", parameter, value))
+        return 1
+
+    def malloc_trim(self, pad: int) -> int:
+        self.calls.append(("malloc_trim", pad))
+        return 1
+
+
+def test_the_cap_is_two_arenas_unless_the_user_set_one(monkeypatch):
+    libc = FakeLibc()
+    monkeypatch.setattr(memory, "_glibc", lambda: libc)
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    memory.cap_malloc_arenas()
+    memory.release_free_memory()
+    assert libc.calls == [("mallopt", memory.M_ARENA_MAX, 2), ("malloc_trim", 0)]
+
+    libc.calls.clear()
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    memory.cap_malloc_arenas()
+    assert libc.calls == []
+
+
+def test_without_glibc_nothing_happens(monkeypatch):
+    monkeypatch.setattr(memory, "_glibc", lambda: None)
+    memory.cap_malloc_arenas()
+    memory.release_free_memory()
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's malloc only (Linux)")
+def test_threads_after_the_cap_share_two_arenas():
+    """Real glibc: 16 threads that each allocate make at most 2 arenas once capped (more
+    without the cap); counted from glibc's own malloc_info report."""
+    script = r"""
+import ctypes, os, sys, tempfile, threading
+from aiclicks_pipeline import memory
+if sys.argv[1] == "cap":
+    memory.cap_malloc_arenas()
+hold, ready, done = [], threading.Barrier(17), threading.Event()
+def work():
+    hold.append([bytearray(4000) for _ in range(50)])
+    ready.wait(); done.wait()
+threads = [threading.Thread(target=work) for _ in range(16)]
+for t in threads: t.start()
+ready.wait()
+libc = ctypes.CDLL("libc.so.6")
+libc.fopen.restype = ctypes.c_void_p
+with tempfile.NamedTemporaryFile(suffix=".xml") as out:
+    stream = libc.fopen(out.name.encode(), b"w")
+    libc.malloc_info(0, ctypes.c_void_p(stream)); libc.fclose(ctypes.c_void_p(stream))
+    print(open(out.name).read().count("<heap nr="))
+done.set()
+for t in threads: t.join()
+"""
+    env = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}
+
+    def arenas(mode: str) -> int:
+        done = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, env=env, check=True)
+        return int(done.stdout.strip())
+
+    assert arenas("cap") <= memory.ARENAS
+    assert arenas("nocap") > memory.ARENAS
