@@ -411,6 +411,7 @@ def _run_checkpoint(
                              loader_file_format=file_format)
     trace = pipeline.last_trace
     normalize_info = trace.last_normalize_info if trace else None
+    context.checkpoint_committed()
     # the warehouse keeps one copy of the state, not one per checkpoint (stored_state.py)
     prune_stored_states(pipeline)
     for table, count in (normalize_info.row_counts if normalize_info else {}).items():

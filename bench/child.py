@@ -128,7 +128,8 @@ def sync_job(
     with RssSampler() as rss:
         started = time.time()
         result = run_sync(pipeline, base_url=base_url, api_key=api_key, backoff_factor=0.01, **options)
-    extracts = [end for step, _, end in steps.calls if step == "extract"]
+    # the checkpoints' extractions, not the run history's final load after them
+    extracts = [end for step, _, end in steps.calls if step == "extract"][: result.checkpoints_committed]
     return {
         "status": result.status,
         "rows": result.rows,
@@ -136,7 +137,7 @@ def sync_job(
         "rate_limited": result.stats.rate_limited,
         "elapsed_s": result.elapsed_s,
         "checkpoints": result.checkpoints_committed,
-        # from the start to the end of the last extraction: the requests and their rows
+        # from the start to the end of the last checkpoint's extraction: the requests
         "to_last_extract_s": (max(extracts) - started) if extracts else 0.0,
         "steps_s": steps.seconds(),
         "load_s_per_checkpoint": steps.per_call("load"),
