@@ -78,3 +78,23 @@ for t in threads: t.join()
 
     assert arenas("cap") <= memory.ARENAS
     assert arenas("nocap") > memory.ARENAS
+
+
+def test_a_committed_checkpoints_states_are_let_go():
+    """The sync keeps the states it changed only while their checkpoint is in flight (to roll
+    a skipped domain back); kept longer, every checkpoint's copy of every domain's cursors
+    stayed in memory (sync.py)."""
+    from aiclicks_pipeline.sync import SyncContext
+
+    context = SyncContext()
+    context.begin("2026-06-17T10:00:00+00:00", {})
+    in_flight, committed = {}, {}
+    context.record_response("prompts", committed, "committed", "2026-06-17T10:00:00+00:00")
+    context.checkpoint_committed()
+    context.record_response("prompts", in_flight, "in-flight", "2026-06-17T10:00:00+00:00")
+
+    assert list(context._changed_states) == ["in-flight"]
+    context.skip_domain("in-flight", "gone")
+    context.skip_domain("committed", "gone")
+    assert "in-flight" not in in_flight.get("cursors", {})  # rolled back: not yet committed
+    assert committed["cursors"] == {"committed": "2026-06-17T10:00:00+00:00"}  # in the warehouse
