@@ -144,7 +144,10 @@ class SyncContext:
     def due_resources(
         self, domain_id: str, resources: Iterable[str], resync_after_s: float
     ) -> Set[str]:
-        """The resources of a domain not synced within `resync_after_s` (all when 0)."""
+        """The resources of a domain not synced within `resync_after_s` (all when 0: also
+        those synced "just now" by a clock estimate a little ahead of this one)."""
+        if resync_after_s <= 0:
+            return set(resources)
         due = set()
         for name in resources:
             age = self.synced_age_s(name, domain_id)

@@ -192,3 +192,16 @@ def test_the_working_folder_does_not_grow_run_after_run(warehouse, monkeypatch):
             assert not [f for f in loaded.glob("*/completed_jobs/*") if f.is_file()]
     assert len(list(loaded.iterdir())) <= 4
     assert sizes[-1] <= sizes[1] * 1.25, sizes
+
+
+def test_a_resync_interval_of_zero_asks_everything_even_what_was_synced_a_moment_ahead():
+    """A sync time recorded by a server-clock estimate a little ahead of the next run's own
+    (a run, then a plan or run within the same second) is due all the same at 0 minutes."""
+    from aiclicks_pipeline.sync import SYNCED_KEY, SyncContext
+
+    context = SyncContext()
+    now = "2026-06-17T10:00:00+00:00"
+    ahead = 1781690400 + 1  # a second after `now`, in epoch seconds
+    context.begin(now, {"prompts": {SYNCED_KEY: {"d1": ahead}}})
+    assert context.due_resources("d1", ["prompts"], 0) == {"prompts"}
+    assert context.due_resources("d1", ["prompts"], 3600) == set()
