@@ -2,18 +2,18 @@
 
 A sync in checkpoints runs dlt's extract, normalize and load once per checkpoint, and each
 step starts thread pools of its own. glibc gives each new thread an arena of its own (up to 8
-per core) and frees little of them back, so RSS crept up by a few MB a checkpoint: a first
-sync of 2,000 sandbox domains (154 checkpoints) ended its extraction at 720 MB and peaked at
-950 MB, while the Python objects alive after a checkpoint stayed under 4 MB (tracemalloc) and
-DuckDB's connection is closed after every load. With two arenas (what `MALLOC_ARENA_MAX=2`
-does) and the freed heap handed back after each checkpoint, RSS stays near the size of one
-checkpoint at no measurable cost in speed (bench/RESULTS.md, Memory).
+per core) and frees little of them back, so RSS crept up by a few MB a checkpoint although
+DuckDB's connection is closed after every load. At 300 sandbox domains (24 checkpoints) the
+RSS between checkpoints climbed from 128 to 207 MB; with two arenas (what
+`MALLOC_ARENA_MAX=2` does) it stayed at 150-170 MB, the sync as fast (bench/RESULTS.md,
+Memory).
 
 Only on glibc (Linux); elsewhere, and where the user set `MALLOC_ARENA_MAX`, nothing changes.
 """
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 from typing import Any, Optional
@@ -24,21 +24,15 @@ logger = logging.getLogger("aiclicks_pipeline")
 M_ARENA_MAX = -8
 ARENAS = 2
 
-_libc: Optional[Any] = None
-_looked_up = False
 
-
+@functools.lru_cache(maxsize=None)
 def _glibc() -> Optional[Any]:
-    global _libc, _looked_up
-    if not _looked_up:
-        _looked_up = True
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim"):
-                _libc = libc
-        except OSError:
-            _libc = None
-    return _libc
+    """The C library when it is glibc (it has mallopt and malloc_trim), else None."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
 
 
 def cap_malloc_arenas() -> None:

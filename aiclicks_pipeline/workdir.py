@@ -202,21 +202,21 @@ def sync_with_destination(pipeline: Pipeline) -> None:
         pipeline.sync_destination()
     finally:
         for key, value in kept.items():
-            try:
-                current = pipeline.get_local_state_val(key)
-            except KeyError:
-                current = None
-            if current != value:
-                pipeline.set_local_state_val(key, value)
+            _set_local_state(pipeline, key, value)
 
 
 def remember_duckdb_path(pipeline: Pipeline, path: str) -> None:
+    _set_local_state(pipeline, DUCKDB_PATH_KEY, path)
+
+
+def _set_local_state(pipeline: Pipeline, key: str, value: Any) -> None:
+    """Sets a local state value, writing the state file only when it changes."""
     try:
-        current = pipeline.get_local_state_val(DUCKDB_PATH_KEY)
+        current = pipeline.get_local_state_val(key)
     except KeyError:
         current = None
-    if current != path:
-        pipeline.set_local_state_val(DUCKDB_PATH_KEY, path)
+    if current != value:
+        pipeline.set_local_state_val(key, value)
 
 
 def discard_interrupted_extracts(pipeline: Pipeline) -> int:

@@ -9,6 +9,7 @@ sync in the test's process where it is about what the sync does.
 
 import json
 import shutil
+from typing import Any
 
 import pytest
 
@@ -52,6 +53,13 @@ def assert_equals_truth(folder: Folder, truth: WarehouseTruth) -> None:
     for table in ENDPOINTS:
         assert_table_matches(warehouse, truth, table)
     assert_keys_unique(warehouse)
+
+
+def assert_equals_a_first_sync(folder: Folder, sandbox: Any) -> None:
+    """The warehouse holds what a first sync (90 days) of the sandbox's account holds now."""
+    truth = WarehouseTruth(sandbox.account)
+    truth.record_sync(sandbox.clock.now(), days=90)
+    assert_equals_truth(folder, truth)
 
 
 def days_of(result: SyncResult) -> set:
@@ -106,9 +114,7 @@ def test_a_deleted_warehouse_file_is_loaded_again_whole(tmp_path):
 
         assert result.status == "success" and result.domains_fresh == 0
         assert {d for days in result.windows_asked.values() for d in days} == {30, 90}
-        truth = WarehouseTruth(sandbox.account)
-        truth.record_sync(sandbox.clock.now(), days=90)
-        assert_equals_truth(folder, truth)
+        assert_equals_a_first_sync(folder, sandbox)
         attached = python(folder, ATTACH)
         assert attached.returncode == 0, attached.stderr
 
@@ -145,9 +151,7 @@ def test_a_key_revoked_mid_run_keeps_what_was_committed_then_a_bare_machine_cont
         assert done.returncode == 0, done.stderr
         assert summary["domains"] == {"total": 3, "committed": 2, "fresh": 1, "skipped": 0, "left": 0}
         assert not any(entry["query"].get("domain_id") == ids[0] for entry in sandbox.stats.log)
-        truth = WarehouseTruth(sandbox.account)
-        truth.record_sync(sandbox.clock.now(), days=90)
-        assert_equals_truth(folder, truth)
+        assert_equals_a_first_sync(folder, sandbox)
 
 
 def test_a_domain_deleted_mid_run_is_skipped_and_loads_whole_when_it_is_back(tmp_path):
@@ -175,9 +179,7 @@ def test_a_domain_deleted_mid_run_is_skipped_and_loads_whole_when_it_is_back(tmp
 
         assert result.status == "success"
         assert result.domains_fresh == 2 and result.domains_committed == 1
-        truth = WarehouseTruth(sandbox.account)
-        truth.record_sync(sandbox.clock.now(), days=90)
-        assert_equals_truth(folder, truth)
+        assert_equals_a_first_sync(folder, sandbox)
 
 
 def test_a_domain_listed_twice_is_synced_once(tmp_path):
@@ -192,9 +194,7 @@ def test_a_domain_listed_twice_is_synced_once(tmp_path):
         series = [e for e in sandbox.stats.log
                   if e["path"].endswith("/visibility-time-series") and e["query"].get("domain_id") == ids[0]]
         assert len(series) == 1
-        truth = WarehouseTruth(sandbox.account)
-        truth.record_sync(sandbox.clock.now(), days=90)
-        assert_equals_truth(folder, truth)
+        assert_equals_a_first_sync(folder, sandbox)
 
 
 def test_a_server_clock_that_ran_ahead_then_was_set_right(tmp_path):
@@ -233,9 +233,7 @@ def test_a_partial_sync_then_a_whole_one_loads_the_rest(tmp_path):
         assert result.status == "success"
         assert "visibility_daily" not in result.windows_asked  # synced within the hour
         assert days_of(result) == {90}
-        truth = WarehouseTruth(sandbox.account)
-        truth.record_sync(sandbox.clock.now(), days=90)
-        assert_equals_truth(folder, truth)
+        assert_equals_a_first_sync(folder, sandbox)
 
 
 def test_a_full_refresh_that_fails_half_way_then_a_normal_run(tmp_path):
@@ -261,6 +259,4 @@ def test_a_full_refresh_that_fails_half_way_then_a_normal_run(tmp_path):
         assert result.status == "success"
         # the refresh dropped the tables: the domains it did not reach are loaded whole again
         assert result.domains_committed == 2 and days_of(result) == {90}
-        truth = WarehouseTruth(sandbox.account)
-        truth.record_sync(sandbox.clock.now(), days=90)
-        assert_equals_truth(folder, truth)
+        assert_equals_a_first_sync(folder, sandbox)
