@@ -11,6 +11,13 @@ knows nothing and lets one request through at a time.
 local time. Each response gives an estimate of its window's end that is never early; the
 throttle keeps the earliest of a window's estimates, the most precise. No wait is longer than
 a window.
+
+While requests are in flight, a response's `Remaining` is taken less every request in flight
+(which the server may not have counted yet). That is safe but short: requests sent together
+are counted in any order, so some in flight were counted already, and a window ended with 2
+or 3 of its 60 requests unused (5% of the rate at the real limit). Once every request of the
+window is answered, the lowest `Remaining` a response stated is exact (nothing of ours is
+left uncounted), and the throttle takes it back up to that.
 """
 
 import threading
@@ -43,6 +50,10 @@ class RateLimitThrottle:
         self.limit: Optional[int] = None
         self.remaining: Optional[int] = None
         self.reset_at: Optional[float] = None  # local time the current window ends
+        # the lowest Remaining stated for the current window, and whether it is exact once
+        # nothing is in flight (not when a request may have been counted unseen)
+        self.window_low: Optional[int] = None
+        self.window_exact = True
         self.in_flight = 0
         # the longest time to a reset a response stated: a window's length, or close to it
         # (time-scaled test servers have shorter windows)
@@ -83,6 +94,7 @@ class RateLimitThrottle:
                     # a new window: its budget is the limit; responses correct it
                     self.remaining = self.limit
                     self.reset_at = None
+                    self._new_window(None)
                 if self.remaining is None:
                     # nothing known yet: one request at a time until headers tell the budget
                     if self.in_flight == 0:
@@ -121,9 +133,19 @@ class RateLimitThrottle:
         """Records a finished request and what its headers say of the budget."""
         with self._cond:
             self.in_flight = max(self.in_flight - 1, 0)
-            if response is not None:
+            if response is None:
+                self.window_exact = False  # it may have reached the server and been counted
+            else:
                 self._observe(response, reading)
+            if self.in_flight == 0 and self.window_exact and self.window_low is not None \
+                    and self.reset_at is not None and self.clock() < self.reset_at:
+                # every request answered: the lowest Remaining is what is left (see above)
+                self.remaining = max(self.remaining or 0, self.window_low)
             self._cond.notify_all()
+
+    def _new_window(self, remaining: Optional[int]) -> None:
+        self.window_low = remaining
+        self.window_exact = True
 
     def _begin_hold(self, now: float) -> None:
         if self._held == 0:
@@ -146,8 +168,10 @@ class RateLimitThrottle:
             retry_after = min(as_int(headers.get("Retry-After")) or 1, WINDOW_S)
             self.remaining = 0
             self.reset_at = max(self.reset_at or 0, now + retry_after)
+            self._new_window(0)
             return
         if remaining is None or reset is None:
+            self.window_exact = False  # counted, but it did not say how much is left
             return
         reading = reading or ClockReading(None, now, now)
         reset_at = min(self.server_clock.local_time(reset, reading), reading.received_at + WINDOW_S)
@@ -162,8 +186,10 @@ class RateLimitThrottle:
             # a newer window than we knew: trust the server, less what is already in flight
             self.reset_at = reset_at
             self.remaining = budget
+            self._new_window(remaining)
         elif reset_at > self.reset_at - half_window:
             # the same window: each estimate is never early, the earliest is the most precise
             self.reset_at = min(self.reset_at, reset_at)
             if self.remaining is not None:
                 self.remaining = min(self.remaining, budget)
+            self.window_low = remaining if self.window_low is None else min(self.window_low, remaining)

@@ -135,3 +135,35 @@ def test_the_earliest_estimate_of_a_windows_end_wins_and_a_new_window_is_told_ap
     response = rate_limited_response(58, 1120 + int(offset), local[0] + offset)
     throttle.release(response, throttle.server_clock.observe(response.headers["Date"], 1060.29, 1060.3))
     assert 1120.0 <= throttle.reset_at <= 1121.0 and throttle.remaining == 58
+
+
+def test_a_window_is_used_to_its_last_request_once_nothing_is_in_flight():
+    """Requests sent together are counted in any order: while they are in flight the throttle
+    takes each `Remaining` less everything in flight (safe, but short of the server's count);
+    once all are answered, the lowest `Remaining` is what is left, to the request."""
+    local = [1000.0]
+    throttle = RateLimitThrottle(clock=lambda: local[0])
+
+    def answer(remaining, received):
+        local[0] = received
+        response = rate_limited_response(remaining, 1060, received)
+        throttle.release(response, throttle.server_clock.observe(
+            response.headers["Date"], received - 0.01, received))
+
+    throttle.acquire()
+    answer(59, 1000.1)
+    for _ in range(3):
+        throttle.acquire()
+    # counted 58, 57, 56; the last one counted is answered first, then the others
+    answer(56, 1000.3)
+    assert throttle.remaining == 54  # 56 less the two still in flight: maybe counted, maybe not
+    answer(58, 1000.31)
+    answer(57, 1000.32)
+    assert throttle.in_flight == 0 and throttle.remaining == 56
+
+    # a request that failed unseen may have been counted: the count stays short
+    throttle.acquire()
+    throttle.acquire()
+    answer(55, 1000.4)
+    throttle.release(None)
+    assert throttle.in_flight == 0 and throttle.remaining == 54
