@@ -359,6 +359,11 @@ def _plan(
             "The API lists no domains for this key: the account has none, or the key's allowed "
             "domains are empty (check with `aiclicks-pipeline validate`)."
         )
+    elif not domains and source_options.get("shard") and not wanted_ids:
+        logger.warning(
+            "Shard %s holds none of the %d domains this key lists (with fewer domains than "
+            "shards some shards are empty); nothing to sync.", source_options["shard"], len(listed),
+        )
     result.domains_total = len(domains)
     selected = [name for name in ENDPOINTS if not resources or name in resources]
     resync_after_s = 0.0 if full_refresh else max(resync_after_minutes, 0.0) * 60

@@ -17,6 +17,7 @@ from aiclicks_pipeline.checkpoints import SyncFailed, SyncResult
 from aiclicks_pipeline.sandbox import NO_DOMAINS_API_KEY, run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 from aiclicks_pipeline.settings import ENDPOINTS
+from aiclicks_pipeline.source import shard_filter
 
 from .conftest import START
 from .test_cli import cli_here
@@ -83,6 +84,20 @@ def test_an_account_without_domains_and_a_key_that_sees_none_warn_and_exit_3(tmp
             (warning,) = warnings_of(done.stderr)
             assert "lists no domains for this key" in warning and "allowed domains are empty" in warning
             assert "Traceback" not in done.stderr
+
+
+def test_a_shard_without_domains_warns_and_exits_3(tmp_path):
+    with three_domains() as sandbox:
+        ids = sandbox.account.domain_ids()
+        empty = next(f"{k}/8" for k in range(1, 9) if not any(map(shard_filter(f"{k}/8"), ids)))
+        folder = project(tmp_path)
+
+        done, summary = run_cli(folder, sandbox, "--shard", empty)
+
+        assert done.returncode == EXIT_PARTIAL, done.stderr
+        (warning,) = warnings_of(done.stderr)
+        assert f"Shard {empty} holds none of the 3 domains this key lists" in warning
+        assert summary["domains"]["total"] == 0 and "Traceback" not in done.stderr
 
 
 def test_a_domain_id_the_account_does_not_have_is_named_and_the_others_load(tmp_path):
