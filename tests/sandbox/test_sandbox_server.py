@@ -84,3 +84,21 @@ def test_cli_options():
     )
     assert (args.port, args.seed, args.domains, args.rate_limit) == (0, 4, 9, 10)
     assert (args.latency_ms, args.error_rate, args.extra_fields, args.drop_rate) == (20, 0.1, True, None)
+
+
+def test_a_client_gone_mid_request_prints_no_traceback(sandbox, capfd):
+    """A killed client resets its connection (the kill tests and benchmarks do it all the
+    time): the server goes on, without a traceback on its stderr."""
+    import socket
+    import struct
+
+    host, port = sandbox.base_url.split("//")[1].split(":")
+    for _ in range(3):
+        connection = socket.create_connection((host, int(port)))
+        connection.sendall(b"GET /api/v1/domains HTTP/1.1\r\nHost: x\r\n")  # the headers unfinished
+        # SO_LINGER 0: close() sends a reset, as a killed process's socket does
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.close()
+    # the server still answers, and answering means it handled the resets before
+    assert requests.get(f"{sandbox.base_url}/api/v1/domains", timeout=10).status_code == 401
+    assert "Traceback" not in capfd.readouterr().err
