@@ -256,7 +256,8 @@ def run_sync(
         with dlt.config.values(run_settings(pipeline)):
             discard_interrupted_extracts(pipeline)
             result.finished_pending = finish_pending_loads(pipeline)
-            # a full refresh drops the state with the tables (its first checkpoint): start empty
+            # a full refresh drops the tables and state of the resources it loads (its first
+            # checkpoint; dlt's drop_resources: the others, and the run history, stay): start empty
             states = {} if full_refresh else resource_states(pipeline)
             history.mark_interrupted(pipeline)
             envelope = _fetch_domains(context)
@@ -270,7 +271,7 @@ def run_sync(
                 progress.checkpoint_started(checkpoint.number)
                 _run_checkpoint(pipeline, context, checkpoint, envelope, source_options,
                                 file_format, schema_contract,
-                                refresh="drop_sources" if full_refresh and checkpoint.number == 1 else None,
+                                refresh="drop_resources" if full_refresh and checkpoint.number == 1 else None,
                                 result=result, history=history)
                 progress.checkpoint_committed()
                 release_free_memory()

@@ -172,6 +172,31 @@ def test_full_refresh_rebuilds_from_scratch(sandbox, warehouse):
     assert_warehouse_matches(warehouse, truth)
 
 
+def test_a_full_refresh_of_some_resources_keeps_the_other_tables_and_the_run_history(sandbox, warehouse):
+    warehouse.sync(sandbox)
+    refreshed = {"prompts", "citations", "citations__models"}
+    history = {"_aiclicks_runs", "_aiclicks_runs__load_ids"}
+
+    def counts():
+        return {table: warehouse.query(f"select count(*) from aiclicks.{table}")[0][0]
+                for table in warehouse.tables() if not table.startswith("_dlt")}
+
+    before = counts()
+    sandbox.advance(days=1)
+
+    result = warehouse.sync(sandbox, full_refresh=True, resources=["prompts", "citations"])
+
+    assert result.status == "success"
+    after = counts()
+    untouched = set(before) - refreshed - history
+    assert untouched and {t: after.get(t) for t in untouched} == {t: before[t] for t in untouched}
+    assert after["_aiclicks_runs"] == 2  # both runs
+    truth = WarehouseTruth(sandbox.account)
+    truth.record_sync(sandbox.clock.now(), days=90)
+    for table in ("prompts", "citations"):
+        assert_table_matches(warehouse, truth, table)
+
+
 def test_prompts_across_pages_and_rows_shifted_by_new_prompts(warehouse):
     with run_sandbox(seed=9, domains=1, prompts=(1100, 1200), start=START, frozen=True,
                      rate_limit=None) as sandbox:
