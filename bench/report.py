@@ -48,11 +48,17 @@ LIMITS = """\
   a checkpoint's merge (delete-insert) scans the whole target table, and DuckDB holds what it
   reads until the load's connection closes: {load_small:.0f} MB at {memory_small:,} domains,
   {load_large:.0f} MB at {memory_large:,}, so the whole sync's peak is {memory_ratio:.2f} x.
-  Tried at 300 and 500 domains, measured against the same runs without: a DuckDB
-  `memory_limit` of 200 MB (-4%: most of the load's memory is not DuckDB's buffer pool; 128 MB
-  failed the merge), `allocator_flush_threshold` 16 MB and `threads` 1 (no change), dlt's
-  `load.workers` 1 (-10 to -20% of the load's peak, but each load took twice as long): none
-  kept, left at the defaults.
+  A DuckDB `memory_limit` bounds what grows: most of it is DuckDB's cache of the pages the
+  merge reads, which it evicts under a limit. One load (checkpoint 150 of a 2,000-domain first
+  sync, replayed from a copy of its folder) peaked 290 MB above its start with DuckDB's
+  default limit, 240 MB with 200 MB, 155 MB with 100 MB and 115 MB with 64 MB, at the same
+  speed down to 200 MB (3.0 s a load; 3.7 s at 64 MB). It is not the default, because what a
+  load needs outside the cache does not shrink with it: every parallel table job's
+  `read_json` takes a 32 MiB buffer, so a limit near 128 MB fails loads with Out of Memory
+  once a few jobs meet (it did at 300 domains; dlt retries them, as transient). Loading
+  fewer tables at once (`load.workers`) makes room, but 1 doubled each load's time and 4 was
+  no lower at 256 MB. Settings that made no difference: `allocator_flush_threshold` 16 MB,
+  `threads` 1.
 """
 
 
