@@ -4,7 +4,8 @@ load: nothing doubled, nothing skipped.
 - a sweep through the load step: a load is started again and again from the same moment (a
   copy of the working folder and warehouse taken just before a load), in a forked process
   killed 0, 20, 40, ... ms into it until a load ends before its kill, in two rounds offset
-  by 10 ms; after each kill the next run must finish the interrupted load and equal the ground truth;
+  by 10 ms; after each kill the next run must finish the interrupted load and equal the
+  ground truth;
 - a kill between dlt's commit of a package and its save of the state.
 The CLI as a user runs it, killed during its extract, normalize and load steps:
 tests/test_kill_cli.py.

@@ -27,7 +27,10 @@ class RunCommand(Command):
     def configure_parser(self, parser: argparse.ArgumentParser) -> None:
         add_source_arguments(parser)
         add_destination_arguments(parser)
-        parser.add_argument("--full-refresh", action="store_true", help="drop the tables and state of what this run loads first (the others stay)")
+        parser.add_argument(
+            "--full-refresh", action="store_true",
+            help="drop the tables and state of what this run loads first (the others stay)",
+        )
         parser.add_argument(
             "--checkpoint-requests", type=int,
             help="requests per checkpoint, each a committed load (default 120: two minutes of "
