@@ -72,6 +72,10 @@ class EndpointSpec(TypedDict, total=False):
     item_key: str
     # shape "fanout": the list inside each item, and the field that tells its entries apart
     nested_items: Tuple[str, str]
+    # a domain-scoped table's key starts with domain_id, though an id is unique by itself: a
+    # checkpoint merges a run of domains in id order (checkpoints.plan_checkpoints), and DuckDB
+    # then reads only the row groups holding them instead of the key column of the whole table
+    # (a late load of a 2,000-domain sync: 5 MB read instead of 116 MB)
     primary_key: Tuple[str, ...]
     columns: Dict[str, str]
     params: Dict[str, str]
@@ -145,7 +149,7 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
         "shape": "items",
         "page_size": (50, 500),
         "item_key": "id",
-        "primary_key": ("id",),
+        "primary_key": ("domain_id", "id"),
         "columns": {
             "id": "text",
             "domain_id": "text",
@@ -156,7 +160,7 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
         },
         "description": (
             "Tracked prompts of each domain, from /prompts (every page). One row per prompt; "
-            "primary key id."
+            "primary key domain_id, id."
         ),
         "column_descriptions": {
             "id": "The prompt's id (a UUID).",
@@ -178,7 +182,7 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
         # items are prompts (their id) with their emissions (each with its own id)
         "item_key": "id",
         "nested_items": ("fanout_queries", "id"),
-        "primary_key": ("id",),
+        "primary_key": ("domain_id", "id"),
         "params": {"model": "all"},
         "columns": {
             "id": "text",
@@ -192,7 +196,7 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
         "description": (
             "Search queries the assistants fanned out to while answering a tracked prompt, from "
             "/fanout-queries: one row per emission (the same query text can repeat). Primary "
-            "key id."
+            "key domain_id, id."
         ),
         "column_descriptions": {
             "id": "The emission's id (a UUID).",

@@ -15,13 +15,13 @@ from .conftest import START, Warehouse
 from .test_source import assert_keys_unique, assert_warehouse_matches
 
 
-def test_checkpoints_group_domains_by_what_is_due_and_cut_at_the_size():
+def test_checkpoints_group_domains_by_what_is_due_and_cut_at_the_size_in_id_order():
     work = [
-        ("a", {"prompts", "visibility_daily"}, 5),
-        ("b", {"visibility_daily", "prompts"}, 5),
-        ("c", {"prompts", "visibility_daily"}, 5),
-        ("d", {"visibility_daily"}, 1),
         ("e", {"prompts", "visibility_daily"}, 30),
+        ("b", {"visibility_daily", "prompts"}, 5),
+        ("d", {"visibility_daily"}, 1),
+        ("a", {"prompts", "visibility_daily"}, 5),
+        ("c", {"prompts", "visibility_daily"}, 5),
     ]
     checkpoints = plan_checkpoints(work, checkpoint_requests=10)
 
@@ -30,6 +30,13 @@ def test_checkpoints_group_domains_by_what_is_due_and_cut_at_the_size():
     ]
     assert checkpoints[0].resources == ("prompts", "visibility_daily")  # the table's order
     assert [c.number for c in checkpoints] == [1, 2, 3, 4]
+
+
+def test_every_domain_scoped_table_is_keyed_on_its_domain_first():
+    # with checkpoints in id order, the merge then reads only the checkpoint's own row groups
+    for name, spec in ENDPOINTS.items():
+        if spec["domain_scoped"]:
+            assert spec["primary_key"][0] == "domain_id", name
 
 
 @pytest.fixture
@@ -52,6 +59,14 @@ def test_a_sync_commits_each_checkpoint_as_its_own_load(sandbox6, warehouse):
     loads = warehouse.query(f"select count(*) from {DEFAULT_DATASET}._dlt_loads")[0][0]
     # and one more: the run's final row in the run history (history.py)
     assert loads - 1 == result.checkpoints_total == len(result.load_ids)
+    # checkpoints take the domains in id order, so a table is stored as one run of ids per load
+    for table in ("fanout_queries", "visibility_daily", "citations"):
+        runs = warehouse.query(
+            f"select min(domain_id), max(domain_id) from {DEFAULT_DATASET}.{table}"
+            " group by _dlt_load_id order by min(rowid)"
+        )
+        assert len(runs) == result.checkpoints_total
+        assert all(one[1] < the_next[0] for one, the_next in zip(runs, runs[1:])), (table, runs)
     # every checkpoint's load carries the cursors of its own domains
     state = warehouse.pipeline.state["sources"]["aiclicks"]["resources"]
     assert set(state["visibility_daily"]["cursors"]) == set(sandbox6.account.domain_ids())

@@ -91,7 +91,7 @@ def test_a_sync_against_a_skewed_server_clock_meets_no_429_and_takes_the_floor(w
         assert elapsed <= 2 * floor_s + 2 * WINDOW, (elapsed, floor_s)
         now = sandbox.clock.now()
         listed = {p["id"] for d in sandbox.account.domain_ids() for p in sandbox.account.prompts(d, now)}
-        assert listed <= {key[0] for key in warehouse.keyed("prompts")}
+        assert listed <= {prompt_id for _, prompt_id in warehouse.keyed("prompts")}
 
 
 def rate_limited_response(remaining, reset, date_epoch):

@@ -112,6 +112,30 @@ def test_next_day_loads_new_and_revised_days_only(sandbox, warehouse):
     assert all(key[1] >= oldest_revisable for key in changed), sorted(changed)[:3]
 
 
+def test_a_warehouse_keyed_on_id_alone_by_an_earlier_version_merges_on_the_new_key(
+    sandbox, warehouse, monkeypatch
+):
+    # before the keys led with domain_id (settings.ENDPOINTS), prompts and fan-out were keyed on id
+    with monkeypatch.context() as earlier:
+        for table in ("prompts", "fanout_queries"):
+            earlier.setitem(ENDPOINTS[table], "primary_key", ("id",))
+        warehouse.sync(sandbox)
+    first_now = sandbox.clock.now()
+
+    sandbox.advance(days=1)
+    warehouse.sync(sandbox, resync_after_minutes=0)
+
+    truth = WarehouseTruth(sandbox.account)
+    truth.record_sync(first_now, days=90)
+    truth.record_sync(sandbox.clock.now(), days=7)
+    assert_warehouse_matches(warehouse, truth)
+    assert_keys_unique(warehouse)
+    tables = warehouse.pipeline.default_schema.tables
+    for table in ("prompts", "fanout_queries"):
+        keyed = {name for name, column in tables[table]["columns"].items() if column.get("primary_key")}
+        assert keyed == {"domain_id", "id"}, table
+
+
 def test_new_domain_gets_its_own_backfill(sandbox, warehouse):
     first, second, third = sandbox.account.domain_ids()[:3]
     warehouse.sync(sandbox, domain_ids=[first, second])
@@ -219,7 +243,7 @@ def test_prompts_across_pages_and_rows_shifted_by_new_prompts(warehouse):
         assert pages == [("1", "500"), ("2", "500"), ("3", "500"), ("1", "499"), ("2", "499"), ("3", "499")]
         loaded = warehouse.keyed("prompts")
         expected = {p["id"] for p in sandbox.account.prompts(domain_id, sandbox.clock.now())}
-        assert {key[0] for key in loaded} == expected
+        assert {prompt_id for _, prompt_id in loaded} == expected
         assert {p["id"] for p in added} <= expected
         assert_keys_unique(warehouse)
 
@@ -264,7 +288,7 @@ def test_a_list_that_changes_while_paged_but_keeps_its_total_is_walked_again(war
         assert prompt_pages(sandbox) == [
             ("1", "500"), ("2", "500"), ("3", "500"), ("1", "499"), ("2", "499"), ("3", "499")
         ]
-        loaded = {key[0] for key in warehouse.keyed("prompts")}
+        loaded = {prompt_id for _, prompt_id in warehouse.keyed("prompts")}
         assert listed <= loaded  # the new prompt too
         assert_keys_unique(warehouse)
 
@@ -297,4 +321,4 @@ def test_a_capped_page_size_still_walks_again_past_the_cache(warehouse):
             ("1", "100"), ("2", "100"), ("3", "100"), ("1", "99"), ("2", "99"), ("3", "99")
         ]
         listed = {p["id"] for p in sandbox.account.prompts(domain_id, sandbox.clock.now())}
-        assert listed <= {key[0] for key in warehouse.keyed("prompts")}
+        assert listed <= {prompt_id for _, prompt_id in warehouse.keyed("prompts")}
