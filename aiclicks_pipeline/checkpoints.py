@@ -278,6 +278,8 @@ def run_sync(
                                 refresh="drop_resources" if full_refresh and checkpoint.number == 1 else None,
                                 result=result, history=history)
                 progress.checkpoint_committed()
+                # a loaded package keeps a copy of the state (MBs at thousands of domains)
+                prune_loaded_packages(pipeline)
                 release_free_memory()
     except BaseException as exc:
         signum = _stop_signal(exc, stop, context)

@@ -14,8 +14,9 @@ use it, which warehouse it belongs to, and what an interrupted run left in it.
 - **Leftovers.** A load that was interrupted is finished first (dlt's normalize and load
   resume it); an extraction that was interrupted committed nothing and its files are deleted.
   Loaded packages keep their metadata but not their data files (dlt's
-  `load.delete_completed_jobs`), and only the newest `KEEP_LOADED_PACKAGES` are kept, so disk
-  use does not grow run after run.
+  `load.delete_completed_jobs`), and only the newest `KEEP_LOADED_PACKAGES` are kept (pruned
+  after every checkpoint), so disk use grows neither run after run nor checkpoint after
+  checkpoint.
 """
 
 import fcntl

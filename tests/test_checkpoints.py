@@ -209,6 +209,26 @@ def test_the_working_folder_does_not_grow_run_after_run(warehouse, monkeypatch):
     assert sizes[-1] <= sizes[1] * 1.25, sizes
 
 
+def test_the_working_folder_does_not_grow_checkpoint_after_checkpoint(warehouse, monkeypatch):
+    """A loaded package keeps a copy of the state (MBs at thousands of domains): a long run
+    prunes them as it goes, not only at its end."""
+    from aiclicks_pipeline import workdir
+
+    monkeypatch.setattr(workdir, "KEEP_LOADED_PACKAGES", 2)
+    loaded = warehouse.pipelines_dir / warehouse.name / "load" / "loaded"
+    seen = []
+
+    class CountingPackages(SyncProgress):
+        def checkpoint_started(self, number: int) -> None:
+            seen.append(len(list(loaded.iterdir())) if loaded.is_dir() else 0)
+            super().checkpoint_started(number)
+
+    with run_sandbox(seed=5, domains=6, prompts=(20, 80), start=START, frozen=True, rate_limit=None) as sandbox:
+        result = warehouse.sync(sandbox, checkpoint_requests=10, progress=CountingPackages(mode="quiet"))
+    assert result.checkpoints_committed >= 5
+    assert len(seen) == result.checkpoints_committed and max(seen) <= 2, seen
+
+
 def test_a_resync_interval_of_zero_asks_everything_even_what_was_synced_a_moment_ahead():
     """A sync time recorded by a server-clock estimate a little ahead of the next run's own
     (a run, then a plan or run within the same second) is due all the same at 0 minutes."""
