@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from array import array
 from typing import Any, Dict, List, Tuple
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
@@ -40,7 +41,10 @@ class RssSampler:
 
     def __init__(self, interval_s: float = 0.01) -> None:
         self.interval_s = interval_s
-        self.samples: List[Tuple[float, float]] = []
+        # two flat arrays, 16 bytes a sample: a list of tuples took ~12 MB of the very RSS it
+        # measured over a 2,000-domain sync (100,000 samples), and none of a 10-domain one's
+        self.times = array("d")
+        self.rss_mb = array("d")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -54,11 +58,12 @@ class RssSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.samples.append((time.time(), _status_mb("VmRSS")))
+            self.times.append(time.time())
+            self.rss_mb.append(_status_mb("VmRSS"))
             self._stop.wait(self.interval_s)
 
     def peak_between(self, start: float, end: float) -> float:
-        return max((rss for at, rss in self.samples if start <= at <= end), default=0.0)
+        return max((rss for at, rss in zip(self.times, self.rss_mb) if start <= at <= end), default=0.0)
 
 
 def _status_mb(field: str) -> float:
