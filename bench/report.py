@@ -37,28 +37,33 @@ LIMITS = """\
   extract {extract:.1f} s against the floor's fetch {fetch:.1f} s (dlt's per-request
   machinery, client CPU-bound), normalize {normalize:.1f} s (no counterpart in the floor),
   load {load:.1f} s against {floor_load:.1f} s.
-- **Memory.** Two things grew with the account, both found by measuring. Each checkpoint's
+- **Memory.** Three things grew with the account, all found by measuring. Each checkpoint's
   copy of dlt's state (a cursor and a sync time per domain and resource) stayed referenced by
   the sync's roll-back bookkeeping, so memory grew with the square of the account (154 copies
-  at 2,000 domains); it is forgotten once its checkpoint commits (sync.py). And glibc's
-  malloc gave each step's new threads arenas of their own that it never handed back; two
-  arenas and a `malloc_trim` after each checkpoint stop that (memory.py). Between
-  checkpoints RSS now stays near {extract_large:.0f} MB at {memory_large:,} domains
-  ({extract_small:.0f} MB at {memory_small:,}). What still grows is the load's own peak:
-  a checkpoint's merge (delete-insert) scans the whole target table, and DuckDB holds what it
-  reads until the load's connection closes: {load_small:.0f} MB at {memory_small:,} domains,
-  {load_large:.0f} MB at {memory_large:,}, so the whole sync's peak is {memory_ratio:.2f} x.
-  A DuckDB `memory_limit` bounds what grows: most of it is DuckDB's cache of the pages the
-  merge reads, which it evicts under a limit. One load (checkpoint 150 of a 2,000-domain first
-  sync, replayed from a copy of its folder) peaked 290 MB above its start with DuckDB's
-  default limit, 240 MB with 200 MB, 155 MB with 100 MB and 115 MB with 64 MB, at the same
-  speed down to 200 MB (3.0 s a load; 3.7 s at 64 MB). It is not the default, because what a
-  load needs outside the cache does not shrink with it: every parallel table job's
-  `read_json` takes a 32 MiB buffer, so a limit near 128 MB fails loads with Out of Memory
-  once a few jobs meet (it did at 300 domains; dlt retries them, as transient). Loading
-  fewer tables at once (`load.workers`) makes room, but 1 doubled each load's time and 4 was
-  no lower at 256 MB. Settings that made no difference: `allocator_flush_threshold` 16 MB,
-  `threads` 1.
+  at 2,000 domains); it is forgotten once its checkpoint commits (sync.py). glibc's malloc
+  gave each step's new threads arenas of their own that it never handed back; two arenas and
+  a `malloc_trim` after each checkpoint stop that (memory.py). And a checkpoint's merge
+  (delete-insert) read the key column of the whole target table: late in a 2,000-domain sync
+  one load read 116 MB of `fanout_queries` ids into DuckDB's cache (random UUIDs, so no row
+  group could be skipped). Every per-domain key now starts with `domain_id` and checkpoints
+  take the domains in id order, so a table is stored in runs of ids and DuckDB skips the row
+  groups outside the checkpoint's range (1 of 44 read; that load's peak went from 285 to
+  125 MB above its start, and from 2.6 to 1.7 s).
+  What is left: between checkpoints RSS creeps by about 45 MB over a 2,000-domain sync (not
+  Python objects, whose count stays flat, nor DuckDB, whose connect-insert-close loop stays
+  flat: most likely fragmentation around the state's entries, which grow with every
+  committed domain). And about one load in four peaks 70-80 MB above the others: at
+  the connection's close DuckDB's checkpoint merges the small row groups the last loads
+  appended (its vacuum) into a full one (122,880 rows), rewriting every column of them. A
+  10-domain sync never fills a row group, so it never pays this; it is bounded by one row
+  group, not by the account. `max_vacuum_tasks=0` removes it, but DuckDB then never compacts
+  row groups with deleted rows either, and each day's re-read of the last days would leave
+  the daily tables mostly dead rows; so DuckDB's default stays. Load step peaks:
+  {load_small:.0f} MB at {memory_small:,} domains, {load_large:.0f} MB at {memory_large:,}
+  (extraction {extract_small:.0f} / {extract_large:.0f} MB); the whole sync's peak is
+  {memory_ratio:.2f} x. A DuckDB `memory_limit` (README, Memory) is no longer needed for the
+  cache; one below 200 MB can fail loads with Out of Memory (each parallel table job's
+  `read_json` takes a 32 MiB buffer).
 """
 
 
