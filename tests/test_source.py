@@ -2,6 +2,8 @@
 
 from datetime import timedelta
 
+from dlt.common.schema.utils import get_columns_names_with_prop
+
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS
@@ -132,8 +134,7 @@ def test_a_warehouse_keyed_on_id_alone_by_an_earlier_version_merges_on_the_new_k
     assert_keys_unique(warehouse)
     tables = warehouse.pipeline.default_schema.tables
     for table in ("prompts", "fanout_queries"):
-        keyed = {name for name, column in tables[table]["columns"].items() if column.get("primary_key")}
-        assert keyed == {"domain_id", "id"}, table
+        assert set(get_columns_names_with_prop(tables[table], "primary_key")) == {"domain_id", "id"}, table
 
 
 def test_new_domain_gets_its_own_backfill(sandbox, warehouse):
@@ -202,7 +203,7 @@ def test_a_full_refresh_of_some_resources_keeps_the_other_tables_and_the_run_his
     history = {"_aiclicks_runs", "_aiclicks_runs__load_ids"}
 
     def counts():
-        return {table: warehouse.query(f"select count(*) from aiclicks.{table}")[0][0]
+        return {table: warehouse.query(f"select count(*) from {DEFAULT_DATASET}.{table}")[0][0]
                 for table in warehouse.tables() if not table.startswith("_dlt")}
 
     before = counts()
