@@ -418,7 +418,10 @@ def _run_checkpoint(
     # one dlt run per checkpoint: its own trace (dlt would otherwise merge every step of a long
     # sync into one trace it pickles after each step), no pending data to meet (finished first);
     # the run's history row goes last, into the same load (history.py)
-    run_row = history.running_source(result, context, checkpoint.domain_ids, source.schema)
+    run_row = with_destination_hints(
+        history.running_source(result, context, checkpoint.domain_ids, source.schema),
+        pipeline.destination,
+    )
     load_info = pipeline.run([source] if refresh else [source, run_row], refresh=refresh,
                              loader_file_format=file_format)
     trace = pipeline.last_trace

@@ -16,11 +16,14 @@ loads it is made of.
   exact figures. A run stopped by a signal loads nothing more (dlt's steps see the signal).
   Nor does a run that failed in its normalize or load step (its pending load would go with the
   row). The next run, which holds the run lock and so knows no other run of its pipeline is
-  alive, finishes such a load and marks that pipeline's rows still `running` as `interrupted`.
+  alive, finishes such a load and marks that pipeline's rows still `running` as `interrupted`:
+  its loads carry them so marked, merged on `run_id` as every row is (an UPDATE would need a
+  warehouse whose SQL writes; a lakehouse's does not).
 - The loads of a run are the child table `_aiclicks_runs__load_ids`: `value` is a
   `_dlt_loads.load_id`, `_dlt_parent_id` the run's `_dlt_id`.
 """
 
+import json
 import logging
 import uuid
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
@@ -30,6 +33,7 @@ from dlt.common.schema import Schema
 from dlt.extract import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
+from .destinations import with_destination_hints
 from .source import SOURCE_NAME
 from .windows import utc_now
 
@@ -38,6 +42,7 @@ logger = logging.getLogger("aiclicks_pipeline")
 RUNS_TABLE = "_aiclicks_runs"
 LOAD_IDS_TABLE = f"{RUNS_TABLE}__load_ids"
 RUNNING, INTERRUPTED = "running", "interrupted"
+JSON_COLUMNS = ("rows", "skipped_domains", "unknown_domains")
 
 _COUNT = "bigint"
 COLUMNS: Dict[str, Dict[str, Any]] = {
@@ -104,6 +109,8 @@ class RunHistory:
     def __init__(self, pipeline_name: str, run_id: Optional[str] = None) -> None:
         self.pipeline_name = pipeline_name
         self.run_id = run_id or uuid.uuid4().hex
+        # earlier runs' rows left `running`, marked interrupted: every load of this run carries them
+        self.interrupted_rows: List[Dict[str, Any]] = []
 
     def row(
         self,
@@ -164,6 +171,7 @@ class RunHistory:
 
         def runs() -> Iterator[Dict[str, Any]]:
             carrying = dlt.current.load_package_state()["load_id"]
+            yield from self.interrupted_rows
             # dlt makes this list the child table _aiclicks_runs__load_ids
             yield {**make_row(), "load_ids": [*load_ids, carrying]}
 
@@ -206,7 +214,10 @@ class RunHistory:
             schema = (
                 pipeline.default_schema.clone() if pipeline.default_schema_name else Schema(SOURCE_NAME)
             )
-            source = self.source(lambda: self.row(result, result.status), result.load_ids, schema)
+            source = with_destination_hints(
+                self.source(lambda: self.row(result, result.status), result.load_ids, schema),
+                pipeline.destination,
+            )
             # callers read the sync's last dlt run (the last checkpoint's) from `last_trace`
             sync_trace = pipeline._last_trace
             with dlt.config.values(run_settings(pipeline)):
@@ -220,21 +231,44 @@ class RunHistory:
         return info.loads_ids[-1] if info and info.loads_ids else None
 
     def mark_interrupted(self, pipeline: Pipeline) -> None:
-        """Marks the rows of `pipeline` still `running` as `interrupted`: called under the run
-        lock, so none of them is alive. Nothing to do before the table exists."""
+        """Reads the rows of `pipeline` still `running`, with their loads: called under the run
+        lock, so none of them is alive. The run's loads carry them marked `interrupted` (their
+        last `updated_at` as `finished_at`). Nothing to do before the table exists."""
         schema = pipeline.default_schema if pipeline.default_schema_name else None
         if schema is None or RUNS_TABLE not in schema.tables:
             return
         try:
             with pipeline.sql_client() as client:
-                table = client.make_qualified_table_name(RUNS_TABLE)
-                client.execute_sql(
-                    f"update {table} set outcome = %s, finished_at = updated_at "
-                    "where outcome = %s and pipeline_name = %s and run_id <> %s",
-                    INTERRUPTED, RUNNING, self.pipeline_name, self.run_id,
-                )
+                runs = client.make_qualified_table_name(RUNS_TABLE)
+                load_ids = client.make_qualified_table_name(LOAD_IDS_TABLE)
+                with client.execute_query(
+                    f"select * from {runs} where outcome = %s and pipeline_name = %s "
+                    "and run_id <> %s",
+                    RUNNING, self.pipeline_name, self.run_id,
+                ) as cursor:
+                    # lower case: Snowflake names the columns it returns in upper case
+                    columns = [c[0].lower() for c in cursor.description]
+                    stale = [dict(zip(columns, row)) for row in cursor.fetchall()]
+                for row in stale:
+                    loads = client.execute_sql(
+                        f"select value from {load_ids} where _dlt_parent_id = %s "
+                        "order by _dlt_list_idx",
+                        row["_dlt_id"],
+                    )
+                    self.interrupted_rows.append(_interrupted(row, [v for (v,) in loads or []]))
         except Exception as exc:  # noqa: BLE001 - a missing table or dataset: nothing to mark
             logger.info("No earlier run marked interrupted (%s: %s)", type(exc).__name__, exc)
+
+
+def _interrupted(row: Dict[str, Any], load_ids: List[str]) -> Dict[str, Any]:
+    """A `running` row read back from the warehouse, marked interrupted, as the resource
+    yields it (dlt's own columns left to dlt, JSON columns as values)."""
+    marked = {name: value for name, value in row.items() if not name.startswith("_dlt")}
+    for name in JSON_COLUMNS:
+        if isinstance(marked.get(name), str):
+            marked[name] = json.loads(marked[name])
+    marked.update(outcome=INTERRUPTED, finished_at=row["updated_at"], load_ids=load_ids)
+    return marked
 
 
 __all__: List[str] = ["COLUMNS", "INTERRUPTED", "LOAD_IDS_TABLE", "RUNNING", "RUNS_TABLE", "RunHistory"]

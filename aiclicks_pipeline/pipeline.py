@@ -2,14 +2,19 @@
 folder bound to that destination (workdir.py), and the file formats and writer settings
 that load fastest there. The sync itself runs in checkpoints.py."""
 
-from pathlib import Path
 from typing import Any, Dict, Optional
 
 import dlt
 from dlt.pipeline.pipeline import Pipeline
 
-from .destinations import check_destination, configured_destination, destination_kind
-from .settings import DEFAULT_DATASET, DEFAULT_DUCKDB_FILE, DEFAULT_PIPELINE_NAME
+from .destinations import (
+    check_destination,
+    configured_destination,
+    destination_kind,
+    duckdb_destination,
+    install_reader_extensions,
+)
+from .settings import DEFAULT_DATASET, DEFAULT_PIPELINE_NAME
 from .workdir import bind_to_destination, remember_duckdb_path
 
 
@@ -29,7 +34,8 @@ def make_pipeline(
     duckdb_file: Optional[str] = None,
     progress: Any = None,
 ) -> Pipeline:
-    """A dlt pipeline for `destination`; for DuckDB, a file named apart from the dataset.
+    """A dlt pipeline for `destination` (destinations.py makes what a kind needs: for DuckDB,
+    a file named apart from the dataset).
 
     `destination` is any dlt destination (a name such as `bigquery`, or a factory); when None,
     `destination_type` from dlt's config, else DuckDB. Credentials, a staging bucket
@@ -45,16 +51,7 @@ def make_pipeline(
     check_destination(destination)
     duckdb_path: Optional[str] = None
     if destination == "duckdb":
-        path = Path(duckdb_file or DEFAULT_DUCKDB_FILE).expanduser().resolve()
-        if path.stem == dataset_name:
-            # DuckDB cannot tell a catalog `x` (the file) from a schema `x` (the dataset)
-            raise ValueError(
-                f"The DuckDB file {path.name!r} is named like the dataset {dataset_name!r}; "
-                "DuckDB then cannot tell the catalog from the schema and the load fails. "
-                "Choose another file name or dataset."
-            )
-        duckdb_path = str(path)
-        destination = dlt.destinations.duckdb(credentials=duckdb_path)
+        destination, duckdb_path = duckdb_destination(dataset_name, duckdb_file)
     pipeline = dlt.pipeline(
         pipeline_name=pipeline_name,
         destination=destination,
@@ -63,6 +60,9 @@ def make_pipeline(
         progress=progress,
     )
     pipeline = bind_to_destination(pipeline)
+    # what reading this destination back needs, before anything reads it (the next checkpoint
+    # plan, status, dlt's own dataset())
+    install_reader_extensions(pipeline.destination)
     if duckdb_path:
         remember_duckdb_path(pipeline, duckdb_path)
     return pipeline
