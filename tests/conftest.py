@@ -16,6 +16,9 @@ from aiclicks_pipeline.pipeline import make_pipeline  # noqa: E402
 from aiclicks_pipeline.sandbox import run_sandbox  # noqa: E402
 from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS  # noqa: E402
 
+# the BigQuery emulator and the S3 double, one each per test session where they are given
+from .warehouse_doubles import bigquery_emulator, s3_double  # noqa: E402, F401 - fixtures
+
 START = datetime(2026, 6, 17, 10, 0, 0, tzinfo=timezone.utc)
 
 

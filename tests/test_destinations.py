@@ -12,6 +12,7 @@ Also here: dlt's state lives in the destination, so a worker that keeps nothing 
 killed in its load step and run again ends exact.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -29,16 +30,17 @@ from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS
 
 from .conftest import START, Warehouse
 from .truth_compare import assert_table_matches, normalise
-from .warehouse_doubles import bigquery_emulator, s3_double  # noqa: F401 - fixtures
 from .warehouses import (  # noqa: F401 - re-exported for the other test files
     KINDS,
     NO_POSTGRES,
     POSTGRES_ENV,
+    SNOWFLAKE_ENV,
     SQL_KINDS,
     DuckDBWarehouse,
     PostgresWarehouse,
     open_warehouse,
     postgres_url,
+    snowflake_url,
 )
 
 INCREMENTAL = [n for n, e in ENDPOINTS.items() if e.get("window") == "incremental"]
@@ -399,3 +401,76 @@ def test_a_cli_run_killed_in_its_load_then_run_again_equals_ground_truth(kind, t
             assert_child_rows_belong(warehouse)
     finally:
         warehouse.drop()
+
+
+DATASET_READS = """
+import json, sys, dlt
+dataset = dlt.attach("aiclicks", pipelines_dir=sys.argv[1]).dataset()
+print(json.dumps({
+    "arrow": dataset.visibility_daily.arrow().num_rows,
+    "df": len(dataset.citations.df()),
+    "sql": dataset("select count(*) from citations__models").fetchall()[0][0],
+}))
+"""
+
+
+@pytest.mark.parametrize("kind", ["delta", "iceberg", "delta-local", "iceberg-local"])
+def test_a_lakehouse_the_cli_loaded_reads_back_through_dlts_dataset(kind, sandbox, tmp_path, request):
+    """A run into a bucket (the S3 double) or a local folder, then dlt's `dataset()` in a
+    Python of its own: `.arrow()`, `.df()` and SQL read the Delta / Iceberg tables through
+    DuckDB, whose extensions the package installed from their PyPI packages into an empty
+    HOME (nothing downloaded: there is no network to download from)."""
+    warehouse = open_warehouse(kind, tmp_path, request, name="aiclicks")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = child_env({**cli_env(warehouse, sandbox), "HOME": str(home)})
+    done = subprocess.run(
+        [sys.executable, "-m", "aiclicks_pipeline", "run", *warehouse.cli_args(),
+         "--base-url", sandbox.base_url, "--quiet"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    truth = WarehouseTruth(sandbox.account)
+    truth.record_sync(sandbox.clock.now(), days=90)
+    assert_equals_truth(warehouse, truth)
+
+    read = subprocess.run(
+        [sys.executable, "-c", DATASET_READS, str(warehouse.pipelines_dir)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+
+    assert read.returncode == 0, read.stderr
+    assert json.loads(read.stdout) == {
+        "arrow": len(truth.keys("visibility_daily")),
+        "df": len(truth.keys("citations")),
+        "sql": len(truth.keys("citations__models")),
+    }
+    installed = {path.name for path in home.glob(".duckdb/extensions/*/*/*.duckdb_extension")}
+    assert f"{warehouse.table_format}.duckdb_extension" in installed, installed
+
+
+def test_a_real_snowflake_account_loads_equal_to_ground_truth(sandbox, tmp_path, request):
+    """Opt-in (AICLICKS_TEST_SNOWFLAKE): no double of Snowflake takes dlt's loads offline, so
+    CI never runs this; where an account is given, a full sync and the next day's equal the
+    ground truth there, keys unique, child rows with their parents."""
+    warehouse = open_warehouse("snowflake", tmp_path, request)
+    try:
+        warehouse.sync(sandbox)
+        first_now = sandbox.clock.now()
+        sandbox.advance(days=1)
+        warehouse.sync(sandbox)
+
+        truth = WarehouseTruth(sandbox.account)
+        truth.record_sync(first_now, days=90)
+        truth.record_sync(sandbox.clock.now(), days=7)
+        assert_equals_truth(warehouse, truth)
+        assert_keys_unique(warehouse)
+        assert_child_rows_belong(warehouse)
+    finally:
+        warehouse.drop()
+
+
+def test_without_an_account_the_snowflake_case_says_why(monkeypatch):
+    monkeypatch.delenv(SNOWFLAKE_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match=SNOWFLAKE_ENV):
+        snowflake_url()

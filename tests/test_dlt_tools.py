@@ -119,6 +119,49 @@ def test_dlt_attach_and_dlts_cli_find_the_warehouse(tmp_path):
         assert warehouse.query("select count(*) from aiclicks.visibility_daily")[0][0] == expected["visibility_daily"]
 
 
+# the paths that read Arrow through DuckDB (DuckDB 2.0 broke them in dlt 1.31): a dataset's
+# `.arrow()`, and the dashboard's own views of rows, row counts and loads (its query helpers)
+ARROW_READS = """
+import json, dlt
+from dlt._workspace.helpers.dashboard.config import DashboardConfiguration
+from dlt._workspace.helpers.dashboard.utils import queries
+pipeline = dlt.attach("aiclicks")
+arrow = pipeline.dataset().visibility_daily.arrow()
+sql, error, _ = queries.get_default_query_for_table(pipeline, "aiclicks", "visibility_daily", True)
+assert not error, error
+rows, error, _ = queries.get_query_result(pipeline, sql)
+assert not error, error
+loads, error, _ = queries.get_loads(DashboardConfiguration(), pipeline)
+assert not error, error
+print(json.dumps({
+    "arrow_rows": arrow.num_rows,
+    "arrow_columns": arrow.column_names,
+    "view_rows": rows.num_rows,
+    "row_counts": queries.get_row_counts(pipeline),
+    "loads": len(loads),
+}))
+"""
+
+
+def test_arrow_and_the_dashboards_views_read_the_duckdb_warehouse(tmp_path):
+    """`dlt.attach("aiclicks").dataset().visibility_daily.arrow()` and the dashboard's views of
+    rows, row counts and loads, in a Python of their own after a CLI run."""
+    with small_sandbox() as sandbox:
+        folder = loaded_folder(tmp_path, sandbox)
+    warehouse = WarehouseFile(folder.warehouse)
+    ((days,),) = warehouse.query("select count(*) from aiclicks.visibility_daily")
+    ((loads,),) = warehouse.query("select count(*) from aiclicks._dlt_loads")
+
+    read = python(folder, ARROW_READS)
+
+    assert read.returncode == 0, read.stderr
+    found = json.loads(read.stdout)
+    assert found["arrow_rows"] == found["view_rows"] == days > 0
+    assert {"domain_id", "date"} <= set(found["arrow_columns"])
+    assert found["row_counts"]["visibility_daily"] == days
+    assert found["loads"] == loads > 0
+
+
 # What the package's first versions did, and what the README's Python example still does: a
 # plain dlt pipeline, the DuckDB file given relative, nothing of this package's in dlt's local
 # state (no bound warehouse, no remembered path)

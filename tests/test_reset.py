@@ -1,6 +1,6 @@
 """`aiclicks-pipeline reset`: the next run reloads just the reset (table, domain) pairs, and the
-warehouse then equals the sandbox's ground truth. DuckDB, and PostgreSQL when
-`AICLICKS_TEST_POSTGRES` names a server."""
+warehouse then equals the sandbox's ground truth. DuckDB, and PostgreSQL and BigQuery (the
+emulator) where their servers are given (tests/warehouses.py)."""
 
 import pytest
 

@@ -67,7 +67,9 @@ def server_process(args: List[str], log: Path, port_pattern: str, env: Dict[str,
     """Starts `args`, waits until its log prints the port it listens on (`port_pattern`'s
     group), yields that port; stops the process afterwards."""
     with open(log, "wb") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent
+        )
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
@@ -88,6 +90,16 @@ def server_process(args: List[str], log: Path, port_pattern: str, env: Dict[str,
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _die_with_parent() -> None:
+    """In the server's process before it runs: Linux sends it SIGTERM when the test process
+    that started it ends, however that ends (a worker killed at CI's time limit included)."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def wait_until(ready: Callable[[], bool], what: str) -> None:

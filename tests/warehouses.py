@@ -4,6 +4,7 @@ every kind unchanged:
 
 - `duckdb`: a file in the test's folder (always);
 - `postgres`: a schema of its own on the server `AICLICKS_TEST_POSTGRES` names;
+- `snowflake`: a schema of its own in the account `AICLICKS_TEST_SNOWFLAKE` names (opt-in);
 - `bigquery`: a dataset of its own on the BigQuery emulator (warehouse_doubles.py);
 - `delta`, `iceberg`: dlt's `filesystem` destination with that table format, in a bucket of
   its own on the S3 double (warehouse_doubles.py); `delta-local`, `iceberg-local`: the same in
@@ -40,6 +41,12 @@ NO_POSTGRES = (
     f"no PostgreSQL server given: set {POSTGRES_ENV}=postgresql://user:password@host:5432/db "
     "to load into one (.ci/run starts one and sets it)"
 )
+SNOWFLAKE_ENV = "AICLICKS_TEST_SNOWFLAKE"
+NO_SNOWFLAKE = (
+    f"no Snowflake account given (opt-in; nothing offline stands in for Snowflake): set "
+    f"{SNOWFLAKE_ENV}=snowflake://user:password@account/database?warehouse=WH&role=ROLE to "
+    "load into a schema of its own there, dropped afterwards"
+)
 # every kind; SQL_KINDS are those whose SQL client takes writes (reset's DELETE, the run
 # history's UPDATE)
 SQL_KINDS = ["duckdb", "postgres", "bigquery"]
@@ -52,6 +59,13 @@ def postgres_url() -> str:
     url = os.environ.get(POSTGRES_ENV, "").strip()
     if not url:
         pytest.skip(NO_POSTGRES)
+    return url
+
+
+def snowflake_url() -> str:
+    url = os.environ.get(SNOWFLAKE_ENV, "").strip()
+    if not url:
+        pytest.skip(NO_SNOWFLAKE)
     return url
 
 
@@ -199,6 +213,41 @@ class BigQueryWarehouse(RemoteWarehouse):
         self.emulator.drop_dataset(self.dataset)
 
 
+class SnowflakeWarehouse(RemoteWarehouse):
+    """A schema of its own in a real Snowflake account (`AICLICKS_TEST_SNOWFLAKE`, opt-in),
+    read through dlt's SQL client (the Snowflake connector); Snowflake's upper-case names come
+    back lower case."""
+
+    kind = destination_name = "snowflake"
+
+    def __init__(self, folder: Path, url: str, name: str = "aiclicks_test") -> None:
+        self.url = url
+        super().__init__(folder, new_dataset_name(), name=name)
+
+    def destination(self) -> Any:
+        return dlt.destinations.snowflake(credentials=self.url)
+
+    def cli_env(self) -> Dict[str, str]:
+        return {"DESTINATION__SNOWFLAKE__CREDENTIALS": self.url}
+
+    def _cursor_rows(self, sql: str) -> Tuple[List[str], List[Tuple[Any, ...]]]:
+        with self.pipeline.sql_client() as client:
+            with client.execute_query(self.in_dataset(sql)) as cursor:
+                return [c[0].lower() for c in cursor.description], cursor.fetchall()
+
+    def tables(self) -> set:
+        rows = self.query(
+            "select table_name from information_schema.tables "
+            f"where table_schema = '{self.dataset.upper()}'"
+        )
+        return {name.lower() for (name,) in rows}
+
+    def drop(self) -> None:
+        with self.pipeline.sql_client() as client:
+            for schema in (self.dataset, f"{self.dataset}_staging"):
+                client.execute_sql(f"drop schema if exists {schema} cascade")
+
+
 class LakehouseWarehouse(RemoteWarehouse):
     """dlt's `filesystem` destination writing Delta or Iceberg tables into a bucket (the S3
     double) or a local folder. Read back with deltalake / pyiceberg, queried in DuckDB."""
@@ -327,6 +376,8 @@ def open_warehouse(kind: str, folder: Path, request: Any, name: str = "aiclicks_
         return DuckDBWarehouse(folder, name=name)
     if kind == "postgres":
         return PostgresWarehouse(folder, postgres_url(), name=name)
+    if kind == "snowflake":
+        return SnowflakeWarehouse(folder, snowflake_url(), name=name)
     if kind == "bigquery":
         return BigQueryWarehouse(folder, request.getfixturevalue("bigquery_emulator"), name=name)
     table_format, _, where = kind.partition("-")
@@ -342,6 +393,6 @@ def open_warehouse(kind: str, folder: Path, request: Any, name: str = "aiclicks_
 
 __all__ = [
     "KINDS", "LAKEHOUSE_KINDS", "NO_POSTGRES", "POSTGRES_ENV", "SQL_KINDS", "BigQueryWarehouse",
-    "DuckDBWarehouse", "LakehouseWarehouse", "PostgresWarehouse", "open_warehouse",
-    "postgres_url",
+    "DuckDBWarehouse", "LakehouseWarehouse", "PostgresWarehouse", "SnowflakeWarehouse",
+    "open_warehouse", "postgres_url", "snowflake_url",
 ]
