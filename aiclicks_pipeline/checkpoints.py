@@ -28,7 +28,11 @@ import dlt
 from dlt.common.exceptions import SignalReceivedException
 from dlt.pipeline.pipeline import Pipeline
 
-from .destinations import configured_loader_file_format, with_destination_hints
+from .destinations import (
+    configured_loader_file_format,
+    prune_replaced_child_rows,
+    with_destination_hints,
+)
 from .history import RunHistory
 from .interrupts import StopRequest
 from .memory import cap_malloc_arenas, release_free_memory
@@ -263,6 +267,7 @@ def run_sync(
             # a full refresh drops the tables and state of the resources it loads (its first
             # checkpoint; dlt's drop_resources: the others, and the run history, stay): start empty
             states = {} if full_refresh else resource_states(pipeline)
+            prune_replaced_child_rows(pipeline)  # a lakehouse's, after any load before this run
             history.mark_interrupted(pipeline)
             envelope = _fetch_domains(context)
             # the server's clock now (its Date headers): a cached `/domains` is up to an hour old
@@ -424,6 +429,7 @@ def _run_checkpoint(
     )
     load_info = pipeline.run([source] if refresh else [source, run_row], refresh=refresh,
                              loader_file_format=file_format)
+    prune_replaced_child_rows(pipeline, load_info.loads_ids if load_info else [])
     trace = pipeline.last_trace
     normalize_info = trace.last_normalize_info if trace else None
     context.checkpoint_committed()

@@ -52,6 +52,10 @@ NO_SNOWFLAKE = (
 SQL_KINDS = ["duckdb", "postgres", "bigquery"]
 LAKEHOUSE_KINDS = ["delta", "iceberg"]
 KINDS = SQL_KINDS + LAKEHOUSE_KINDS
+# the cases about the sync itself (faults, a 404, shards, state, ...) behave alike whatever the
+# table format, and Iceberg merges through pyiceberg's upsert, several times slower than
+# Delta's merge: the lakehouse runs them on Delta
+SYNC_KINDS = SQL_KINDS + ["delta"]
 QUALIFIED = re.compile(rf"\b{DEFAULT_DATASET}\.(\w+)")
 
 
@@ -392,7 +396,7 @@ def open_warehouse(kind: str, folder: Path, request: Any, name: str = "aiclicks_
 
 
 __all__ = [
-    "KINDS", "LAKEHOUSE_KINDS", "NO_POSTGRES", "POSTGRES_ENV", "SQL_KINDS", "BigQueryWarehouse",
+    "KINDS", "LAKEHOUSE_KINDS", "NO_POSTGRES", "POSTGRES_ENV", "SQL_KINDS", "SYNC_KINDS", "BigQueryWarehouse",
     "DuckDBWarehouse", "LakehouseWarehouse", "PostgresWarehouse", "SnowflakeWarehouse",
     "open_warehouse", "postgres_url", "snowflake_url",
 ]
