@@ -157,6 +157,12 @@ def table_format(destination: Any) -> Optional[str]:
     return chosen
 
 
+def required_file_format(destination: Any) -> Optional[str]:
+    """The file format a destination's tables take whatever else is preferred: parquet for
+    Delta and Iceberg tables (dlt would warn about any other, table by table)."""
+    return "parquet" if table_format(destination) else None
+
+
 def with_destination_hints(source: DltSource, destination: Any) -> DltSource:
     """Adds the hints of `destination`'s kind to the source's resources; returns the source.
     Given every source a run loads (the data and the run history alike).

@@ -13,6 +13,7 @@ from .destinations import (
     destination_kind,
     duckdb_destination,
     install_reader_extensions,
+    required_file_format,
 )
 from .settings import DEFAULT_DATASET, DEFAULT_PIPELINE_NAME
 from .workdir import bind_to_destination, remember_duckdb_path
@@ -76,6 +77,9 @@ PREFERRED_FILE_FORMATS = ("jsonl",)
 
 
 def preferred_file_format(pipeline: Pipeline) -> Optional[str]:
+    required = required_file_format(pipeline.destination)
+    if required:
+        return required
     supported = pipeline.destination.capabilities().supported_loader_file_formats
     return next((fmt for fmt in PREFERRED_FILE_FORMATS if fmt in supported), None)
 

@@ -307,20 +307,23 @@ def s3_double_running(executable: str, folder: Path) -> Iterator[S3Double]:
 
 @pytest.fixture(scope="session")
 def bigquery_emulator() -> Iterator[BigQueryEmulator]:
-    """The emulator, and google-cloud-bigquery pointed at it for the session (the variable is
-    read by every client it makes: dlt's, the tests')."""
+    """The emulator, and the test process set up for it for the session: google-cloud-bigquery
+    sends every client's calls there (dlt's, the tests'), and dlt writes its load files
+    uncompressed (every load of the process: none of the tests depends on compression)."""
     executable = executable_from_env(BQEMULATOR_ENV, NO_BQEMULATOR)
-    saved = os.environ.get("BIGQUERY_EMULATOR_HOST")
     with tempfile.TemporaryDirectory(prefix="bqemulator-") as folder:
         with bigquery_emulator_running(executable, Path(folder)) as emulator:
-            os.environ["BIGQUERY_EMULATOR_HOST"] = emulator.endpoint
+            process_env = {k: v for k, v in emulator.env().items() if not k.startswith("DESTINATION__")}
+            saved = {key: os.environ.get(key) for key in process_env}
+            os.environ.update(process_env)
             try:
                 yield emulator
             finally:
-                if saved is None:
-                    os.environ.pop("BIGQUERY_EMULATOR_HOST", None)
-                else:
-                    os.environ["BIGQUERY_EMULATOR_HOST"] = saved
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

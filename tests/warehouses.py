@@ -193,8 +193,6 @@ class BigQueryWarehouse(RemoteWarehouse):
     with google-cloud-bigquery (all result pages: `.result()` iterates them)."""
 
     kind = destination_name = "bigquery"
-    # the emulator cannot read gzip'd jsonl (real BigQuery can): the one setting it needs
-    run_config = {"data_writer.disable_compression": True}
 
     def __init__(self, folder: Path, emulator: Any, name: str = "aiclicks_test") -> None:
         self.emulator = emulator
@@ -204,7 +202,7 @@ class BigQueryWarehouse(RemoteWarehouse):
         return self.emulator.destination()
 
     def cli_env(self) -> Dict[str, str]:
-        return {**super().cli_env(), **self.emulator.env()}
+        return self.emulator.env()
 
     def _cursor_rows(self, sql: str) -> Tuple[List[str], List[Tuple[Any, ...]]]:
         result = self.emulator.client().query(self.in_dataset(sql)).result()
