@@ -337,6 +337,41 @@ def test_each_warehouse_equals_the_duckdb_load_row_for_row(kind, tmp_path, reque
         other.drop()
 
 
+def test_a_lakehouse_is_delta_unless_told_and_plain_files_are_refused(sandbox, tmp_path, monkeypatch):
+    """`table_format` under `[destination.filesystem]`: delta when unset, iceberg when asked;
+    anything else (plain files, which cannot merge) stops the run before anything is loaded,
+    in one line."""
+    from aiclicks_pipeline.destinations import table_format, with_destination_hints
+    from aiclicks_pipeline.source import aiclicks_source
+
+    from .test_cli import cli_here
+
+    def hinted_formats():
+        source = with_destination_hints(
+            aiclicks_source(api_key="k", base_url=sandbox.base_url), "filesystem"
+        )
+        return {r.compute_table_schema().get("table_format") for r in source.resources.values()}
+
+    monkeypatch.delenv("DESTINATION__FILESYSTEM__TABLE_FORMAT", raising=False)
+    assert table_format("filesystem") == "delta" and hinted_formats() == {"delta"}
+    assert table_format("postgres") is None
+    monkeypatch.setenv("DESTINATION__FILESYSTEM__TABLE_FORMAT", "iceberg")
+    assert hinted_formats() == {"iceberg"}
+
+    lake = tmp_path / "lake"
+    done = cli_here(
+        "run", "--destination", "filesystem", "--pipelines-dir", str(tmp_path / "pipelines"),
+        "--base-url", sandbox.base_url, "--quiet",
+        env={"DESTINATION__FILESYSTEM__BUCKET_URL": lake.as_uri(),
+             "DESTINATION__FILESYSTEM__TABLE_FORMAT": "parquet",
+             "SOURCES__AICLICKS__API_KEY": sandbox.api_key},
+    )
+
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "table_format 'parquet'" in done.stderr and "cannot merge" in done.stderr
+    assert not lake.exists() and sandbox.stats.requests == 0
+
+
 def test_without_a_server_the_postgres_cases_say_why(monkeypatch):
     monkeypatch.delenv(POSTGRES_ENV, raising=False)
     with pytest.raises(pytest.skip.Exception, match=POSTGRES_ENV):
