@@ -80,6 +80,21 @@ def assert_equals_truth(warehouse: Warehouse, truth: WarehouseTruth) -> Dict[str
     return counts
 
 
+def assert_exact(warehouse: Warehouse, truth: WarehouseTruth) -> None:
+    """Equal to the ground truth, keys unique, every child row with its parent."""
+    assert_equals_truth(warehouse, truth)
+    assert_keys_unique(warehouse)
+    assert_child_rows_belong(warehouse)
+
+
+def truth_of_two_days(sandbox: Any, first_now: Any) -> WarehouseTruth:
+    """What a full sync at `first_now` and the next one now (7 days) leave."""
+    truth = WarehouseTruth(sandbox.account)
+    truth.record_sync(first_now, days=90)
+    truth.record_sync(sandbox.clock.now(), days=7)
+    return truth
+
+
 def assert_keys_unique(warehouse: Warehouse) -> None:
     for table, spec in ENDPOINTS.items():
         key = ", ".join(spec["primary_key"])
@@ -459,12 +474,7 @@ def test_a_cli_run_killed_in_its_load_then_run_again_equals_ground_truth(kind, t
 
             assert rerun.finished_pending and rerun.status == "success"
             assert rerun.windows_asked["visibility_daily"] == [7]
-            truth = WarehouseTruth(sandbox.account)
-            truth.record_sync(START, days=90)
-            truth.record_sync(sandbox.clock.now(), days=7)
-            assert_equals_truth(warehouse, truth)
-            assert_keys_unique(warehouse)
-            assert_child_rows_belong(warehouse)
+            assert_exact(warehouse, truth_of_two_days(sandbox, START))
     finally:
         warehouse.drop()
 
@@ -554,12 +564,7 @@ def test_a_real_snowflake_account_loads_equal_to_ground_truth(sandbox, tmp_path,
         sandbox.advance(days=1)
         warehouse.sync(sandbox)
 
-        truth = WarehouseTruth(sandbox.account)
-        truth.record_sync(first_now, days=90)
-        truth.record_sync(sandbox.clock.now(), days=7)
-        assert_equals_truth(warehouse, truth)
-        assert_keys_unique(warehouse)
-        assert_child_rows_belong(warehouse)
+        assert_exact(warehouse, truth_of_two_days(sandbox, first_now))
     finally:
         warehouse.drop()
 

@@ -257,16 +257,9 @@ print(json.dumps({
 def service_account_key() -> str:
     """A real (throw-away) RSA key in PEM, as a TOML string body: gcsfs parses the key when the
     staging client is built."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
+    from .warehouse_doubles import new_private_key_pem
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return pem.replace("\n", "\\n")
+    return new_private_key_pem().replace("\n", "\\n")
 
 
 def edited_example(destination: str, bucket: str = "") -> str:

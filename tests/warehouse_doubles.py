@@ -143,17 +143,22 @@ def token_endpoint() -> Iterator[str]:
         server.server_close()
 
 
-def service_account(project: str, token_uri: str) -> Dict[str, str]:
-    """A service-account key file's fields, with a new RSA key (never written to the repo)."""
+def new_private_key_pem() -> str:
+    """A new, throw-away RSA key in PEM (made at test time, never written to the repo)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
+    return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
+
+
+def service_account(project: str, token_uri: str) -> Dict[str, str]:
+    """A service-account key file's fields, with a new RSA key."""
+    pem = new_private_key_pem()
     return {
         "type": "service_account",
         "project_id": project,
