@@ -223,16 +223,27 @@ def install_reader_extensions(destination: Any) -> List[str]:
                 package = importlib.import_module(f"duckdb_extension_{name}")
             except ImportError:
                 continue
-            path = Path(package.__file__).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+            built = Path(package.__file__).parent / "extensions" / f"v{duckdb.__version__}"
+            path = built / f"{name}.duckdb_extension"
             if not path.is_file():
-                logger.info("duckdb-extension-%s has no build for DuckDB %s", name, duckdb.__version__)
+                logger.info(
+                    "duckdb-extension-%s has no build for DuckDB %s", name, duckdb.__version__
+                )
                 continue
-            connection.execute(f"INSTALL '{path}'")
+            try:
+                connection.execute(f"INSTALL '{path}'")
+            except duckdb.Error as exc:  # e.g. a read-only HOME: reading would then download it
+                logger.warning(
+                    "DuckDB's %s extension could not be installed from %s: %s", name, path, exc
+                )
+                continue
             installed.append(name)
     return installed
 
 
-def prune_replaced_child_rows(pipeline: Any, load_ids: Optional[List[str]] = None) -> Dict[str, int]:
+def prune_replaced_child_rows(
+    pipeline: Any, load_ids: Optional[List[str]] = None
+) -> Dict[str, int]:
     """A lakehouse's child rows that the merge left behind; returns the rows deleted per table.
 
     Upsert keys a child row by its parent and list position, so when a reloaded parent's list
@@ -255,14 +266,17 @@ def prune_replaced_child_rows(pipeline: Any, load_ids: Optional[List[str]] = Non
     ]
     if not nested:
         return {}
-    tables = _open_tables(pipeline, chosen, {t["name"] for t in nested} | {t["parent"] for t in nested})
+    names = {t["name"] for t in nested} | {t["parent"] for t in nested}
+    tables = _open_tables(pipeline, chosen, names)
     deleted = {}
     for child in nested:
         parent, name = tables.get(child["parent"]), child["name"]
         if parent is None or tables.get(name) is None:
             continue
         parents = _read_arrow(chosen, parent, ["_dlt_id", "_dlt_load_id"], "_dlt_load_id", load_ids)
-        loaded_with = dict(zip(parents.column("_dlt_id").to_pylist(), parents.column("_dlt_load_id").to_pylist()))
+        loaded_with = dict(
+            zip(parents.column("_dlt_id").to_pylist(), parents.column("_dlt_load_id").to_pylist())
+        )
         if not loaded_with:
             continue
         columns = ["_dlt_id", "_dlt_parent_id", "_dlt_load_id"]
@@ -296,7 +310,9 @@ def _open_tables(pipeline: Any, chosen: str, names: set) -> Dict[str, Any]:
     return found
 
 
-def _read_arrow(chosen: str, table: Any, columns: List[str], column: str, values: Optional[List[str]]) -> Any:
+def _read_arrow(
+    chosen: str, table: Any, columns: List[str], column: str, values: Optional[List[str]]
+) -> Any:
     """`columns` of the rows whose `column` is in `values` (every row when None), as Arrow."""
     if chosen == "delta":
         filters = [(column, "in", values)] if values is not None else None
