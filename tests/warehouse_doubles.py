@@ -307,12 +307,15 @@ def s3_double_running(executable: str, folder: Path) -> Iterator[S3Double]:
         yield S3Double(endpoint=endpoint)
 
 
-# --- fixtures: one server of each per test session (per xdist worker) -----------------------
+# --- fixtures: an emulator per test, an S3 double per test session (per xdist worker) -------
 
 
-@pytest.fixture(scope="session")
+# one emulator per test: a statement that fails inside a transaction leaves bqemulator 1.4.0's
+# one DuckDB connection aborted, and every later request of any test answers 500 (which
+# google-cloud-bigquery retries for minutes); started in about 2 s
+@pytest.fixture
 def bigquery_emulator() -> Iterator[BigQueryEmulator]:
-    """The emulator, and the test process set up for it for the session: google-cloud-bigquery
+    """The emulator, and the test process set up for it for the test: google-cloud-bigquery
     sends every client's calls there (dlt's, the tests'), and dlt writes its load files
     uncompressed (every load of the process: none of the tests depends on compression)."""
     executable = executable_from_env(BQEMULATOR_ENV, NO_BQEMULATOR)
