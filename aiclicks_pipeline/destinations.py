@@ -273,18 +273,16 @@ def prune_replaced_child_rows(
         parent, name = tables.get(child["parent"]), child["name"]
         if parent is None or tables.get(name) is None:
             continue
-        parents = _read_arrow(chosen, parent, ["_dlt_id", "_dlt_load_id"], "_dlt_load_id", load_ids)
-        loaded_with = dict(
-            zip(parents.column("_dlt_id").to_pylist(), parents.column("_dlt_load_id").to_pylist())
-        )
+        parents = _read_columns(chosen, parent, ["_dlt_id", "_dlt_load_id"], "_dlt_load_id", load_ids)
+        loaded_with = dict(zip(parents["_dlt_id"], parents["_dlt_load_id"]))
         if not loaded_with:
             continue
         columns = ["_dlt_id", "_dlt_parent_id", "_dlt_load_id"]
-        rows = _read_arrow(chosen, tables[name], columns, "_dlt_parent_id",
-                           list(loaded_with) if load_ids is not None else None)
+        rows = _read_columns(chosen, tables[name], columns, "_dlt_parent_id",
+                             list(loaded_with) if load_ids is not None else None)
         stale = [
             row_id
-            for row_id, parent_id, load_id in zip(*(rows.column(c).to_pylist() for c in columns))
+            for row_id, parent_id, load_id in zip(*(rows[c] for c in columns))
             if parent_id in loaded_with and load_id != loaded_with[parent_id]
         ]
         if stale:
@@ -310,17 +308,22 @@ def _open_tables(pipeline: Any, chosen: str, names: set) -> Dict[str, Any]:
     return found
 
 
-def _read_arrow(
+def _read_columns(
     chosen: str, table: Any, columns: List[str], column: str, values: Optional[List[str]]
-) -> Any:
-    """`columns` of the rows whose `column` is in `values` (every row when None), as Arrow."""
+) -> Dict[str, List[Any]]:
+    """`columns` of the rows whose `column` is in `values` (every row when None). Filtered
+    here, not by the reader: deltalake's Arrow filters fail on tables whose files mix string
+    and string_view columns (as its own deletes leave them)."""
     if chosen == "delta":
-        filters = [(column, "in", values)] if values is not None else None
-        return table.to_pyarrow_table(columns=columns, filters=filters)
-    from pyiceberg.expressions import AlwaysTrue, In
-
-    row_filter = In(column, values) if values is not None else AlwaysTrue()
-    return table.scan(row_filter=row_filter, selected_fields=tuple(columns)).to_arrow()
+        arrow = table.to_pyarrow_table(columns=columns)
+    else:
+        arrow = table.scan(selected_fields=tuple(columns)).to_arrow()
+    read = {name: arrow.column(name).to_pylist() for name in columns}
+    if values is None:
+        return read
+    wanted = set(values)
+    keep = [i for i, value in enumerate(read[column]) if value in wanted]
+    return {name: [read[name][i] for i in keep] for name in columns}
 
 
 def _delete_rows(chosen: str, table: Any, row_ids: List[str]) -> None:
