@@ -2,7 +2,6 @@
 with every dbt test, and the marts compared with values computed here from the sandbox's
 ground truth (the account the sandbox serves), not from the warehouse."""
 
-import csv
 import json
 import re
 import shutil
@@ -118,53 +117,7 @@ def day(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-# --- the package -------------------------------------------------------------------------------
-
-
-def test_sources_declare_every_loaded_table_and_the_dlt_join_columns():
-    sources = yaml.safe_load((PROJECT_DIR / "models" / "staging" / "sources.yml").read_text())
-    (source,) = sources["sources"]
-    tables = {table["name"]: table for table in source["tables"]}
-    assert set(tables) == set(SOURCE_TABLES)
-    for name, spec in ENDPOINTS.items():
-        described = {c["name"]: c.get("description") for c in tables[name]["columns"]}
-        missing = (set(spec["columns"]) | {"_dlt_id", "_dlt_load_id"}) - set(described)
-        assert not missing, (name, missing)
-        # one source of truth: the endpoint table's descriptions, as the dlt schema carries them
-        assert tables[name]["description"] == spec["description"]
-        assert {c: described[c] for c in spec["columns"]} == spec["column_descriptions"]
-        assert tables[name]["config"]["enabled"] == f"{{{{ var('aiclicks_enabled_{name}', true) }}}}"
-    child = {c["name"] for c in tables["citations__models"]["columns"]}
-    assert {"value", "_dlt_parent_id", "_dlt_id"} <= child
-    # freshness on every table: generated_at, or the parent's for dlt's child table
-    assert source["config"]["loaded_at_field"] == "generated_at"
-    assert "generated_at" in tables["citations__models"]["config"]["loaded_at_query"]
-    freshness = source["config"]["freshness"]
-    assert "aiclicks_freshness_warn_after_hours" in freshness["warn_after"]["count"]
-    assert "aiclicks_freshness_error_after_hours" in freshness["error_after"]["count"]
-
-
-def test_the_package_declares_what_a_dbt_package_needs():
-    project = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())
-    assert project["name"] == "aiclicks" and project["config-version"] == 2
-    assert project["version"] and project["require-dbt-version"]
-    # every var the SQL and YAML read has its default here, the freshness thresholds included
-    variables = project["vars"]
-    assert variables["aiclicks_freshness_warn_after_hours"] == 36
-    assert variables["aiclicks_freshness_error_after_hours"] == 72
-    assert {f"aiclicks_enabled_{table}" for table in SOURCE_TABLES} <= set(variables)
-    used = set()
-    for path in PROJECT_DIR.rglob("*"):
-        if path.suffix in (".sql", ".yml") and "profiles" not in path.parts:
-            used |= set(re.findall(r"var\('([a-z_]+)'", path.read_text()))
-    assert used - {"aiclicks_enabled_"} <= set(variables)
-
-
-def test_channel_seed_pairs_every_slug_with_its_display_name():
-    with open(PROJECT_DIR / "seeds" / "aiclicks_channels.csv", newline="") as handle:
-        seed = {row["model_slug"]: row["channel_name"] for row in csv.DictReader(handle)}
-    assert seed == CHANNEL_OF
-    assert len(set(seed.values())) == len(seed)
+# --- the package (its files without dbt: tests/unit/test_dbt_package.py) -----------------------
 
 
 def test_dbt_build_passes_every_dbt_test(built):
