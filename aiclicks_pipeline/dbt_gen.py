@@ -1,5 +1,5 @@
-"""The dbt package's files that follow from the endpoint table: `python -m aiclicks_pipeline.dbt_gen`
-writes them (`--check`: exit 1, naming the files, when a committed one differs).
+"""The dbt package's files that follow from the endpoint table, written by
+`python -m aiclicks_pipeline.dbt_gen` (`--check`: exit 1, naming the files, when one differs).
 
 An endpoint is one row of settings.ENDPOINTS (a dlt child table one of CHILD_TABLES); from it
 come its source table (models/staging/sources.yml: columns, enable var, freshness), its staging
@@ -137,7 +137,7 @@ STAGING: Dict[str, Staging] = {
 }
 
 
-# --- the staged columns --------------------------------------------------------------------------
+# --- the staged columns ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -197,7 +197,8 @@ def staged_columns(table: str) -> List[Column]:
                 )
             if source in staging.hosts:
                 host, description = staging.hosts[source]
-                columns.append(Column(host, f"{{{{ aiclicks_normalize_host('{source}') }}}}", description))
+                expression = f"{{{{ aiclicks_normalize_host('{source}') }}}}"
+                columns.append(Column(host, expression, description))
     if _is_snapshot(table):
         columns.append(
             Column("is_latest_snapshot", "{{ aiclicks_is_latest_snapshot() }}", "")
@@ -243,12 +244,12 @@ def _column_tests(table: str, column: str) -> List[Any]:
 def _model_tests(table: str) -> List[Any]:
     tests: List[Any] = []
     if _unique_id(table) is None:
-        key = _staged_key(table)
-        tests.append({"unique_combination_of_columns": {"arguments": {"combination_of_columns": key}}})
+        arguments = {"combination_of_columns": _staged_key(table)}
+        tests.append({"unique_combination_of_columns": {"arguments": arguments}})
     return tests + list(STAGING.get(table, Staging()).model_tests)
 
 
-# --- doc blocks ------------------------------------------------------------------------------------
+# --- doc blocks -----------------------------------------------------------------------------------
 
 
 def doc_names() -> Dict[Tuple[str, str], str]:
@@ -292,18 +293,18 @@ def docs_md() -> str:
             if column.description:
                 blocks.setdefault(names[(table, column.name)], column.description)
     text = "".join(
-        f"\n{{% docs {name} %}}\n{description}\n{{% enddocs %}}\n" for name, description in blocks.items()
+        f"\n{{% docs {name} %}}\n{text}\n{{% enddocs %}}\n" for name, text in blocks.items()
     )
     return f"{{#- {GENERATED}. -#}}\n{text}"
 
 
-def _column_doc(table: str, column: Column) -> str:
+def _column_doc(names: Mapping[Tuple[str, str], str], table: str, column: Column) -> str:
     if column.name == "is_latest_snapshot":
         return _doc(LATEST_SNAPSHOT_DOC)
-    return _doc(doc_names()[(table, column.name)])
+    return _doc(names[(table, column.name)])
 
 
-# --- the files -------------------------------------------------------------------------------------
+# --- the files ------------------------------------------------------------------------------------
 
 
 SOURCES_HEADER = f"""\
@@ -345,18 +346,18 @@ def _enabled(table: str) -> str:
     return "{{ " + " and ".join(f"var('{ENABLED_VAR.format(t)}', true)" for t in tables) + " }}"
 
 
-def _source_table(table: str) -> Dict[str, Any]:
+def _source_table(table: str, names: Mapping[Tuple[str, str], str]) -> Dict[str, Any]:
     config: Dict[str, Any] = {"enabled": _enabled(table)}
     staged = {column.source: column for column in staged_columns(table) if column.source}
     if table in CHILD_TABLES:
-        columns = [{"name": "value", "description": _column_doc(table, staged["value"])}]
+        columns = [{"name": "value", "description": _column_doc(names, table, staged["value"])}]
     else:
         # a column the staging model keeps only as its host is described here
         descriptions = ENDPOINTS[table]["column_descriptions"]
-        columns = [
-            {"name": name, "description": _column_doc(table, staged[name]) if name in staged else descriptions[name]}
-            for name in ENDPOINTS[table]["columns"]
-        ]
+        columns = []
+        for name in ENDPOINTS[table]["columns"]:
+            text = _column_doc(names, table, staged[name]) if name in staged else descriptions[name]
+            columns.append({"name": name, "description": text})
     if table in CHILD_TABLES:
         parent = CHILD_TABLES[table]["parent"]
         # no generated_at of its own: its parent rows' (loaded in the same step)
@@ -366,8 +367,10 @@ def _source_table(table: str) -> Dict[str, Any]:
             "on child._dlt_parent_id = parent._dlt_id"
         )
         columns += [
-            {"name": "_dlt_parent_id", "description": f"The {parent} row the entry belongs to: {parent}._dlt_id."},
-            {"name": "_dlt_root_id", "description": f"The root row: the same {parent} row ({parent}._dlt_id)."},
+            {"name": "_dlt_parent_id",
+             "description": f"The {parent} row the entry belongs to: {parent}._dlt_id."},
+            {"name": "_dlt_root_id",
+             "description": f"The root row: the same {parent} row ({parent}._dlt_id)."},
             {"name": "_dlt_list_idx", "description": "Position of the entry in its list, from 0."},
         ]
     columns += [
@@ -375,12 +378,15 @@ def _source_table(table: str) -> Dict[str, Any]:
         for name, doc in DLT_COLUMN_DOCS.items()
         if not (table in CHILD_TABLES and name == "_dlt_load_id")
     ]
-    return {"name": table, "description": _doc(table_doc(table)), "config": config, "columns": columns}
+    described = {"name": table, "description": _doc(table_doc(table))}
+    return {**described, "config": config, "columns": columns}
 
 
 def sources_yml() -> str:
-    source = {**SOURCE, "tables": [_source_table(table) for table in SOURCE_TABLES]}
-    return SOURCES_HEADER + _spaced(yaml_text({"version": 2, "sources": [source]}), "      - name: ")
+    names = doc_names()
+    source = {**SOURCE, "tables": [_source_table(table, names) for table in SOURCE_TABLES]}
+    text = yaml_text({"version": 2, "sources": [source]})
+    return SOURCES_HEADER + _spaced(text, "      - name: ")
 
 
 STAGING_HEADER = f"""\
@@ -394,14 +400,16 @@ STAGING_HEADER = f"""\
 """
 
 
-def _staging_entry(table: str) -> Dict[str, Any]:
+def _staging_entry(table: str, names: Mapping[Tuple[str, str], str]) -> Dict[str, Any]:
     entry: Dict[str, Any] = {"name": staging_model(table), "description": _doc(table_doc(table))}
     tests = _model_tests(table)
     if tests:
         entry["data_tests"] = tests
     entry["columns"] = []
     for column in staged_columns(table):
-        described: Dict[str, Any] = {"name": column.name, "description": _column_doc(table, column)}
+        described: Dict[str, Any] = {
+            "name": column.name, "description": _column_doc(names, table, column)
+        }
         if column.tests:
             described["data_tests"] = column.tests
         entry["columns"].append(described)
@@ -409,7 +417,8 @@ def _staging_entry(table: str) -> Dict[str, Any]:
 
 
 def staging_yml() -> str:
-    models = [_staging_entry(table) for table in SOURCE_TABLES]
+    names = doc_names()
+    models = [_staging_entry(table, names) for table in SOURCE_TABLES]
     return STAGING_HEADER + _spaced(yaml_text({"version": 2, "models": models}), "  - name: ")
 
 
@@ -423,8 +432,10 @@ def staging_sql(table: str) -> str:
     parent = CHILD_TABLES[table]["parent"]
     keyed = [c for c in columns if c.name != "is_latest_snapshot"]
     inner = ",\n".join(f"        {column.sql} as {column.name}" for column in keyed)
-    outer = ",\n".join(f"    {column.name}" if column in keyed else f"    {column.sql} as {column.name}"
-                       for column in columns)
+    outer = ",\n".join(
+        f"    {column.name}" if column in keyed else f"    {column.sql} as {column.name}"
+        for column in columns
+    )
     return (
         f"{header}with entries as (\n    select distinct\n{inner}\n"
         f"    from {{{{ source('{SOURCE_NAME}', '{table}') }}}} as child\n"
@@ -447,11 +458,12 @@ def dbt_project_yml(current: str) -> str:
 
 def generated_files() -> Dict[Path, str]:
     """Every generated file: its path and the text it must have."""
+    project = PROJECT_DIR / "dbt_project.yml"
     files = {
         STAGING_DIR / "sources.yml": sources_yml(),
         STAGING_DIR / "_staging.yml": staging_yml(),
         STAGING_DIR / "_aiclicks_sources.md": docs_md(),
-        PROJECT_DIR / "dbt_project.yml": dbt_project_yml((PROJECT_DIR / "dbt_project.yml").read_text()),
+        project: dbt_project_yml(project.read_text()),
     }
     for table in SOURCE_TABLES:
         files[STAGING_DIR / f"{staging_model(table)}.sql"] = staging_sql(table)
@@ -463,7 +475,8 @@ def stale_files() -> List[Path]:
     models of tables no longer in the endpoint table."""
     files = generated_files()
     stale = [path for path, text in files.items() if not path.is_file() or path.read_text() != text]
-    stale += [path for path in sorted(STAGING_DIR.glob(f"{STAGING_PREFIX}*.sql")) if path not in files]
+    models = sorted(STAGING_DIR.glob(f"{STAGING_PREFIX}*.sql"))
+    stale += [path for path in models if path not in files]
     return stale
 
 
@@ -479,9 +492,11 @@ def write_files() -> List[Path]:
     return written
 
 
-# --- YAML, as dbt's own files are written ------------------------------------------------------------
+# --- YAML, as dbt's own files are written ---------------------------------------------------------
 
 PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# plain words YAML reads as something other than a string
+YAML_WORDS = ("true", "false", "null", "yes", "no", "on", "off")
 WIDTH = 100
 
 
@@ -493,7 +508,7 @@ def _scalar(value: Any) -> str:
     if isinstance(value, (int, float)):
         return str(value)
     text = str(value)
-    if PLAIN.fullmatch(text) and text.lower() not in ("true", "false", "null", "yes", "no", "on", "off"):
+    if PLAIN.fullmatch(text) and text.lower() not in YAML_WORDS:
         return text
     return json.dumps(text)
 
@@ -510,7 +525,9 @@ def _flow(value: Any) -> Optional[str]:
             return None
         return "[" + ", ".join(_scalar(item) for item in value) + "]"
     if isinstance(value, dict):
-        items = {key: _scalar(item) if _is_scalar(item) else _flow(item) for key, item in value.items()}
+        items = {
+            key: _scalar(item) if _is_scalar(item) else _flow(item) for key, item in value.items()
+        }
         if None in items.values() or any(isinstance(item, dict) for item in value.values()):
             return None
         return "{" + ", ".join(f"{key}: {item}" for key, item in items.items()) + "}"
@@ -555,8 +572,12 @@ def _spaced(text: str, entry: str) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m aiclicks_pipeline.dbt_gen", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when a file differs")
+    parser = argparse.ArgumentParser(
+        prog="python -m aiclicks_pipeline.dbt_gen", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 when a file differs"
+    )
     args = parser.parse_args(argv)
     if args.check:
         stale = stale_files()
