@@ -13,10 +13,13 @@ from aiclicks_pipeline.dbt_gen import PROJECT_DIR, SOURCE_TABLES
 from aiclicks_pipeline.settings import CHANNELS, CITATION_MODEL_SLUGS, ENDPOINTS
 
 
+DOC_BLOCK = re.compile(r"\{%\s*docs\s+(\w+)\s*%\}(.*?)\{%\s*enddocs\s*%\}", re.S)
+
+
 def doc_blocks() -> Dict[str, str]:
     blocks = {}
     for path in PROJECT_DIR.rglob("*.md"):
-        for name, text in re.findall(r"\{%\s*docs\s+(\w+)\s*%\}(.*?)\{%\s*enddocs\s*%\}", path.read_text(), re.S):
+        for name, text in DOC_BLOCK.findall(path.read_text()):
             blocks[name] = text.strip()
     return blocks
 
@@ -39,7 +42,8 @@ def test_sources_declare_every_loaded_table_and_the_dlt_join_columns():
         # one source of truth: the endpoint table's descriptions, as the dlt schema carries them
         assert rendered(tables[name]["description"]) == spec["description"]
         assert {c: described[c] for c in spec["columns"]} == spec["column_descriptions"]
-        assert tables[name]["config"]["enabled"] == f"{{{{ var('aiclicks_enabled_{name}', true) }}}}"
+        enabled = f"{{{{ var('aiclicks_enabled_{name}', true) }}}}"
+        assert tables[name]["config"]["enabled"] == enabled
     child = {c["name"] for c in tables["citations__models"]["columns"]}
     assert {"value", "_dlt_parent_id", "_dlt_id"} <= child
     # freshness on every table: generated_at, or the parent's for dlt's child table
@@ -106,10 +110,12 @@ def test_every_doc_block_referenced_exists_once():
 def test_a_description_several_tables_share_is_one_doc_block():
     names = dbt_gen.doc_names()
     # the constants of settings.py that several endpoints use
-    assert names[("prompts", "domain_id")] == names[("citations", "domain_id")] == "aiclicks_domain_id"
+    assert names[("prompts", "domain_id")] == "aiclicks_domain_id"
+    assert names[("citations", "domain_id")] == "aiclicks_domain_id"
     assert names[("domains", "generated_at")] == "aiclicks_generated_at"
     # the same staged name meaning different things stays apart
-    assert names[("visibility_daily", "visibility_pct")] != names[("model_leaderboard", "visibility_pct")]
+    daily, per_channel = "visibility_daily", "model_leaderboard"
+    assert names[(daily, "visibility_pct")] != names[(per_channel, "visibility_pct")]
     assert names[("domains", "domain_id")] == "aiclicks__domains__domain_id"
 
 
@@ -121,7 +127,9 @@ def test_a_new_endpoint_is_one_row(monkeypatch):
         "shape": "items",
         "page_size": None,
         "primary_key": ("domain_id", "date"),
-        "columns": {"domain_id": "text", "date": "date", "generated_at": "timestamp", "value": "double"},
+        "columns": {
+            "domain_id": "text", "date": "date", "generated_at": "timestamp", "value": "double",
+        },
         "description": "Daily sentiment, from /sentiment-time-series.",
         "column_descriptions": {
             "domain_id": "The domain (domains.id, a UUID) the row belongs to.",
@@ -132,7 +140,10 @@ def test_a_new_endpoint_is_one_row(monkeypatch):
     }
     monkeypatch.setitem(settings.ENDPOINTS, "sentiment_daily", row)
     monkeypatch.setattr(dbt_gen, "SOURCE_TABLES", (*SOURCE_TABLES, "sentiment_daily"))
-    files = {path.relative_to(PROJECT_DIR).as_posix(): text for path, text in dbt_gen.generated_files().items()}
+    files = {
+        path.relative_to(PROJECT_DIR).as_posix(): text
+        for path, text in dbt_gen.generated_files().items()
+    }
 
     sql = files["models/staging/stg_aiclicks__sentiment_daily.sql"]
     assert "{{ config(enabled=aiclicks_enabled('sentiment_daily')) }}" in sql
@@ -144,14 +155,14 @@ def test_a_new_endpoint_is_one_row(monkeypatch):
     assert table["config"]["enabled"] == "{{ var('aiclicks_enabled_sentiment_daily', true) }}"
     model = yaml.safe_load(files["models/staging/_staging.yml"])["models"][-1]
     assert model["name"] == "stg_aiclicks__sentiment_daily"
-    assert model["data_tests"] == [
-        {"unique_combination_of_columns": {"arguments": {"combination_of_columns": ["domain_id", "date_day"]}}}
-    ]
+    key = {"combination_of_columns": ["domain_id", "date_day"]}
+    assert model["data_tests"] == [{"unique_combination_of_columns": {"arguments": key}}]
     columns = {c["name"]: c for c in model["columns"]}
     assert columns["value"]["description"] == "{{ doc('aiclicks__sentiment_daily__value') }}"
     assert columns["domain_id"]["description"] == "{{ doc('aiclicks_domain_id') }}"
     docs = files["models/staging/_aiclicks_sources.md"]
-    assert "{% docs aiclicks__sentiment_daily__value %}\nSentiment, percent 0-100.\n{% enddocs %}" in docs
+    block = "{% docs aiclicks__sentiment_daily__value %}\nSentiment, percent 0-100.\n{% enddocs %}"
+    assert block in docs
     assert "  aiclicks_enabled_sentiment_daily: true\n" in files["dbt_project.yml"]
 
 
@@ -160,7 +171,9 @@ def test_the_yaml_written_reads_back_as_the_data_it_was_written_from():
         "version": 2,
         "models": [
             {"name": "m", "description": "x" * 150 + " it's: \"quoted\" - # not a comment",
-             "data_tests": ["unique", {"relationships": {"arguments": {"to": "ref('a')", "field": "b"}}}],
+             "data_tests": [
+                 "unique", {"relationships": {"arguments": {"to": "ref('a')", "field": "b"}}},
+             ],
              "columns": [{"name": "c", "data_tests": ["not_null"], "flag": True, "none": None}]},
         ],
     }
