@@ -178,3 +178,11 @@ def test_the_yaml_written_reads_back_as_the_data_it_was_written_from():
         ],
     }
     assert yaml.safe_load(dbt_gen.yaml_text(data)) == data
+
+
+def test_the_marts_transform_names_are_the_packages_and_carry_its_prefix():
+    marts = {path.stem for path in (PROJECT_DIR / "models" / "marts").glob("*.sql")}
+    assert set(transform.MARTS) == marts
+    assert all(name.startswith("aiclicks__") for name in marts)
+    described = yaml.safe_load((PROJECT_DIR / "models" / "marts" / "_marts.yml").read_text())
+    assert [model["name"] for model in described["models"]] == list(transform.MARTS)
