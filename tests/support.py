@@ -174,11 +174,6 @@ def open_warehouse(kind: str, folder: Path, name: str = "aiclicks_test") -> Ware
     return Warehouse(folder, name=name)
 
 
-def http_date(epoch: float) -> str:
-    """An HTTP `Date` header: whole seconds, rounded down, as servers send it."""
-    return formatdate(epoch, usegmt=True)
-
-
 # --- the warehouse against the sandbox's ground truth ---------------------------------------------
 
 
@@ -323,6 +318,14 @@ def run_args(sandbox, folder):
         "--duckdb-file", str(folder / "cli.duckdb"),
         "--pipelines-dir", str(folder / "pipelines"),
     ]
+
+
+# --- responses ------------------------------------------------------------------------------------
+
+
+def http_date(epoch: float) -> str:
+    """An HTTP `Date` header: whole seconds, rounded down, as servers send it."""
+    return formatdate(epoch, usegmt=True)
 
 
 # --- project folders, as users share dlt's working folder -----------------------------------------
