@@ -80,7 +80,8 @@ class EndpointSpec(TypedDict, total=False):
     columns: Dict[str, str]
     params: Dict[str, str]
     # what a row is, and what each column means with its unit: the dlt schema's table and
-    # column descriptions, and the dbt sources' (aiclicks_pipeline/dbt/models/staging/sources.yml)
+    # column descriptions, and the dbt package's (its sources and staging models, written by
+    # `python -m aiclicks_pipeline.dbt_gen`)
     description: str
     column_descriptions: Dict[str, str]
 
@@ -410,6 +411,33 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
 }
 
 DOMAIN_RESOURCES: Tuple[str, ...] = tuple(n for n, e in ENDPOINTS.items() if e["domain_scoped"])
+
+
+class ChildTableSpec(TypedDict):
+    # the endpoint table whose items hold the list, and the list's field
+    parent: str
+    field: str
+    description: str
+    # what one entry of the list (dlt's column `value`) is
+    value_description: str
+
+
+# dlt's child tables: a list of values in an item becomes a table `<parent>__<field>`, one row
+# per entry, joined to its parent row on _dlt_parent_id = _dlt_id
+CHILD_TABLES: Dict[str, ChildTableSpec] = {
+    "citations__models": {
+        "parent": "citations",
+        "field": "models",
+        "description": (
+            "dlt's child table of citations: the model slugs (e.g. gpt-4o-search) that cited a URL, "
+            "one row per slug. Join _dlt_parent_id = citations._dlt_id for the citation's key."
+        ),
+        "value_description": (
+            "The model slug that cited the URL, e.g. gpt-4o-search (seed aiclicks_channels maps it "
+            "to its channel)."
+        ),
+    },
+}
 
 # Error bodies, exactly as documented (docs/api-notes.md, Errors;
 # tests/fixtures/api_examples/errors.json).

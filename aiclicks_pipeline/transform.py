@@ -31,11 +31,11 @@ TARGETS = ("duckdb", "postgres", "bigquery", "snowflake")
 DEFAULT_TARGET = "duckdb"
 DEFAULT_MODELS_SCHEMA = "aiclicks_models"
 MARTS = (
-    "daily_visibility",
-    "share_of_voice",
-    "model_performance",
-    "citation_sources",
-    "fanout_query_frequency",
+    "aiclicks__daily_visibility",
+    "aiclicks__share_of_voice",
+    "aiclicks__model_performance",
+    "aiclicks__citation_sources",
+    "aiclicks__fanout_query_frequency",
 )
 # the package's sources: every table dlt loads, with dlt's child table of citations
 SOURCE_TABLES: Tuple[str, ...] = (*ENDPOINTS, "citations__models")

@@ -1,22 +1,21 @@
-"""Fixtures: a sandbox API on 127.0.0.1 and a real DuckDB warehouse in a temporary folder."""
+"""Fixtures: a sandbox API on 127.0.0.1 and a real warehouse (a DuckDB file in a temporary
+folder; PostgreSQL too where `AICLICKS_TEST_POSTGRES` names a server). The helpers tests share
+are in support.py; the pure unit tests in unit/ (`make test-fast`)."""
 
 import os
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, List
 
-import duckdb
 import pytest
 
 # no telemetry, no network: dlt reads this before anything else
 os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
 
-from aiclicks_pipeline.checkpoints import SyncResult, run_sync  # noqa: E402
-from aiclicks_pipeline.pipeline import make_pipeline  # noqa: E402
 from aiclicks_pipeline.sandbox import run_sandbox  # noqa: E402
-from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS  # noqa: E402
 
-START = datetime(2026, 6, 17, 10, 0, 0, tzinfo=timezone.utc)
+from .support import START, Warehouse, open_warehouse  # noqa: E402
+
+UNIT_TESTS = Path(__file__).resolve().parent / "unit"
 
 
 @pytest.fixture
@@ -27,63 +26,17 @@ def sandbox():
         yield running
 
 
-class Warehouse:
-    """A dlt pipeline into a DuckDB file, and the queries tests ask of it."""
-
-    def __init__(
-        self, folder: Path, name: str = "aiclicks_test", duckdb_name: str = "warehouse.duckdb"
-    ) -> None:
-        self.folder = folder
-        self.duckdb_path = folder / duckdb_name
-        self.pipelines_dir = folder / "pipelines"
-        self.name = name
-        self.pipeline = self.new_pipeline()
-
-    def new_pipeline(self) -> Any:
-        return make_pipeline(
-            pipeline_name=self.name,
-            pipelines_dir=str(self.pipelines_dir),
-            duckdb_file=str(self.duckdb_path),
-        )
-
-    def sync(self, sandbox: Any, **options: Any) -> SyncResult:
-        options.setdefault("base_url", sandbox.base_url)
-        options.setdefault("api_key", sandbox.api_key)
-        options.setdefault("backoff_factor", 0.01)
-        return run_sync(self.pipeline, **options)
-
-    def query(self, sql: str) -> List[Tuple[Any, ...]]:
-        with duckdb.connect(str(self.duckdb_path), read_only=True) as connection:
-            return connection.execute(sql).fetchall()
-
-    def tables(self) -> set:
-        rows = self.query(
-            f"select table_name from information_schema.tables where table_schema = '{DEFAULT_DATASET}'"
-        )
-        return {name for (name,) in rows}
-
-    def rows(self, table: str) -> List[Dict[str, Any]]:
-        with duckdb.connect(str(self.duckdb_path), read_only=True) as connection:
-            cursor = connection.execute(f"select * from {DEFAULT_DATASET}.{table}")
-            columns = [c[0] for c in cursor.description]
-            return [dict(zip(columns, row)) for row in cursor.fetchall()]
-
-    def keyed(self, table: str) -> Dict[Tuple[str, ...], Dict[str, Any]]:
-        key = ENDPOINTS[table]["primary_key"]
-        return {tuple(str(row[c]) for c in key): row for row in self.rows(table)}
-
-    def citation_models(self) -> set:
-        rows = self.query(
-            f"""select c.domain_id, c.days, c.snapshot_date, c.url, m.value
-            from {DEFAULT_DATASET}.citations c
-            join {DEFAULT_DATASET}.citations__models m on m._dlt_parent_id = c._dlt_id"""
-        )
-        return {tuple(str(v) for v in row) for row in rows}
-
-
 @pytest.fixture
 def warehouse(tmp_path: Path) -> Warehouse:
     return Warehouse(tmp_path)
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def sql_warehouse(request, tmp_path):
+    """The same test on a DuckDB file and on PostgreSQL (skipped without a server)."""
+    warehouse = open_warehouse(request.param, tmp_path)
+    yield warehouse
+    warehouse.drop()
 
 
 # `make test` gives each worker a test file at a time (--dist=loadfile), in collection order:
@@ -100,3 +53,7 @@ LONGEST_FIRST = [
 def pytest_collection_modifyitems(items: List[Any]) -> None:
     rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    # the fast layer: `-m unit` picks the same tests as `pytest tests/unit`
+    for item in items:
+        if UNIT_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.unit)

@@ -14,8 +14,7 @@ import pytest
 from aiclicks_pipeline import __version__
 from aiclicks_pipeline.sandbox import run_sandbox
 
-from .conftest import START
-from .test_cli import cli_here, run_args
+from .support import START, cli_here, run_args
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 

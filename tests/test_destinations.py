@@ -11,141 +11,20 @@ Also here: dlt's state lives in the destination, so a worker that keeps nothing 
 
 import os
 import shutil
-import uuid
-from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, List, Tuple
 
-import dlt
 import pytest
 
-from aiclicks_pipeline.pipeline import make_pipeline
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
-from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS
+from aiclicks_pipeline.settings import CHILD_TABLES, DEFAULT_DATASET, ENDPOINTS
 
-from .conftest import START, Warehouse
-from .truth_compare import assert_table_matches, normalise
-
-POSTGRES_ENV = "AICLICKS_TEST_POSTGRES"
-NO_POSTGRES = (
-    f"no PostgreSQL server given: set {POSTGRES_ENV}=postgresql://user:password@host:5432/db "
-    "to load into one (.ci/run starts one and sets it)"
+from .support import (
+    POSTGRES_ENV, START, PostgresWarehouse, Warehouse, assert_child_rows_belong, assert_equals_truth,
+    assert_keys_unique, assert_table_matches, normalise, open_warehouse, postgres_url,
 )
+
 INCREMENTAL = [n for n, e in ENDPOINTS.items() if e.get("window") == "incremental"]
-CHILD_TABLES = {"citations__models": "citations"}
-
-
-def postgres_url() -> str:
-    url = os.environ.get(POSTGRES_ENV, "").strip()
-    if not url:
-        pytest.skip(NO_POSTGRES)
-    return url
-
-
-class DuckDBWarehouse(Warehouse):
-    kind = "duckdb"
-    dataset = DEFAULT_DATASET
-
-    def drop(self) -> None:
-        pass
-
-
-class PostgresWarehouse(Warehouse):
-    """The conftest warehouse's queries, answered by a PostgreSQL server."""
-
-    kind = "postgres"
-
-    def __init__(self, folder: Path, url: str, name: str = "aiclicks_test") -> None:
-        self.url = url
-        # a schema per test: tests never see each other's tables or dlt state
-        self.dataset = f"aiclicks_t{uuid.uuid4().hex[:10]}"
-        super().__init__(folder, name=name)
-
-    def new_pipeline(self) -> Any:
-        return make_pipeline(
-            destination=dlt.destinations.postgres(credentials=self.url),
-            dataset_name=self.dataset,
-            pipeline_name=self.name,
-            pipelines_dir=str(self.pipelines_dir),
-        )
-
-    def _cursor_rows(self, sql: str) -> Tuple[List[str], List[Tuple[Any, ...]]]:
-        import psycopg2
-
-        sql = sql.replace(f"{DEFAULT_DATASET}.", f"{self.dataset}.")
-        with psycopg2.connect(self.url) as connection, connection.cursor() as cursor:
-            cursor.execute(sql)
-            return [c[0] for c in cursor.description], cursor.fetchall()
-
-    def query(self, sql: str) -> List[Tuple[Any, ...]]:
-        return self._cursor_rows(sql)[1]
-
-    def tables(self) -> set:
-        rows = self.query(
-            "select table_name from information_schema.tables "
-            f"where table_schema = '{self.dataset}'"
-        )
-        return {name for (name,) in rows}
-
-    def rows(self, table: str) -> List[Dict[str, Any]]:
-        columns, rows = self._cursor_rows(f"select * from {self.dataset}.{table}")
-        return [dict(zip(columns, row)) for row in rows]
-
-    def drop(self) -> None:
-        import psycopg2
-
-        with psycopg2.connect(self.url) as connection, connection.cursor() as cursor:
-            for schema in (self.dataset, f"{self.dataset}_staging"):
-                cursor.execute(f"drop schema if exists {schema} cascade")
-
-
-def open_warehouse(kind: str, folder: Path, name: str = "aiclicks_test") -> Warehouse:
-    if kind == "postgres":
-        return PostgresWarehouse(folder, postgres_url(), name=name)
-    return DuckDBWarehouse(folder, name=name)
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def sql_warehouse(request, tmp_path):
-    warehouse = open_warehouse(request.param, tmp_path)
-    yield warehouse
-    warehouse.drop()
-
-
-def assert_equals_truth(warehouse: Warehouse, truth: WarehouseTruth) -> Dict[str, int]:
-    counts = {table: assert_table_matches(warehouse, truth, table) for table in ENDPOINTS}
-    assert warehouse.citation_models() == set(truth.keys("citations__models"))
-    return counts
-
-
-def assert_keys_unique(warehouse: Warehouse) -> None:
-    for table, spec in ENDPOINTS.items():
-        key = ", ".join(spec["primary_key"])
-        ((duplicates,),) = warehouse.query(
-            f"select count(*) from (select {key} from {DEFAULT_DATASET}.{table} "
-            f"group by {key} having count(*) > 1) as d"
-        )
-        assert duplicates == 0, f"{warehouse.kind}: {table} has duplicate keys"
-
-
-def assert_child_rows_belong(warehouse: Warehouse) -> int:
-    """Every child row hangs off a parent row; no (parent, position) twice. Returns the count."""
-    for child, parent in CHILD_TABLES.items():
-        ((orphans,),) = warehouse.query(
-            f"select count(*) from {DEFAULT_DATASET}.{child} c "
-            f"left join {DEFAULT_DATASET}.{parent} p on p._dlt_id = c._dlt_parent_id "
-            "where p._dlt_id is null"
-        )
-        assert orphans == 0, f"{warehouse.kind}: {orphans} {child} rows without a parent"
-        ((twice,),) = warehouse.query(
-            f"select count(*) from (select _dlt_parent_id, _dlt_list_idx from {DEFAULT_DATASET}.{child} "
-            "group by _dlt_parent_id, _dlt_list_idx having count(*) > 1) as d"
-        )
-        assert twice == 0, f"{warehouse.kind}: {child} holds a list position twice"
-    ((children,),) = warehouse.query(f"select count(*) from {DEFAULT_DATASET}.citations__models")
-    return children
-
-
 def test_full_load_then_next_day_equal_ground_truth(sandbox, sql_warehouse):
     first = sql_warehouse.sync(sandbox)
     first_now = sandbox.clock.now()
@@ -313,7 +192,7 @@ def comparable_rows(warehouse: Warehouse, table: str) -> List[Tuple[Any, ...]]:
     """A table's rows, sorted, as normalised values without dlt's load and row ids; a child
     row as its parent's primary key, its list position and its value."""
     if table in CHILD_TABLES:
-        parent = CHILD_TABLES[table]
+        parent = CHILD_TABLES[table]["parent"]
         key = ", ".join(f"p.{c}" for c in ENDPOINTS[parent]["primary_key"])
         rows = warehouse.query(
             f"select {key}, c._dlt_list_idx, c.value from {DEFAULT_DATASET}.{table} c "
@@ -332,7 +211,7 @@ def comparable_rows(warehouse: Warehouse, table: str) -> List[Tuple[Any, ...]]:
 
 def test_postgres_load_equals_duckdb_load_row_for_row(tmp_path):
     url = postgres_url()
-    duck = DuckDBWarehouse(tmp_path / "duckdb")
+    duck = Warehouse(tmp_path / "duckdb")
     postgres = PostgresWarehouse(tmp_path / "postgres", url)
     try:
         with run_sandbox(
@@ -367,7 +246,6 @@ def test_without_a_server_the_postgres_cases_say_why(monkeypatch):
     monkeypatch.delenv(POSTGRES_ENV, raising=False)
     with pytest.raises(pytest.skip.Exception, match=POSTGRES_ENV):
         postgres_url()
-
 
 
 def test_cli_run_loads_the_warehouse_named_on_the_command_line(sandbox, tmp_path, monkeypatch):

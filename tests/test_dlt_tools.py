@@ -24,38 +24,14 @@ import pytest
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 from aiclicks_pipeline.settings import DEFAULT_DUCKDB_FILE, ENDPOINTS
 
-from .conftest import Warehouse
-from .test_workdir import Folder, days_asked, small_sandbox, sync
-from .truth_compare import assert_table_matches
-
-DLT = Path(sys.executable).with_name("dlt")
-
-
-def clean_env(folder: Folder, sandbox=None) -> dict:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__AICLICKS", "AICLICKS_"))}
-    environment.update({"DLT_DATA_DIR": str(folder.data_dir), "RUNTIME__DLTHUB_TELEMETRY": "false"})
-    if sandbox is not None:
-        environment.update(folder.env(sandbox), SOURCES__AICLICKS__BASE_URL=sandbox.base_url)
-    # the venv's scripts first: `dlt pipeline ... show` starts `marimo` from the PATH
-    environment["PATH"] = f"{DLT.parent}{os.pathsep}{environment.get('PATH', '')}"
-    return environment
-
+from .support import (
+    ATTACH, DLT, Folder, WarehouseFile, assert_table_matches, clean_env, days_asked, python,
+    small_sandbox, sync,
+)
 
 def dlt_cli(folder: Folder, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(DLT), *args], cwd=folder.path, env=clean_env(folder),
                           capture_output=True, text=True, timeout=120)
-
-
-def python(folder: Folder, code: str, sandbox=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=folder.path, env=clean_env(folder, sandbox),
-                          capture_output=True, text=True, timeout=300)
-
-
-class WarehouseFile(Warehouse):
-    """The queries of the tests' Warehouse on a DuckDB file, without a pipeline of its own."""
-
-    def __init__(self, path: Path) -> None:
-        self.duckdb_path = path
 
 
 def loaded_folder(tmp_path: Path, sandbox) -> Folder:
@@ -63,16 +39,6 @@ def loaded_folder(tmp_path: Path, sandbox) -> Folder:
     done, _ = folder.run(sandbox)
     assert done.returncode == 0, done.stderr
     return folder
-
-
-ATTACH = """
-import json, dlt
-dataset = dlt.attach("aiclicks").dataset()
-print(json.dumps({
-    "visibility_daily": len(dataset.visibility_daily.df()),
-    "counts": {row[0]: row[1] for row in dataset.row_counts().fetchall()},
-}))
-"""
 
 
 def test_dlt_attach_and_dlts_cli_find_the_warehouse(tmp_path):

@@ -14,8 +14,7 @@ from aiclicks_pipeline.interrupts import StopRequest
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.settings import DEFAULT_DATASET
 
-from .conftest import START
-from .test_destinations import sql_warehouse  # noqa: F401 - the fixture
+from .support import START
 
 D = DEFAULT_DATASET
 

@@ -20,8 +20,7 @@ from aiclicks_pipeline.session import AIclicksSession, ApiKeyAuth
 from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS
 from aiclicks_pipeline.sync import SyncContext
 
-from .conftest import START
-from .truth_compare import assert_table_matches
+from .support import START, assert_table_matches
 
 UUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 

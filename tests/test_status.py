@@ -18,9 +18,7 @@ from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS
 from aiclicks_pipeline.status import open_warehouse, read_status
 from aiclicks_pipeline.workdir import pipeline_lock
 
-from .conftest import START
-from .test_cli import cli, cli_here
-from .test_destinations import PostgresWarehouse, postgres_url
+from .support import START, PostgresWarehouse, cli, cli_here, postgres_url
 
 D = DEFAULT_DATASET
 

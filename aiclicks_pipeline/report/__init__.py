@@ -2,7 +2,7 @@
 visibility trend, share of voice against competitors, the assistants, the most-cited sources
 and the top fan-out queries.
 
-data.py reads the numbers (from the dbt marts when they exist, else the loaded tables),
+data.py reads the numbers from the dbt marts (`aiclicks-pipeline transform` builds them),
 html.py writes the page (plotly.js inline, charts drawn when a domain is opened),
 warehouse.py opens the DuckDB file or the dlt destination.
 """
@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence
 
 from ..settings import DEFAULT_DATASET, DEFAULT_DUCKDB_FILE
 from ..transform import DEFAULT_MODELS_SCHEMA
-from .data import SOURCES, ReportData, read_report
+from .data import ReportData, read_report
 from .html import INSTALL_HINT, ReportNotInstalled, plotly_js, render_html
 from .warehouse import ReportError, open_reader
 
@@ -26,15 +26,13 @@ class ReportResult:
     path: Path
     size_bytes: int
     domains: int
-    source: str
     elapsed_s: float
     read_s: float
     warnings: List[str] = field(default_factory=list)
 
     def summary(self) -> str:
         lines = [
-            f"Report of {self.domains} domain(s) from the "
-            f"{'dbt models' if self.source == 'marts' else 'loaded tables'}: {self.path} "
+            f"Report of {self.domains} domain(s) from the dbt models: {self.path} "
             f"({self.size_bytes / 1e6:.1f} MB, {self.elapsed_s:.1f}s)"
         ]
         lines += [f"  warning: {warning}" for warning in self.warnings]
@@ -48,7 +46,6 @@ def write_report(
     dataset: str = DEFAULT_DATASET,
     models_schema: str = DEFAULT_MODELS_SCHEMA,
     domain_ids: Optional[Sequence[str]] = None,
-    source: str = "auto",
     pipeline_name: Optional[str] = None,
     pipelines_dir: Optional[str] = None,
 ) -> ReportResult:
@@ -61,13 +58,11 @@ def write_report(
             dlt's config as for `aiclicks-pipeline run`.
         dataset: the dataset the sync loaded; models_schema: where `transform` wrote the models.
         domain_ids: only these domains (default every domain loaded).
-        source: "auto" (the dbt models when every mart exists, else the tables), "marts" or
-            "tables".
 
     Raises:
         ReportNotInstalled: plotly (the `report` extra) is missing.
-        ReportError: no such file, no data loaded, an unknown domain, or no models with
-            source="marts".
+        ReportError: no such file, no data loaded, no dbt models built (run transform), or an
+            unknown domain.
     """
     started = time.monotonic()
     plotly_js()  # fail before reading anything when the extra is missing
@@ -79,7 +74,7 @@ def write_report(
         pipeline_name=pipeline_name,
         pipelines_dir=pipelines_dir,
     ) as reader:
-        data = read_report(reader, domain_ids=domain_ids, source=source)
+        data = read_report(reader, domain_ids=domain_ids)
     page = render_html(data)
     path = Path(out).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +83,6 @@ def write_report(
         path=path,
         size_bytes=path.stat().st_size,
         domains=len(data.domains),
-        source=data.source,
         elapsed_s=time.monotonic() - started,
         read_s=data.elapsed_s,
         warnings=data.warnings,
@@ -98,7 +92,6 @@ def write_report(
 __all__ = [
     "DEFAULT_REPORT_FILE",
     "INSTALL_HINT",
-    "SOURCES",
     "ReportData",
     "ReportError",
     "ReportNotInstalled",
