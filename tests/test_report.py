@@ -20,10 +20,10 @@ from aiclicks_pipeline.pipeline import make_pipeline
 from aiclicks_pipeline.report import ReportError, write_report
 from aiclicks_pipeline.report.html import plotly_js
 from aiclicks_pipeline.report.data import TOP_HOSTS, TOP_QUERIES, ReportData, read_report
-from aiclicks_pipeline.report.warehouse import SqlClientReader, open_reader
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS
 from aiclicks_pipeline.transform import run_transform
+from aiclicks_pipeline.warehouse import open_warehouse, pipeline_warehouse
 
 from .conftest import START
 from .test_cli import cli
@@ -90,7 +90,7 @@ def loaded(tmp_path_factory):
 
 
 def report_of(path: Path, **options: Any) -> ReportData:
-    with open_reader(str(path)) as reader:
+    with open_warehouse(duckdb_file=str(path)) as reader:
         return read_report(reader, **options)
 
 
@@ -290,15 +290,16 @@ def test_header_freshness_and_last_sync(loaded, from_marts):
     assert from_marts.last_sync_at == loads["last"].strftime("%Y-%m-%d %H:%M UTC")
 
 
-def test_dlt_sql_client_reads_the_same_report(loaded, from_tables):
-    """The path every non-DuckDB destination takes, on the DuckDB file."""
+def test_a_pipelines_own_client_reads_the_same_report(loaded, from_tables):
+    """warehouse.py's reader on a sync's pipeline (as reset and the run history use it) and on a
+    throwaway one (status, report) read the same."""
     pipeline = make_pipeline(
         pipeline_name="aiclicks_report_test",
         pipelines_dir=str(loaded.pipelines_dir),
         duckdb_file=str(loaded.plain),
     )
-    with pipeline.sql_client() as client:
-        data = read_report(SqlClientReader(client, "duckdb", D, "aiclicks_models"))
+    with pipeline_warehouse(pipeline) as reader:
+        data = read_report(reader)
     assert data.source == "tables" and data.domains == from_tables.domains
 
 
@@ -307,12 +308,10 @@ def test_postgres_report_equals_duckdb_report(loaded, from_tables, monkeypatch):
         pytest.skip(f"no PostgreSQL server given ({POSTGRES_ENV}); .ci/run starts one")
     monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", loaded.postgres.url)
     result = write_report(
-        str(loaded.folder / "postgres.html"), destination="postgres",
-        dataset=loaded.postgres.dataset, pipelines_dir=str(loaded.folder / "postgres_pipelines"),
+        str(loaded.folder / "postgres.html"), destination="postgres", dataset=loaded.postgres.dataset
     )
     assert result.source == "tables" and result.domains == 3
-    with open_reader(None, destination="postgres", dataset=loaded.postgres.dataset,
-                     pipelines_dir=str(loaded.folder / "postgres_pipelines")) as reader:
+    with open_warehouse("postgres", dataset=loaded.postgres.dataset) as reader:
         data = read_report(reader)
     assert data.domains == from_tables.domains
 
@@ -324,6 +323,8 @@ def test_cli_writes_the_report_and_prints_its_path(loaded):
     out = loaded.folder / "cli" / "report.html"
     done = cli("report", "--duckdb-file", str(loaded.modelled), "--out", str(out),
                "--pipelines-dir", str(loaded.folder / "cli_pipelines"))
+    # reading touched no working folder
+    assert not (loaded.folder / "cli_pipelines").exists()
     assert done.returncode == 0, done.stderr
     assert str(out) in done.stdout and "from the dbt models" in done.stdout
     page = out.read_text(encoding="utf-8")

@@ -4,7 +4,7 @@ and the top fan-out queries.
 
 data.py reads the numbers (from the dbt marts when they exist, else the loaded tables),
 html.py writes the page (plotly.js inline, charts drawn when a domain is opened),
-warehouse.py opens the DuckDB file or the dlt destination.
+the warehouse is read through warehouse.py's reader, as every command reads it.
 """
 
 import time
@@ -12,11 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from ..settings import DEFAULT_DATASET, DEFAULT_DUCKDB_FILE
-from ..transform import DEFAULT_MODELS_SCHEMA
+from ..settings import (
+    DEFAULT_DATASET,
+    DEFAULT_DUCKDB_FILE,
+    DEFAULT_MODELS_SCHEMA,
+    DEFAULT_PIPELINE_NAME,
+)
+from ..warehouse import open_warehouse
 from .data import SOURCES, ReportData, read_report
 from .html import INSTALL_HINT, ReportNotInstalled, plotly_js, render_html
-from .warehouse import ReportError, open_reader
+from .warehouse import ReportError
 
 DEFAULT_REPORT_FILE = "aiclicks_report.html"
 
@@ -49,8 +54,7 @@ def write_report(
     models_schema: str = DEFAULT_MODELS_SCHEMA,
     domain_ids: Optional[Sequence[str]] = None,
     source: str = "auto",
-    pipeline_name: Optional[str] = None,
-    pipelines_dir: Optional[str] = None,
+    pipeline_name: str = DEFAULT_PIPELINE_NAME,
 ) -> ReportResult:
     """Reads the warehouse and writes the report to `out`.
 
@@ -58,7 +62,7 @@ def write_report(
         out: the HTML file to write (its folder is created).
         duckdb_file: the DuckDB file a sync wrote (destination duckdb, the default).
         destination: another dlt destination (`postgres`, `bigquery`, ...), credentials from
-            dlt's config as for `aiclicks-pipeline run`.
+            dlt's config as for `aiclicks-pipeline run` (of pipeline `pipeline_name`).
         dataset: the dataset the sync loaded; models_schema: where `transform` wrote the models.
         domain_ids: only these domains (default every domain loaded).
         source: "auto" (the dbt models when every mart exists, else the tables), "marts" or
@@ -66,18 +70,17 @@ def write_report(
 
     Raises:
         ReportNotInstalled: plotly (the `report` extra) is missing.
-        ReportError: no such file, no data loaded, an unknown domain, or no models with
-            source="marts".
+        WarehouseError: no such DuckDB file; WarehouseBusy: a sync is writing it.
+        ReportError: no data loaded, an unknown domain, or no models with source="marts".
     """
     started = time.monotonic()
     plotly_js()  # fail before reading anything when the extra is missing
-    with open_reader(
-        duckdb_file,
+    with open_warehouse(
         destination=destination,
         dataset=dataset,
-        models_schema=models_schema,
+        duckdb_file=duckdb_file,
         pipeline_name=pipeline_name,
-        pipelines_dir=pipelines_dir,
+        models_schema=models_schema,
     ) as reader:
         data = read_report(reader, domain_ids=domain_ids, source=source)
     page = render_html(data)
