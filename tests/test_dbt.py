@@ -21,6 +21,7 @@ import yaml
 from aiclicks_pipeline import cli
 from aiclicks_pipeline.checkpoints import run_sync
 from aiclicks_pipeline.commands.base import EXIT_FAILED, EXIT_OK
+from aiclicks_pipeline.dbt_targets import TARGETS
 from aiclicks_pipeline.pipeline import make_pipeline
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.settings import (
@@ -37,10 +38,9 @@ from aiclicks_pipeline.transform import (
     SOURCE_TABLES,
     TransformError,
     TransformResult,
-    postgres_profile_env,
-    release_duckdb,
     run_transform,
 )
+from aiclicks_pipeline.warehouse import destination_config, throwaway_pipeline
 
 from .conftest import START
 
@@ -395,11 +395,56 @@ def test_a_failing_dbt_test_fails_the_transform_command(built, tmp_path, capsys)
     assert "relationships_stg_aiclicks__fanout_queries_prompt_id" in message
 
 
+def test_transform_prints_a_summary_and_writes_dbts_lines_to_a_log_file(built, tmp_path, capsys):
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(built.duckdb_path, copy)
+    work = tmp_path / "dbt"
+    log = work / "logs" / "transform.log"
+
+    code = cli.main(
+        ["transform", "--duckdb-file", str(copy), "--work-dir", str(work), "--vars", json.dumps(NEVER_STALE)]
+    )
+
+    output, error = capsys.readouterr()
+    assert code == EXIT_OK, output + error
+    # by default the summary only: what was built and tested, freshness, where the log is
+    lines = output.splitlines()
+    assert lines[0].startswith("dbt build on duckdb finished in") and len(lines) <= 5, output
+    assert f"dbt's log: {log}" in lines[-1] and not error
+    # every line dbt would have printed, of its three commands, with no colour codes, and no
+    # deprecation warning from the package's own dbt calls
+    text = log.read_text()
+    for line in ("aiclicks_loaded_tables: ", "OK created sql table model aiclicks_models.share_of_voice",
+                 "PASS freshness of aiclicks.citations", "Completed successfully"):
+        assert line in text, line
+    assert len(text.splitlines()) > 100
+    assert "Deprecat" not in text
+    assert "\x1b[" not in output + text + (work / "logs" / "dbt.log").read_text()
+
+    # --dbt-log: dbt's lines as they come, then the summary; off a terminal, no colour codes
+    code = cli.main(
+        ["transform", "--duckdb-file", str(copy), "--work-dir", str(work), "--select",
+         "aiclicks_channels", "--no-freshness", "--dbt-log"]
+    )
+    output = capsys.readouterr().out
+    assert code == EXIT_OK, output
+    assert "START seed file aiclicks_models.aiclicks_channels" in output
+    assert output.index("Completed successfully") < output.index("dbt build on duckdb finished")
+    assert "\x1b[" not in output
+    # the log file is this run's alone
+    assert "share_of_voice" not in log.read_text()
+
+
 def test_transform_without_a_loaded_file_says_what_to_do(tmp_path):
     with pytest.raises(TransformError, match="load the data first"):
         run_transform(str(tmp_path / "missing.duckdb"), work_dir=str(tmp_path / "dbt"))
     with pytest.raises(ValueError, match="target"):
         run_transform(str(tmp_path / "missing.duckdb"), target="oracle")
+    with pytest.raises(ValueError, match="not the destination's"):
+        run_transform(str(tmp_path / "missing.duckdb"), target="postgres", destination="duckdb")
+    # a destination the package has no dbt target for is refused before anything runs
+    with pytest.raises(TransformError, match="no target for destination filesystem"):
+        run_transform(destination="filesystem")
 
 
 # --- descriptions ------------------------------------------------------------------------------
@@ -658,7 +703,7 @@ def test_a_dbt_project_of_its_own_installs_and_builds_the_package(built, tmp_pat
     assert deps.success, deps.exception
     assert (project / "dbt_packages" / "aiclicks" / "dbt_project.yml").is_file()
     build = dbtRunner().invoke(["build", *common])
-    release_duckdb()  # dbt-duckdb keeps the file open in this process
+    TARGETS["duckdb"].release()  # dbt-duckdb keeps the file open in this process
     assert build.success, build.exception
 
     statuses = Counter(
@@ -696,13 +741,13 @@ def test_transform_builds_the_package_into_postgres(tmp_path, monkeypatch, capsy
         ) as sandbox:
             warehouse.sync(sandbox)
             account, now = sandbox.account, sandbox.clock.now()
-        # the profile's settings from one URL, as the README says
-        monkeypatch.setenv("AICLICKS_POSTGRES_URL", warehouse.url)
-        for name in ("HOST", "PORT", "USER", "PASSWORD", "DATABASE", "SSLMODE"):
+        # the profile's settings from the credentials the sync loaded with, nothing else
+        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", warehouse.url)
+        for name in ("URL", "HOST", "PORT", "USER", "PASSWORD", "DATABASE", "SSLMODE"):
             monkeypatch.delenv(f"AICLICKS_POSTGRES_{name}", raising=False)
         code = cli.main(
-            ["transform", "--target", "postgres", "--dataset", warehouse.dataset, "--schema", models,
-             "--work-dir", str(tmp_path / "dbt"), "--quiet", "--vars", json.dumps(NEVER_STALE)]
+            ["transform", "--destination", "postgres", "--dataset", warehouse.dataset, "--schema",
+             models, "--work-dir", str(tmp_path / "dbt"), "--vars", json.dumps(NEVER_STALE)]
         )
         output = capsys.readouterr().out
         assert code == EXIT_OK, output
@@ -713,7 +758,9 @@ def test_transform_builds_the_package_into_postgres(tmp_path, monkeypatch, capsy
         assert built_models == len(SOURCE_TABLES) + len(MARTS)
         assert passed == tests >= 100
         assert f"source freshness (warn after {10**7} h, error after {10**7} h): 11 pass" in output
-        assert urlsplit(warehouse.url).password not in output
+        password = urlsplit(warehouse.url).password
+        assert password not in output
+        assert password not in (tmp_path / "dbt" / "logs" / "transform.log").read_text()
         for mart in MARTS:
             ((rows,),) = warehouse.query(f"select count(*) from {models}.{mart}")
             assert rows > 0, mart
@@ -737,7 +784,7 @@ def test_transform_builds_the_package_into_postgres(tmp_path, monkeypatch, capsy
             cursor.execute(f"drop schema if exists {models} cascade")
 
 
-def test_the_postgres_profile_takes_one_url_or_dlts_credentials(monkeypatch):
+def test_the_postgres_profile_takes_dlts_credentials_or_one_url(tmp_path, monkeypatch):
     url = "postgresql://loader:p%40ss%3Aword@db.example.com:6543/analytics?sslmode=require"
     expected = {
         "AICLICKS_POSTGRES_HOST": "db.example.com",
@@ -747,11 +794,58 @@ def test_the_postgres_profile_takes_one_url_or_dlts_credentials(monkeypatch):
         "AICLICKS_POSTGRES_DATABASE": "analytics",
         "AICLICKS_POSTGRES_SSLMODE": "require",
     }
-    assert postgres_profile_env({"AICLICKS_POSTGRES_URL": url}) == expected
-    # a setting of its own wins over the URL's
-    assert postgres_profile_env(
-        {"AICLICKS_POSTGRES_URL": url, "AICLICKS_POSTGRES_HOST": "other"}
-    ) == {k: v for k, v in expected.items() if k != "AICLICKS_POSTGRES_HOST"}
-    # without one, the credentials dlt loaded with
-    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", url)
-    assert postgres_profile_env({}) == expected
+    postgres = TARGETS["postgres"]
+    # the credentials the pipeline loads with, resolved by dlt (here its own section)
+    monkeypatch.setenv("AICLICKS_LOADER__DESTINATION__POSTGRES__CREDENTIALS", url)
+    with throwaway_pipeline("postgres", pipeline_name="aiclicks_loader") as pipeline:
+        config = destination_config(pipeline)
+    assert postgres.profile_env(config, {}, tmp_path) == expected
+    # one URL of the profile's own stands in for them; a setting of its own wins over both
+    other = url.replace("db.example.com", "dbt.example.com")
+    assert postgres.profile_env(config, {"AICLICKS_POSTGRES_URL": other}, tmp_path) == {
+        **expected, "AICLICKS_POSTGRES_HOST": "dbt.example.com"
+    }
+    assert postgres.profile_env(config, {"AICLICKS_POSTGRES_HOST": "other"}, tmp_path) == {
+        k: v for k, v in expected.items() if k != "AICLICKS_POSTGRES_HOST"
+    }
+    # no credentials in dlt's config: the profile's variables alone
+    monkeypatch.delenv("AICLICKS_LOADER__DESTINATION__POSTGRES__CREDENTIALS")
+    with throwaway_pipeline("postgres", pipeline_name="aiclicks_loader") as pipeline:
+        assert destination_config(pipeline) is None
+    assert postgres.profile_env(None, {"AICLICKS_POSTGRES_URL": url}, tmp_path) == expected
+
+
+def test_the_bigquery_profile_takes_dlts_service_account(tmp_path, monkeypatch):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    account = {
+        "type": "service_account",
+        "project_id": "test-project",
+        "client_email": "loader@test-project.iam.gserviceaccount.com",
+        "private_key": key,
+        "token_uri": "http://127.0.0.1:9/token",
+    }
+    monkeypatch.setenv("DESTINATION__BIGQUERY__CREDENTIALS", json.dumps(account))
+    monkeypatch.setenv("DESTINATION__BIGQUERY__LOCATION", "EU")
+    with throwaway_pipeline("bigquery") as pipeline:
+        config = destination_config(pipeline)
+
+    env = TARGETS["bigquery"].profile_env(config, {}, tmp_path)
+
+    keyfile = Path(env.pop("AICLICKS_BIGQUERY_KEYFILE"))
+    assert env == {
+        "AICLICKS_BIGQUERY_PROJECT": "test-project",
+        "AICLICKS_BIGQUERY_LOCATION": "EU",
+        "AICLICKS_BIGQUERY_METHOD": "service-account",
+    }
+    # dbt-bigquery reads the key from a file only this user reads, in the folder transform
+    # deletes after dbt ran; the token endpoint is the credentials' own
+    assert keyfile.parent == tmp_path and keyfile.stat().st_mode & 0o777 == 0o600
+    written = json.loads(keyfile.read_text())
+    assert {k: written[k] for k in account} == account
+    # without dlt credentials: the profile's defaults (oauth), as before
+    assert TARGETS["bigquery"].profile_env(None, {}, tmp_path) == {}
