@@ -6,6 +6,8 @@ copied before `transform` (the warehouse without models), then modelled by dbt."
 
 import os
 import shutil
+import subprocess
+import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -16,6 +18,7 @@ import duckdb
 import pytest
 
 from aiclicks_pipeline.checkpoints import run_sync
+from aiclicks_pipeline.commands.base import EXIT_BUSY
 from aiclicks_pipeline.pipeline import make_pipeline
 from aiclicks_pipeline.report import ReportError, write_report
 from aiclicks_pipeline.report.html import plotly_js
@@ -26,7 +29,7 @@ from aiclicks_pipeline.transform import run_transform
 from aiclicks_pipeline.warehouse import open_warehouse, pipeline_warehouse
 
 from .conftest import START
-from .test_cli import cli
+from .test_cli import cli, cli_here
 from .test_destinations import POSTGRES_ENV, PostgresWarehouse
 
 D = DEFAULT_DATASET
@@ -337,6 +340,27 @@ def test_cli_writes_the_report_and_prints_its_path(loaded):
     missing = cli("report", "--duckdb-file", str(loaded.folder / "nothing.duckdb"), "--out", str(out))
     assert missing.returncode == 1 and "load the data first" in missing.stderr
     assert "Traceback" not in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_cli_says_in_one_line_that_a_sync_holds_the_duckdb_file(loaded, tmp_path):
+    held = tmp_path / "held.duckdb"
+    shutil.copyfile(loaded.plain, held)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
+         "sys.stdin.read()", str(held)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        done = cli_here("report", "--duckdb-file", str(held), "--out", str(tmp_path / "r.html"))
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert done.returncode == EXIT_BUSY
+    (line,) = done.stderr.strip().splitlines()
+    assert f"The DuckDB file {held} is in use by another process (PID {holder.pid}" in line
+    assert not (tmp_path / "r.html").exists()
 
 
 # --- in a real browser ---------------------------------------------------------------------------

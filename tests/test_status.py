@@ -11,7 +11,7 @@ from datetime import timedelta
 import duckdb
 import pytest
 
-from aiclicks_pipeline.commands.base import EXIT_BUSY, EXIT_OK, EXIT_STALE
+from aiclicks_pipeline.commands.base import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_STALE
 from aiclicks_pipeline.interrupts import StopRequest
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS
@@ -162,6 +162,14 @@ def test_a_duckdb_file_being_written_is_one_line_and_exit_75(sandbox4, warehouse
     (line,) = done.stderr.strip().splitlines()
     assert f"The DuckDB file {warehouse.duckdb_path} is in use by another process (PID {holder.pid}" in line
     assert "try again when it ends" in line
+
+
+def test_no_duckdb_file_is_one_line_and_exit_1(tmp_path):
+    done = cli_here("status", "--duckdb-file", str(tmp_path / "none.duckdb"))
+    assert done.returncode == EXIT_FAILED
+    (line,) = done.stderr.strip().splitlines()
+    assert f"No DuckDB file {tmp_path / 'none.duckdb'}: load the data first" in line
+    assert not (tmp_path / "none.duckdb").exists()
 
 
 def test_postgres_status_while_a_sync_runs(sandbox4, tmp_path):
