@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping
 
 POSTGRES_URL_ENV = "AICLICKS_POSTGRES_URL"
 # dbt's target/ and logs/ when no DuckDB file tells where

@@ -1,9 +1,12 @@
 """Fixtures: a sandbox API on 127.0.0.1 and a real DuckDB warehouse in a temporary folder."""
 
 import os
+import subprocess
+import sys
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import duckdb
 import pytest
@@ -84,6 +87,24 @@ class Warehouse:
 @pytest.fixture
 def warehouse(tmp_path: Path) -> Warehouse:
     return Warehouse(tmp_path)
+
+
+@contextmanager
+def duckdb_held_by_another_process(path: Path) -> Iterator[subprocess.Popen]:
+    """Another process holding the DuckDB file open for writing (a sync, a notebook) until the
+    block ends; yields that process (its pid is what messages name)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
+         "sys.stdin.read()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        yield holder
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
 
 
 # `make test` gives each worker a test file at a time (--dist=loadfile), in collection order:

@@ -7,7 +7,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,7 @@ from aiclicks_pipeline.transform import (
 )
 from aiclicks_pipeline.warehouse import destination_config, throwaway_pipeline
 
-from .conftest import START
+from .conftest import START, duckdb_held_by_another_process
 
 MODELS = DEFAULT_MODELS_SCHEMA
 NEVER_STALE = {
@@ -597,27 +596,11 @@ def test_transform_reports_source_freshness_and_fails_on_a_stale_source(built, t
 
 # --- the DuckDB file in use ----------------------------------------------------------------------
 
-HOLD_THE_FILE = (
-    "import sys, duckdb\n"
-    "connection = duckdb.connect(sys.argv[1])\n"
-    "print('ready', flush=True)\n"
-    "sys.stdin.read()\n"
-)
-
-
 def test_transform_says_in_one_line_that_another_process_holds_the_duckdb_file(built, tmp_path, capsys):
     held = tmp_path / "held.duckdb"
     shutil.copy(built.duckdb_path, held)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_THE_FILE, str(held)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
+    with duckdb_held_by_another_process(held) as holder:
         code = cli.main(["transform", "--duckdb-file", str(held), "--work-dir", str(tmp_path / "dbt")])
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=60)
     output, error = capsys.readouterr()
     assert code == EXIT_FAILED
     assert error.count("\n") == 1 and "Traceback" not in error + output

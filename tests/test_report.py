@@ -6,8 +6,6 @@ copied before `transform` (the warehouse without models), then modelled by dbt."
 
 import os
 import shutil
-import subprocess
-import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -28,7 +26,7 @@ from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS
 from aiclicks_pipeline.transform import run_transform
 from aiclicks_pipeline.warehouse import open_warehouse, pipeline_warehouse
 
-from .conftest import START
+from .conftest import START, duckdb_held_by_another_process
 from .test_cli import cli, cli_here
 from .test_destinations import POSTGRES_ENV, PostgresWarehouse
 
@@ -345,18 +343,8 @@ def test_cli_writes_the_report_and_prints_its_path(loaded):
 def test_cli_says_in_one_line_that_a_sync_holds_the_duckdb_file(loaded, tmp_path):
     held = tmp_path / "held.duckdb"
     shutil.copyfile(loaded.plain, held)
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
-         "sys.stdin.read()", str(held)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
+    with duckdb_held_by_another_process(held) as holder:
         done = cli_here("report", "--duckdb-file", str(held), "--out", str(tmp_path / "r.html"))
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=30)
     assert done.returncode == EXIT_BUSY
     (line,) = done.stderr.strip().splitlines()
     assert f"The DuckDB file {held} is in use by another process (PID {holder.pid}" in line

@@ -4,8 +4,6 @@ DuckDB files, and PostgreSQL while a sync runs."""
 
 import hashlib
 import json
-import subprocess
-import sys
 from datetime import timedelta
 
 import duckdb
@@ -19,7 +17,7 @@ from aiclicks_pipeline.status import read_status, render_json, render_text
 from aiclicks_pipeline.warehouse import open_warehouse
 from aiclicks_pipeline.workdir import pipeline_lock
 
-from .conftest import START
+from .conftest import START, duckdb_held_by_another_process
 from .test_cli import cli, cli_here
 from .test_destinations import PostgresWarehouse, postgres_url
 
@@ -145,18 +143,8 @@ def test_cli_reads_without_the_api_or_the_run_lock_and_exits_2_when_stale(sandbo
 
 def test_a_duckdb_file_being_written_is_one_line_and_exit_75(sandbox4, warehouse):
     warehouse.sync(sandbox4)
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
-         "sys.stdin.read()", str(warehouse.duckdb_path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
+    with duckdb_held_by_another_process(warehouse.duckdb_path) as holder:
         done = cli_here("status", "--duckdb-file", str(warehouse.duckdb_path))
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=30)
 
     assert done.returncode == EXIT_BUSY
     (line,) = done.stderr.strip().splitlines()
