@@ -156,7 +156,8 @@ def opened_destination(
         busy = busy_message(str(exc))
         if busy:
             raise WarehouseBusy(busy) from None
-        raise WarehouseError(f"Cannot open the DuckDB file {path}: {' '.join(str(exc).split())}") from None
+        problem = " ".join(str(exc).split())
+        raise WarehouseError(f"Cannot open the DuckDB file {path}: {problem}") from None
     try:
         yield dlt.destinations.duckdb(credentials=connection)
     finally:

@@ -19,6 +19,8 @@ loads it is made of.
   alive, finishes such a load and marks that pipeline's rows still `running` as `interrupted`.
 - The loads of a run are the child table `_aiclicks_runs__load_ids`: `value` is a
   `_dlt_loads.load_id`, `_dlt_parent_id` the run's `_dlt_id`.
+- The history is read back (`last_runs`, `skipped_by_last_runs`: `status`) and marked
+  (`mark_interrupted`) through warehouse.py's reader, the same on every destination.
 """
 
 import json

@@ -211,9 +211,8 @@ def run_transform(
         raise ValueError(f"The models need a schema of their own, not the dataset {dataset!r}")
     dbt_runner = _dbt_runner(dbt_target)
     started = time.monotonic()
-    with _profile(dbt_target, destination or target, dataset, duckdb_file, pipeline_name, schema) as (
-        env, config, where
-    ):
+    profile = _profile(dbt_target, destination or target, dataset, duckdb_file, pipeline_name, schema)
+    with profile as (env, config, where):
         work = Path(work_dir).resolve() if work_dir else dbt_target.work_dir(config)
         given_vars = {"aiclicks_dataset": dataset, **(dbt_vars or {})}
         try:
@@ -275,7 +274,8 @@ def _profile(
     from .warehouse import describe, destination_config, throwaway_pipeline
 
     try:
-        with throwaway_pipeline(destination, dataset, duckdb_file, pipeline_name, read_only=False) as pipeline:
+        opened = throwaway_pipeline(destination, dataset, duckdb_file, pipeline_name, read_only=False)
+        with opened as pipeline:
             config = destination_config(pipeline)
             where = describe(pipeline)
     except WarehouseError as exc:

@@ -401,7 +401,8 @@ def test_transform_prints_a_summary_and_writes_dbts_lines_to_a_log_file(built, t
     log = work / "logs" / "transform.log"
 
     code = cli.main(
-        ["transform", "--duckdb-file", str(copy), "--work-dir", str(work), "--vars", json.dumps(NEVER_STALE)]
+        ["transform", "--duckdb-file", str(copy), "--work-dir", str(work),
+         "--vars", json.dumps(NEVER_STALE)]
     )
 
     output, error = capsys.readouterr()

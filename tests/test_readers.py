@@ -58,7 +58,8 @@ def target(request, tmp_path):
 def test_every_command_on_the_warehouse_run_wrote(target, tmp_path):
     where = [*target.options, "--dataset", target.dataset, "--pipeline-name", PIPELINE,
              "--pipelines-dir", str(tmp_path / "pipelines")]
-    with run_sandbox(seed=5, domains=3, prompts=(10, 20), start=START, frozen=True, rate_limit=None) as sandbox:
+    sandbox_options = {"seed": 5, "domains": 3, "prompts": (10, 20), "frozen": True, "rate_limit": None}
+    with run_sandbox(start=START, **sandbox_options) as sandbox:
         loaded = cli_here(
             "run", "--quiet", "--base-url", sandbox.base_url, *where,
             env={"SOURCES__AICLICKS__API_KEY": sandbox.api_key, **target.env},
@@ -70,7 +71,8 @@ def test_every_command_on_the_warehouse_run_wrote(target, tmp_path):
     status = cli_here("status", *where, "--json", "--max-age-hours", "1000000", env=target.env)
     assert status.returncode == EXIT_OK, status.stderr
     seen = json.loads(status.stdout)
-    assert seen["warehouse"].startswith(target.kind) and seen["warehouse"].endswith(f"dataset {target.dataset}")
+    assert seen["warehouse"].startswith(target.kind)
+    assert seen["warehouse"].endswith(f"dataset {target.dataset}")
     assert seen["domains_summary"]["fresh"] == 3 and seen["runs"][0]["outcome"] == "success"
     assert list(seen["pipelines"]) == [PIPELINE]
 
@@ -99,7 +101,8 @@ def test_every_command_on_the_warehouse_run_wrote(target, tmp_path):
     # what the reset did, read back: that domain now misses its prompts
     after = cli_here("status", *where, "--json", "--max-age-hours", "1000000", env=target.env)
     assert after.returncode == EXIT_STALE, after.stderr
-    statuses = {d["domain_id"]: (d["status"], d["missing_tables"]) for d in json.loads(after.stdout)["domains"]}
+    domains = json.loads(after.stdout)["domains"]
+    statuses = {d["domain_id"]: (d["status"], d["missing_tables"]) for d in domains}
     assert statuses.pop(chosen) == ("incomplete", ["prompts"])
     assert {status for status, _ in statuses.values()} == {"fresh"}
     outputs = [loaded, status, report, transform, modelled, reset, after]
