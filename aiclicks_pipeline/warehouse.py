@@ -89,9 +89,12 @@ def open_warehouse(
 def pipeline_warehouse(
     pipeline: Pipeline, models_schema: str = DEFAULT_MODELS_SCHEMA
 ) -> Iterator[Warehouse]:
-    """The reader on `pipeline`'s own SQL client."""
-    with pipeline.sql_client() as client:
-        yield Warehouse(client, pipeline.dataset_name, models_schema, describe(pipeline))
+    """The reader on `pipeline`'s dataset: dlt's `pipeline.dataset()`, its SQL client bound to
+    the pipeline's schemas (or, for a pipeline that loaded nothing here, those the warehouse
+    stores), so that a destination whose tables dlt maps from its schema (`filesystem`) reads
+    like any other."""
+    with pipeline.dataset() as dataset:
+        yield Warehouse(dataset.sql_client, pipeline.dataset_name, models_schema, describe(pipeline))
 
 
 @contextmanager

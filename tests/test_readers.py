@@ -108,3 +108,32 @@ def test_every_command_on_the_warehouse_run_wrote(target, tmp_path):
     outputs = [loaded, status, report, transform, modelled, reset, after]
     if target.secret:
         assert not [done.args[0] for done in outputs if target.secret in done.stdout + done.stderr]
+
+
+def test_status_and_report_read_a_filesystem_destination_the_same_way(tmp_path):
+    """A destination whose tables dlt maps from its schema (files in a folder, read by DuckDB
+    through dlt's dataset) needs nothing of its own; transform says it has no dbt target."""
+    env = {"DESTINATION__FILESYSTEM__BUCKET_URL": (tmp_path / "lake").as_uri()}
+    where = ["--destination", "filesystem", "--pipeline-name", PIPELINE,
+             "--pipelines-dir", str(tmp_path / "pipelines")]
+    with run_sandbox(seed=5, domains=3, prompts=(10, 20), start=START, frozen=True, rate_limit=None) as sandbox:
+        loaded = cli_here(
+            "run", "--quiet", "--json", "--base-url", sandbox.base_url, *where,
+            env={"SOURCES__AICLICKS__API_KEY": sandbox.api_key, **env},
+        )
+    assert loaded.returncode == EXIT_OK, loaded.stderr
+    rows = json.loads(loaded.stdout)["rows"]
+
+    status = cli_here("status", *where, "--json", "--max-age-hours", "1000000", env=env)
+    assert status.returncode == EXIT_OK, status.stderr
+    seen = json.loads(status.stdout)
+    assert {t["table"]: t["rows"] for t in seen["tables"]} == rows
+    assert seen["domains_summary"]["fresh"] == 3
+
+    report = cli_here("report", *where, "--out", str(tmp_path / "report.html"), env=env)
+    assert "Report of 3 domain(s) from the loaded tables" in report.stdout, report.stderr
+
+    transform = cli_here("transform", *where, env=env)
+    assert transform.returncode == 1
+    assert "The dbt package has no target for destination filesystem" in transform.stderr
+    assert len(transform.stderr.strip().splitlines()) == 1
