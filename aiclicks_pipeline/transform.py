@@ -157,7 +157,7 @@ class TransformResult:
             width = max(len(source.status) for source in shown)
             lines += [f"    {s.status:<{width}}  {s.describe()}" for s in shown]
         log = self.log_path or self.work_dir / "logs"
-        lines.append(f"  dbt's log: {log} (--dbt-log prints it); artifacts: {self.work_dir / 'target'}")
+        lines.append(f"  dbt's log: {log}; artifacts: {self.work_dir / 'target'}")
         return "\n".join(lines)
 
 

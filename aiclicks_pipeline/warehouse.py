@@ -15,7 +15,7 @@ keys. Only `fetchall()` is used: it reads every result page on every destination
 """
 
 import tempfile
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import dlt
@@ -93,7 +93,19 @@ def pipeline_warehouse(
     the pipeline's schemas (or, for a pipeline that loaded nothing here, those the warehouse
     stores), so that a destination whose tables dlt maps from its schema (`filesystem`) reads
     like any other."""
-    with pipeline.dataset() as dataset:
+    from dlt.common.configuration import inject_section
+    from dlt.common.configuration.specs.config_section_context import ConfigSectionContext
+
+    # dlt's dataset resolves its destination's credentials outside the pipeline's config
+    # section; opened inside it, `[<pipeline name>.destination.<name>]` counts as for a sync
+    section = ConfigSectionContext(
+        pipeline_name=pipeline.pipeline_name,
+        sections=(),
+        merge_style=ConfigSectionContext.prefer_existing,
+    )
+    with ExitStack() as stack:
+        with inject_section(section):
+            dataset = stack.enter_context(pipeline.dataset())
         yield Warehouse(dataset.sql_client, pipeline.dataset_name, models_schema, describe(pipeline))
 
 
