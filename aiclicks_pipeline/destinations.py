@@ -11,13 +11,16 @@ The destination, its staging bucket and the file format are configuration, read 
 and each destination's credentials under `[destination.<name>]`.
 """
 
-from typing import Any, List, Optional
+import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, List, Optional
 
 import dlt
 from dlt.extract import DltSource
 
-from .errors import UnknownDestinationError
-from .settings import ENDPOINTS
+from .errors import AIclicksError, UnknownDestinationError
+from .settings import DEFAULT_DUCKDB_FILE, ENDPOINTS
 
 DEFAULT_DESTINATION = "duckdb"
 DESTINATION_TYPE_KEY = "destination_type"
@@ -106,3 +109,70 @@ def with_destination_hints(source: DltSource, destination: Any) -> DltSource:
                     cluster=list(BIGQUERY_CLUSTER_COLUMNS),
                 )
     return source
+
+
+# --- opening the warehouse a sync wrote (warehouse.py reads it, transform builds in it) ---------
+
+# DuckDB: `Could not set lock on file "F": Conflicting lock is held in PROGRAM (PID N) ...`
+DUCKDB_LOCK = re.compile(
+    r"Could not set lock on file \"(?P<file>[^\"]+)\""
+    r"(?:: Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\))?"
+)
+
+
+class WarehouseError(AIclicksError):
+    """The warehouse the options name cannot be opened (no DuckDB file there, not a DuckDB file)."""
+
+
+class WarehouseBusy(WarehouseError):
+    """Another process holds the warehouse: a DuckDB file a sync writes."""
+
+
+@contextmanager
+def opened_destination(
+    destination: Any = None, duckdb_file: Optional[str] = None, read_only: bool = True
+) -> Iterator[Any]:
+    """The dlt destination of the warehouse a sync with these options wrote, for dlt's SQL client
+    and dataset to read (or dbt to build in).
+
+    A DuckDB file must exist; this process opens it (read-only unless `read_only` is False) and
+    hands dlt the connection: DuckDB lets one process write a file and no other open it
+    meanwhile, so a file a sync writes is one WarehouseBusy naming that process. Any other
+    destination is dlt's, credentials from dlt's config: a server reads while a sync writes.
+    """
+    destination = configured_destination(destination)
+    check_destination(destination)
+    if not (isinstance(destination, str) and destination_kind(destination) == "duckdb"):
+        yield destination
+        return
+    import duckdb
+
+    path = Path(duckdb_file or DEFAULT_DUCKDB_FILE).expanduser().resolve()
+    if not path.is_file():
+        raise WarehouseError(f"No DuckDB file {path}: load the data first (`aiclicks-pipeline run`)")
+    try:
+        connection = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        busy = busy_message(str(exc))
+        if busy:
+            raise WarehouseBusy(busy) from None
+        problem = " ".join(str(exc).split())
+        raise WarehouseError(f"Cannot open the DuckDB file {path}: {problem}") from None
+    try:
+        yield dlt.destinations.duckdb(credentials=connection)
+    finally:
+        connection.close()
+
+
+def busy_message(error: str) -> Optional[str]:
+    """One line for an error saying another process holds the warehouse (DuckDB's lock), else
+    None."""
+    match = DUCKDB_LOCK.search(error or "")
+    if match is None:
+        return None
+    holder = f" (PID {match['pid']}, {match['program']})" if match["pid"] else ""
+    return (
+        f"The DuckDB file {match['file']} is in use by another process{holder}, most likely a "
+        "sync writing it: DuckDB lets one process write a file and no other open it meanwhile; "
+        "try again when it ends"
+    )

@@ -19,11 +19,15 @@ loads it is made of.
   alive, finishes such a load and marks that pipeline's rows still `running` as `interrupted`.
 - The loads of a run are the child table `_aiclicks_runs__load_ids`: `value` is a
   `_dlt_loads.load_id`, `_dlt_parent_id` the run's `_dlt_id`.
+- The history is read back (`last_runs`, `skipped_by_last_runs`: `status`) and marked
+  (`mark_interrupted`) through warehouse.py's reader, the same on every destination.
 """
 
+import json
 import logging
 import uuid
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import dlt
 from dlt.common.schema import Schema
@@ -31,7 +35,10 @@ from dlt.extract import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
 from .source import SOURCE_NAME
-from .windows import utc_now
+from .windows import parse_timestamp, utc_now
+
+if TYPE_CHECKING:
+    from .warehouse import Warehouse
 
 logger = logging.getLogger("aiclicks_pipeline")
 
@@ -222,14 +229,15 @@ class RunHistory:
     def mark_interrupted(self, pipeline: Pipeline) -> None:
         """Marks the rows of `pipeline` still `running` as `interrupted`: called under the run
         lock, so none of them is alive. Nothing to do before the table exists."""
+        from .warehouse import pipeline_warehouse
+
         schema = pipeline.default_schema if pipeline.default_schema_name else None
         if schema is None or RUNS_TABLE not in schema.tables:
             return
         try:
-            with pipeline.sql_client() as client:
-                table = client.make_qualified_table_name(RUNS_TABLE)
-                client.execute_sql(
-                    f"update {table} set outcome = %s, finished_at = updated_at "
+            with pipeline_warehouse(pipeline) as warehouse:
+                warehouse.execute(
+                    f"update {warehouse.table(RUNS_TABLE)} set outcome = %s, finished_at = updated_at "
                     "where outcome = %s and pipeline_name = %s and run_id <> %s",
                     INTERRUPTED, RUNNING, self.pipeline_name, self.run_id,
                 )
@@ -237,4 +245,57 @@ class RunHistory:
             logger.info("No earlier run marked interrupted (%s: %s)", type(exc).__name__, exc)
 
 
-__all__: List[str] = ["COLUMNS", "INTERRUPTED", "LOAD_IDS_TABLE", "RUNNING", "RUNS_TABLE", "RunHistory"]
+# --- reading the history (status) ---------------------------------------------------------------
+
+
+def last_runs(warehouse: "Warehouse", limit: int) -> Optional[List[Dict[str, Any]]]:
+    """The last `limit` runs of every pipeline of the dataset, newest first, as JSON values;
+    None when the dataset has no run history yet."""
+    if not warehouse.has_tables([RUNS_TABLE]):
+        return None
+    rows = warehouse.rows(
+        f"select * from {warehouse.table(RUNS_TABLE)} order by started_at desc limit {int(limit)}"
+    )
+    return [_run_json(row) for row in rows]
+
+
+def skipped_by_last_runs(warehouse: "Warehouse") -> Dict[str, str]:
+    """The domains the last finished run of each pipeline skipped, {domain_id: reason}."""
+    if not warehouse.has_tables([RUNS_TABLE]):
+        return {}
+    runs = warehouse.table(RUNS_TABLE)
+    rows = warehouse.rows(
+        f"select r.skipped_domains, r.unknown_domains from {runs} r where r.outcome <> '{RUNNING}' "
+        f"and r.started_at = (select max(r2.started_at) from {runs} r2 "
+        f"where r2.pipeline_name = r.pipeline_name and r2.outcome <> '{RUNNING}')"
+    )
+    skipped: Dict[str, str] = {}
+    for row in rows:
+        skipped.update({str(k): str(v) for k, v in (_json(row["skipped_domains"]) or {}).items()})
+        for domain_id in _json(row["unknown_domains"]) or []:
+            skipped.setdefault(str(domain_id), "not listed for the API key")
+    return skipped
+
+
+def _run_json(row: Dict[str, Any]) -> Dict[str, Any]:
+    run = {k: v for k, v in row.items() if not k.startswith("_dlt")}
+    for key, value in run.items():
+        if isinstance(value, datetime):
+            run[key] = parse_timestamp(value).isoformat()
+        elif key in ("rows", "skipped_domains", "unknown_domains"):
+            run[key] = _json(value)
+        elif hasattr(value, "__float__") and not isinstance(value, (int, float, bool)):
+            run[key] = float(value)  # a Decimal from some warehouses
+    return run
+
+
+def _json(value: Any) -> Any:
+    if value is None or isinstance(value, (dict, list)):
+        return value
+    return json.loads(value)
+
+
+__all__: List[str] = [
+    "COLUMNS", "INTERRUPTED", "LOAD_IDS_TABLE", "RUNNING", "RUNS_TABLE", "RunHistory", "last_runs",
+    "skipped_by_last_runs",
+]

@@ -25,6 +25,8 @@ DEFAULT_DATASET = "aiclicks"
 # DuckDB cannot tell a catalog `aiclicks` from a schema `aiclicks`: the file must be named apart.
 DEFAULT_DUCKDB_FILE = "aiclicks_warehouse.duckdb"
 DEFAULT_PIPELINE_NAME = "aiclicks"
+# where `transform` writes the dbt models, beside the dataset (status and report read them)
+DEFAULT_MODELS_SCHEMA = "aiclicks_models"
 
 # Model channels (display names) and citation model slugs (docs/api-notes.md, Reading: model
 # naming; the slugs beyond the docs' three examples are our guesses).

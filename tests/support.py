@@ -15,7 +15,7 @@ import uuid
 from datetime import date, datetime, timezone
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import dlt
 import duckdb
@@ -318,6 +318,27 @@ def run_args(sandbox, folder):
         "--duckdb-file", str(folder / "cli.duckdb"),
         "--pipelines-dir", str(folder / "pipelines"),
     ]
+
+
+# --- another process holding a DuckDB file -------------------------------------------------------
+
+
+@contextlib.contextmanager
+def duckdb_held_by_another_process(path: Path) -> Iterator[subprocess.Popen]:
+    """Another process holding the DuckDB file open for writing (a sync, a notebook) until the
+    block ends; yields that process (its pid is what messages name)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
+         "sys.stdin.read()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        yield holder
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
 
 
 # --- responses ------------------------------------------------------------------------------------

@@ -5,8 +5,6 @@ tests/test_cli.py runs it as a process), real DuckDB files."""
 import json
 import re
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -14,7 +12,7 @@ import pytest
 from aiclicks_pipeline import __version__
 from aiclicks_pipeline.sandbox import run_sandbox
 
-from .support import START, cli_here, run_args
+from .support import START, cli_here, duckdb_held_by_another_process, run_args
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
@@ -166,19 +164,8 @@ def test_an_unknown_destination_lists_the_names_and_changes_no_state(sandbox, tm
 @pytest.fixture
 def duckdb_held_open(tmp_path):
     """Another process with the warehouse file open, as a notebook would have it."""
-    path = tmp_path / "cli.duckdb"
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
-         "sys.stdin.read()", str(path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
+    with duckdb_held_by_another_process(tmp_path / "cli.duckdb") as holder:
         yield holder
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=30)
 
 
 def test_a_warehouse_file_in_use_by_another_process_is_one_line(sandbox, tmp_path, duckdb_held_open):

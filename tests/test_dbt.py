@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import yaml
 from aiclicks_pipeline import cli
 from aiclicks_pipeline.checkpoints import run_sync
 from aiclicks_pipeline.commands.base import EXIT_FAILED, EXIT_OK
+from aiclicks_pipeline.dbt_targets import TARGETS
 from aiclicks_pipeline.pipeline import make_pipeline
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.settings import (
@@ -35,11 +35,10 @@ from aiclicks_pipeline.transform import (
     PROJECT_DIR,
     SOURCE_TABLES,
     TransformResult,
-    release_duckdb,
     run_transform,
 )
 
-from .support import START, PostgresWarehouse, postgres_url
+from .support import START, PostgresWarehouse, duckdb_held_by_another_process, postgres_url
 
 MODELS = DEFAULT_MODELS_SCHEMA
 NEVER_STALE = {
@@ -346,6 +345,47 @@ def test_a_failing_dbt_test_fails_the_transform_command(built, tmp_path, capsys)
     assert "relationships_stg_aiclicks__fanout_queries_prompt_id" in message
 
 
+def test_transform_prints_a_summary_and_writes_dbts_lines_to_a_log_file(built, tmp_path, capsys):
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(built.duckdb_path, copy)
+    work = tmp_path / "dbt"
+    log = work / "logs" / "transform.log"
+
+    code = cli.main(
+        ["transform", "--duckdb-file", str(copy), "--work-dir", str(work),
+         "--vars", json.dumps(NEVER_STALE)]
+    )
+
+    output, error = capsys.readouterr()
+    assert code == EXIT_OK, output + error
+    # by default the summary only: what was built and tested, freshness, where the log is
+    lines = output.splitlines()
+    assert lines[0].startswith("dbt build on duckdb finished in") and len(lines) <= 5, output
+    assert f"dbt's log: {log}" in lines[-1] and not error
+    # every line dbt would have printed, of its three commands, with no colour codes, and no
+    # deprecation warning from the package's own dbt calls
+    text = log.read_text()
+    for line in ("aiclicks_loaded_tables: ", "OK created sql table model aiclicks_models.share_of_voice",
+                 "PASS freshness of aiclicks.citations", "Completed successfully"):
+        assert line in text, line
+    assert len(text.splitlines()) > 100
+    assert "Deprecat" not in text
+    assert "\x1b[" not in output + text + (work / "logs" / "dbt.log").read_text()
+
+    # --dbt-log: dbt's lines as they come, then the summary; off a terminal, no colour codes
+    code = cli.main(
+        ["transform", "--duckdb-file", str(copy), "--work-dir", str(work), "--select",
+         "aiclicks_channels", "--no-freshness", "--dbt-log"]
+    )
+    output = capsys.readouterr().out
+    assert code == EXIT_OK, output
+    assert "START seed file aiclicks_models.aiclicks_channels" in output
+    assert output.index("Completed successfully") < output.index("dbt build on duckdb finished")
+    assert "\x1b[" not in output
+    # the log file is this run's alone
+    assert "share_of_voice" not in log.read_text()
+
+
 # --- descriptions ------------------------------------------------------------------------------
 
 
@@ -497,27 +537,11 @@ def test_transform_reports_source_freshness_and_fails_on_a_stale_source(built, t
 
 # --- the DuckDB file in use ----------------------------------------------------------------------
 
-HOLD_THE_FILE = (
-    "import sys, duckdb\n"
-    "connection = duckdb.connect(sys.argv[1])\n"
-    "print('ready', flush=True)\n"
-    "sys.stdin.read()\n"
-)
-
-
 def test_transform_says_in_one_line_that_another_process_holds_the_duckdb_file(built, tmp_path, capsys):
     held = tmp_path / "held.duckdb"
     shutil.copy(built.duckdb_path, held)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_THE_FILE, str(held)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
+    with duckdb_held_by_another_process(held) as holder:
         code = cli.main(["transform", "--duckdb-file", str(held), "--work-dir", str(tmp_path / "dbt")])
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=60)
     output, error = capsys.readouterr()
     assert code == EXIT_FAILED
     assert error.count("\n") == 1 and "Traceback" not in error + output
@@ -603,7 +627,7 @@ def test_a_dbt_project_of_its_own_installs_and_builds_the_package(built, tmp_pat
     assert deps.success, deps.exception
     assert (project / "dbt_packages" / "aiclicks" / "dbt_project.yml").is_file()
     build = dbtRunner().invoke(["build", *common])
-    release_duckdb()  # dbt-duckdb keeps the file open in this process
+    TARGETS["duckdb"].release()  # dbt-duckdb keeps the file open in this process
     assert build.success, build.exception
 
     statuses = Counter(
@@ -640,13 +664,13 @@ def test_transform_builds_the_package_into_postgres(tmp_path, monkeypatch, capsy
         ) as sandbox:
             warehouse.sync(sandbox)
             account, now = sandbox.account, sandbox.clock.now()
-        # the profile's settings from one URL, as the README says
-        monkeypatch.setenv("AICLICKS_POSTGRES_URL", warehouse.url)
-        for name in ("HOST", "PORT", "USER", "PASSWORD", "DATABASE", "SSLMODE"):
+        # the profile's settings from the credentials the sync loaded with, nothing else
+        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", warehouse.url)
+        for name in ("URL", "HOST", "PORT", "USER", "PASSWORD", "DATABASE", "SSLMODE"):
             monkeypatch.delenv(f"AICLICKS_POSTGRES_{name}", raising=False)
         code = cli.main(
-            ["transform", "--target", "postgres", "--dataset", warehouse.dataset, "--schema", models,
-             "--work-dir", str(tmp_path / "dbt"), "--quiet", "--vars", json.dumps(NEVER_STALE)]
+            ["transform", "--destination", "postgres", "--dataset", warehouse.dataset, "--schema",
+             models, "--work-dir", str(tmp_path / "dbt"), "--vars", json.dumps(NEVER_STALE)]
         )
         output = capsys.readouterr().out
         assert code == EXIT_OK, output
@@ -657,7 +681,9 @@ def test_transform_builds_the_package_into_postgres(tmp_path, monkeypatch, capsy
         assert built_models == len(SOURCE_TABLES) + len(MARTS)
         assert passed == tests >= 100
         assert f"source freshness (warn after {10**7} h, error after {10**7} h): 11 pass" in output
-        assert urlsplit(warehouse.url).password not in output
+        password = urlsplit(warehouse.url).password
+        assert password not in output
+        assert password not in (tmp_path / "dbt" / "logs" / "transform.log").read_text()
         for mart in MARTS:
             ((rows,),) = warehouse.query(f"select count(*) from {models}.{mart}")
             assert rows > 0, mart

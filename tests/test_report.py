@@ -16,16 +16,17 @@ import duckdb
 import pytest
 
 from aiclicks_pipeline.checkpoints import run_sync
+from aiclicks_pipeline.commands.base import EXIT_BUSY
 from aiclicks_pipeline.pipeline import make_pipeline
 from aiclicks_pipeline.report import ReportError, write_report
 from aiclicks_pipeline.report.html import plotly_js
 from aiclicks_pipeline.report.data import TOP_HOSTS, TOP_QUERIES, ReportData, read_report
-from aiclicks_pipeline.report.warehouse import SqlClientReader, open_reader
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS
 from aiclicks_pipeline.transform import run_transform
+from aiclicks_pipeline.warehouse import open_warehouse, pipeline_warehouse
 
-from .support import POSTGRES_ENV, START, PostgresWarehouse, cli
+from .support import POSTGRES_ENV, START, PostgresWarehouse, cli, cli_here, duckdb_held_by_another_process
 
 D = DEFAULT_DATASET
 REPO = Path(__file__).resolve().parents[1]
@@ -95,7 +96,7 @@ def loaded(tmp_path_factory):
 
 
 def report_of(path: Path, **options: Any) -> ReportData:
-    with open_reader(str(path)) as reader:
+    with open_warehouse(duckdb_file=str(path)) as reader:
         return read_report(reader, **options)
 
 
@@ -298,15 +299,16 @@ def test_header_freshness_and_last_sync(loaded, from_marts):
     assert from_marts.last_sync_at == loads["last"].strftime("%Y-%m-%d %H:%M UTC")
 
 
-def test_dlt_sql_client_reads_the_same_report(loaded, from_marts):
-    """The path every non-DuckDB destination takes, on the DuckDB file."""
+def test_a_pipelines_own_client_reads_the_same_report(loaded, from_marts):
+    """warehouse.py's reader on a sync's pipeline (as reset and the run history use it) and on a
+    throwaway one (status, report) read the same."""
     pipeline = make_pipeline(
         pipeline_name="aiclicks_report_test",
         pipelines_dir=str(loaded.pipelines_dir),
         duckdb_file=str(loaded.modelled),
     )
-    with pipeline.sql_client() as client:
-        data = read_report(SqlClientReader(client, "duckdb", D, "aiclicks_models"))
+    with pipeline_warehouse(pipeline) as reader:
+        data = read_report(reader)
     assert data.domains == from_marts.domains
 
 
@@ -317,12 +319,10 @@ def test_postgres_report_equals_duckdb_report(loaded, from_marts, monkeypatch):
     result = write_report(
         str(loaded.folder / "postgres.html"), destination="postgres",
         dataset=loaded.postgres.dataset, models_schema=loaded.postgres.models_schema,
-        pipelines_dir=str(loaded.folder / "postgres_pipelines"),
     )
     assert result.domains == 3
-    with open_reader(None, destination="postgres", dataset=loaded.postgres.dataset,
-                     models_schema=loaded.postgres.models_schema,
-                     pipelines_dir=str(loaded.folder / "postgres_pipelines")) as reader:
+    with open_warehouse("postgres", dataset=loaded.postgres.dataset,
+                        models_schema=loaded.postgres.models_schema) as reader:
         data = read_report(reader)
     assert data.domains == from_marts.domains
 
@@ -334,6 +334,8 @@ def test_cli_writes_the_report_and_prints_its_path(loaded):
     out = loaded.folder / "cli" / "report.html"
     done = cli("report", "--duckdb-file", str(loaded.modelled), "--out", str(out),
                "--pipelines-dir", str(loaded.folder / "cli_pipelines"))
+    # reading touched no working folder
+    assert not (loaded.folder / "cli_pipelines").exists()
     assert done.returncode == 0, done.stderr
     assert str(out) in done.stdout and "from the dbt models" in done.stdout
     page = out.read_text(encoding="utf-8")
@@ -346,6 +348,17 @@ def test_cli_writes_the_report_and_prints_its_path(loaded):
     missing = cli("report", "--duckdb-file", str(loaded.folder / "nothing.duckdb"), "--out", str(out))
     assert missing.returncode == 1 and "load the data first" in missing.stderr
     assert "Traceback" not in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_cli_says_in_one_line_that_a_sync_holds_the_duckdb_file(loaded, tmp_path):
+    held = tmp_path / "held.duckdb"
+    shutil.copyfile(loaded.plain, held)
+    with duckdb_held_by_another_process(held) as holder:
+        done = cli_here("report", "--duckdb-file", str(held), "--out", str(tmp_path / "r.html"))
+    assert done.returncode == EXIT_BUSY
+    (line,) = done.stderr.strip().splitlines()
+    assert f"The DuckDB file {held} is in use by another process (PID {holder.pid}" in line
+    assert not (tmp_path / "r.html").exists()
 
 
 # --- in a real browser ---------------------------------------------------------------------------

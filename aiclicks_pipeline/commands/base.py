@@ -109,6 +109,20 @@ def pipeline_for(args: argparse.Namespace, progress: Any = None) -> Any:
     )
 
 
+def open_warehouse_for(args: argparse.Namespace, **options: Any) -> Any:
+    """A reader of the warehouse the destination options describe (warehouse.py): the one
+    `run` with the same options writes."""
+    from ..warehouse import open_warehouse
+
+    return open_warehouse(
+        destination=args.destination,
+        dataset=args.dataset,
+        duckdb_file=args.duckdb_file,
+        pipeline_name=pipeline_name_for(args),
+        **options,
+    )
+
+
 def resolve_key_and_url(args: argparse.Namespace) -> Tuple[str, str]:
     """The API key and base URL from dlt's config (the CLI's --base-url wins)."""
     import dlt

@@ -1,8 +1,9 @@
 """`aiclicks-pipeline report`: the warehouse as one offline HTML file (report/ does the work)."""
 
 import argparse
+import sys
 
-from .base import EXIT_OK, Command, add_destination_arguments, csv_list
+from .base import EXIT_BUSY, EXIT_OK, Command, add_destination_arguments, csv_list, pipeline_name_for
 
 
 class ReportCommand(Command):
@@ -11,7 +12,7 @@ class ReportCommand(Command):
 
     def configure_parser(self, parser: argparse.ArgumentParser) -> None:
         from ..report import DEFAULT_REPORT_FILE
-        from ..transform import DEFAULT_MODELS_SCHEMA
+        from ..settings import DEFAULT_MODELS_SCHEMA
 
         add_destination_arguments(parser)
         parser.add_argument("--domains", type=csv_list, help="comma-separated domain ids (default: all)")
@@ -22,17 +23,21 @@ class ReportCommand(Command):
         )
 
     def execute(self, args: argparse.Namespace) -> int:
+        from ..destinations import WarehouseBusy
         from ..report import write_report
 
-        result = write_report(
-            out=args.out,
-            duckdb_file=args.duckdb_file,
-            destination=args.destination,
-            dataset=args.dataset,
-            models_schema=args.models_schema,
-            domain_ids=args.domains,
-            pipeline_name=args.pipeline_name,
-            pipelines_dir=args.pipelines_dir,
-        )
+        try:
+            result = write_report(
+                out=args.out,
+                duckdb_file=args.duckdb_file,
+                destination=args.destination,
+                dataset=args.dataset,
+                models_schema=args.models_schema,
+                domain_ids=args.domains,
+                pipeline_name=pipeline_name_for(args),
+            )
+        except WarehouseBusy as busy:
+            print(f"aiclicks-pipeline: {busy}", file=sys.stderr)
+            return EXIT_BUSY
         print(result.summary())
         return EXIT_OK

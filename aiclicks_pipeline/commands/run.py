@@ -116,25 +116,16 @@ class RunCommand(Command):
 def _transform(args: argparse.Namespace, pipeline: Any) -> int:
     """`transform` on what the sync loaded (as `meltano run tap target dbt` chains them):
     EXIT_OK, or EXIT_FAILED with what did build and the one-line error."""
-    from ..destinations import destination_kind
-    from ..transform import TARGETS, TransformError, run_transform
+    from ..transform import TransformError, run_transform
 
-    target = destination_kind(pipeline.destination)
-    if target not in TARGETS:
-        print(
-            f"aiclicks-pipeline: --transform has no dbt target for destination {target}; "
-            f"the package's targets are {', '.join(TARGETS)}",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
     # with --json the readable lines go to stderr, as the sync's summary does
     out = sys.stderr if args.json else sys.stdout
     try:
         transformed = run_transform(
             duckdb_file=args.duckdb_file,
             dataset=args.dataset,
-            target=target,
-            quiet=args.quiet,
+            destination=args.destination,
+            pipeline_name=pipeline.pipeline_name,
             check_freshness=not args.no_freshness,
         )
     except TransformError as exc:
