@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
-from .errors import AIclicksError
+from .errors import AIclicksError, BusyError
 from .history import RUNNING, RUNS_TABLE
 from .settings import DEFAULT_DATASET, ENDPOINTS
 from .source import SOURCE_NAME
@@ -50,7 +50,7 @@ class StatusError(AIclicksError):
     """The warehouse cannot be read (no file, no dataset)."""
 
 
-class WarehouseBusy(AIclicksError):
+class WarehouseBusy(BusyError):
     """The DuckDB file is held by another process (a sync writing it)."""
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .errors import AIclicksError, UsageError
 from .settings import DEFAULT_DATASET, DEFAULT_DUCKDB_FILE, ENDPOINTS
 
 PROJECT_DIR = Path(__file__).resolve().parent / "dbt"
@@ -53,13 +54,16 @@ DUCKDB_LOCK = re.compile(
 )
 
 
-class TransformError(Exception):
+class TransformError(AIclicksError):
     """dbt could not build the models, a dbt test failed, or a source is stale past its error
     threshold. The message is one paragraph saying what; `result` holds what did run."""
 
     def __init__(self, message: str, result: Optional["TransformResult"] = None) -> None:
         super().__init__(message)
         self.result = result
+
+    def done_so_far(self) -> Optional[str]:
+        return self.result.summary() if self.result is not None else None
 
 
 class DbtNotInstalled(TransformError):
@@ -203,15 +207,15 @@ def run_transform(
         check_freshness: run `dbt source freshness` after the build.
 
     Raises:
-        ValueError: a bad argument.
+        UsageError: a bad argument (a ValueError).
         TransformError: dbt is missing, the DuckDB file is in use, the dataset holds no table, a
             model failed to build or a dbt test failed (the message names each failing node), or
             a source is older than its error threshold (the models are built; `.result` has them).
     """
     if target not in TARGETS:
-        raise ValueError(f"Unknown target {target!r}; choose from {', '.join(TARGETS)}")
+        raise UsageError(f"Unknown target {target!r}; choose from {', '.join(TARGETS)}")
     if schema == dataset:
-        raise ValueError(f"The models need a schema of their own, not the dataset {dataset!r}")
+        raise UsageError(f"The models need a schema of their own, not the dataset {dataset!r}")
     env = {"AICLICKS_DBT_SCHEMA": schema}
     where = f"dataset {dataset!r} on {target}"
     if target == "duckdb":
@@ -222,7 +226,7 @@ def run_transform(
             )
         if path.stem in (dataset, schema):
             # DuckDB cannot tell the catalog (the file's stem) from a schema of the same name
-            raise ValueError(
+            raise UsageError(
                 f"The DuckDB file {path.name!r} is named like the schema {path.stem!r}; "
                 "choose another file name or schema"
             )

@@ -4,11 +4,14 @@ does the work), under the run lock, after the user confirms."""
 import argparse
 import sys
 
+from ..checks import check_names, parse_shard
 from .base import (
     EXIT_FAILED,
     EXIT_OK,
     Command,
+    UsageError,
     add_destination_arguments,
+    check_destination_arguments,
     csv_list,
     locked,
     pipeline_for,
@@ -39,8 +42,18 @@ class ResetCommand(Command):
         )
         parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
+    def check_arguments(self, args: argparse.Namespace) -> None:
+        from ..settings import ENDPOINTS
+
+        check_names("resource", args.resources, list(ENDPOINTS))
+        if args.domains is not None and not args.domains:
+            raise UsageError("Give at least one domain id with --domains, or leave it out for all")
+        if args.shard:
+            parse_shard(args.shard)
+        check_destination_arguments(args)
+
     def execute(self, args: argparse.Namespace) -> int:
-        from ..reset import ResetError, apply_reset, plan_reset
+        from ..reset import apply_reset, plan_reset
         from ..workdir import discard_interrupted_extracts, finish_pending_loads
 
         with locked(args):
@@ -49,11 +62,7 @@ class ResetCommand(Command):
             finished = finish_pending_loads(pipeline)
             if finished:
                 print(f"First finished {len(finished)} load(s) an interrupted run left.")
-            try:
-                plan = plan_reset(pipeline, args.resources, args.domains, keep_rows=args.keep_rows)
-            except ResetError as exc:
-                print(f"aiclicks-pipeline: {exc}", file=sys.stderr)
-                return EXIT_FAILED
+            plan = plan_reset(pipeline, args.resources, args.domains, keep_rows=args.keep_rows)
             print(plan.describe())
             if plan.is_empty:
                 return EXIT_OK

@@ -4,10 +4,9 @@ older than `--max-age-hours` (or missing), 75 when a DuckDB file is held by a sy
 
 import argparse
 import json
-import sys
 
 from ..settings import DEFAULT_DATASET, DEFAULT_DUCKDB_FILE
-from .base import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_STALE, Command, csv_list
+from .base import EXIT_OK, EXIT_STALE, Command, csv_list
 
 
 class StatusCommand(Command):
@@ -41,17 +40,11 @@ class StatusCommand(Command):
         parser.add_argument("--json", action="store_true", help="everything as JSON on stdout")
 
     def execute(self, args: argparse.Namespace) -> int:
-        from ..status import StatusError, WarehouseBusy, open_warehouse, read_status
+        from ..status import open_warehouse, read_status
 
-        try:
-            with open_warehouse(args.duckdb_file, args.destination, args.dataset) as reader:
-                status = read_status(reader, max_age_hours=args.max_age_hours, runs=args.runs)
-        except WarehouseBusy as busy:
-            print(f"aiclicks-pipeline: {busy}", file=sys.stderr)
-            return EXIT_BUSY
-        except StatusError as exc:
-            print(f"aiclicks-pipeline: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+        # a warehouse that cannot be read (StatusError, exit 1) or is held (WarehouseBusy, 75)
+        with open_warehouse(args.duckdb_file, args.destination, args.dataset) as reader:
+            status = read_status(reader, max_age_hours=args.max_age_hours, runs=args.runs)
         if args.json:
             print(json.dumps(status.as_json(), indent=2))
         else:

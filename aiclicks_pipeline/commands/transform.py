@@ -3,10 +3,9 @@ dbt source freshness."""
 
 import argparse
 import json
-import sys
 
 from ..settings import DEFAULT_DATASET, DEFAULT_DUCKDB_FILE
-from .base import EXIT_FAILED, EXIT_OK, Command
+from .base import EXIT_OK, Command
 
 
 class TransformCommand(Command):
@@ -42,26 +41,20 @@ class TransformCommand(Command):
         parser.add_argument("--quiet", action="store_true", help="no dbt progress lines")
 
     def execute(self, args: argparse.Namespace) -> int:
-        from ..transform import TransformError, run_transform
+        from ..transform import run_transform
 
-        try:
-            result = run_transform(
-                duckdb_file=args.duckdb_file,
-                dataset=args.dataset,
-                target=args.target,
-                schema=args.schema,
-                work_dir=args.work_dir,
-                select=args.select,
-                quiet=args.quiet,
-                dbt_vars=args.vars,
-                check_freshness=not args.no_freshness,
-            )
-        except TransformError as exc:
-            # what did build is worth seeing next to why the command failed
-            if exc.result is not None:
-                print(exc.result.summary())
-            print(f"aiclicks-pipeline: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+        # a TransformError carries what did build, shown above its message (cli.main)
+        result = run_transform(
+            duckdb_file=args.duckdb_file,
+            dataset=args.dataset,
+            target=args.target,
+            schema=args.schema,
+            work_dir=args.work_dir,
+            select=args.select,
+            quiet=args.quiet,
+            dbt_vars=args.vars,
+            check_freshness=not args.no_freshness,
+        )
         print(result.summary())
         return EXIT_OK
 

@@ -7,11 +7,12 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import duckdb
 
+from ..errors import AIclicksError
 from ..settings import DEFAULT_DATASET
 from ..transform import DEFAULT_MODELS_SCHEMA
 
 
-class ReportError(Exception):
+class ReportError(AIclicksError):
     """The report cannot be built from this warehouse (missing file, no data, unknown domain)."""
 
 
