@@ -121,6 +121,9 @@ class SyncResult:
             text += "; run again to continue"
         return text
 
+    def where_text(self) -> str:
+        return describe_where(self.where)
+
     def partial_line(self) -> Optional[str]:
         """Why a run that ended is partial (exit 3), or None when it is not."""
         reasons = []
@@ -144,7 +147,7 @@ class SyncResult:
         title = title or {INTERRUPTED: "Sync stopped", FAILED: "Sync failed"}.get(self.status, "Sync finished")
         lines = [f"\n{title} after {self.elapsed_s:.1f}s: {self.progress_line()}"]
         if self.where:
-            lines.append(f"  into {describe_where(self.where)}")
+            lines.append(f"  into {self.where_text()}")
         if self.finished_pending:
             lines.append(f"  first finished {len(self.finished_pending)} load(s) an interrupted run left")
         lines.append(f"  {'table':<28}{'rows written':>14}")
