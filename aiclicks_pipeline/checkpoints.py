@@ -48,6 +48,7 @@ from .settings import DOMAIN_RESOURCES, ENDPOINTS
 from .source import SOURCE_NAME, aiclicks_source, shard_filter
 from .stored_state import prune_stored_states
 from .sync import SyncContext, SyncStats, SyncStopped
+from .sync_trace import SyncTrace
 from .windows import utc_now
 from .workdir import discard_interrupted_extracts, finish_pending_loads, prune_loaded_packages
 
@@ -287,6 +288,7 @@ def run_sync(
         loader_file_format or configured_loader_file_format() or preferred_file_format(pipeline)
     )
     progress = progress or SyncProgress(mode="quiet")
+    trace = SyncTrace(since=result.started_at)  # dlt's tools see the sync as one run
     try:
         with dlt.config.values(run_settings(pipeline)):
             envelope = _fetch_domains(context)
@@ -312,6 +314,7 @@ def run_sync(
                                 file_format, schema_contract,
                                 refresh="drop_resources" if full_refresh and checkpoint.number == 1 else None,
                                 result=result, history=history)
+                trace.add(pipeline)
                 progress.checkpoint_committed()
                 # a loaded package keeps a copy of the state (MBs at thousands of domains)
                 prune_loaded_packages(pipeline)
@@ -323,15 +326,19 @@ def run_sync(
         result.elapsed_s = time.monotonic() - started
         result.finished_at = utc_now()
         _finish(result, context)
+        trace.add(pipeline)  # the checkpoint that failed or was stopped, when it ran
         if signum is not None or isinstance(exc, KeyboardInterrupt):
             # nothing of the checkpoint in flight was committed: drop its files now
             discard_interrupted_extracts(pipeline)
             result.status, result.signal = INTERRUPTED, signum
+            trace.save(pipeline)
             return result
         result.status, result.error = FAILED, _describe(exc)
         discard_interrupted_extracts(pipeline)  # as when interrupted: never committed, never loaded
         if result.planned_requests:  # it began; one that failed before (the key) writes nothing
             history.write_final(pipeline, result, file_format)
+            trace.add(pipeline)
+        trace.save(pipeline)
         if isinstance(exc, Exception):
             raise SyncFailed(result.error, result) from exc
         raise
@@ -342,6 +349,8 @@ def run_sync(
     _finish(result, context)
     result.status = PARTIAL if (result.skipped_domains or result.unknown_domains) else SUCCESS
     history.write_final(pipeline, result, file_format)
+    trace.add(pipeline)
+    trace.save(pipeline)
     prune_loaded_packages(pipeline)
     return result
 
