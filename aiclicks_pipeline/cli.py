@@ -93,7 +93,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         )
         # every option, name and path, before the first request and before any state changes
         args.command_object.check_arguments(args)
-        return args.command_object.execute(args)
+        code = args.command_object.execute(args)
+        sys.stdout.flush()  # a reader that went away shows here, not as a warning at exit
+        return code
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
