@@ -88,7 +88,7 @@ class SyncProgress:
             self._thread.join(timeout=2)
             self._thread = None
         if self._log_filter is not None:
-            for handler in logging.getLogger().handlers:
+            for handler in _log_handlers():
                 handler.removeFilter(self._log_filter)
             self._log_filter = None
         self.clear_line()
@@ -235,7 +235,8 @@ class SyncProgress:
 
     def _clear_before_log_lines(self) -> None:
         """A log line (a warning while the run goes) would be glued to the live line: the
-        root logger's handlers clear it first; the next redraw puts it back."""
+        handlers of the root logger and of dlt's own clear it first; the next redraw puts it
+        back."""
         progress = self
 
         class ClearLiveLine(logging.Filter):
@@ -244,8 +245,12 @@ class SyncProgress:
                 return True
 
         self._log_filter = ClearLiveLine()
-        for handler in logging.getLogger().handlers:
+        for handler in _log_handlers():
             handler.addFilter(self._log_filter)
+
+
+def _log_handlers() -> List[logging.Handler]:
+    return [*logging.getLogger().handlers, *logging.getLogger("dlt").handlers]
 
 
 def _joined(pieces: List[Tuple[int, str, str]], short: bool) -> str:

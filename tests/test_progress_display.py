@@ -69,7 +69,7 @@ def set_window(fd, columns, rows=ROWS):
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
 
 
-def run_in_a_terminal(sandbox, folder, columns, resize_to=None):
+def run_in_a_terminal(sandbox, folder, columns, resize_to=None, exit_code=0):
     """The CLI in a pseudo-terminal of `columns`; its output replayed on a pyte screen. Returns
     the screen at the end and each live line seen (the cursor's row whenever it held one),
     with the width it was drawn at. `resize_to`: the terminal is narrowed part way."""
@@ -113,7 +113,7 @@ def run_in_a_terminal(sandbox, folder, columns, resize_to=None):
     finally:
         os.close(master)
         process.wait(timeout=30)
-    assert process.returncode == 0
+    assert process.returncode == exit_code
     return screen, live
 
 
@@ -169,3 +169,16 @@ def test_in_a_log_file_plain_lines_without_control_codes(slow_sandbox, tmp_path)
     assert len(lines) >= 3, text  # one a checkpoint
     assert all(", checkpoint " in line and " requests, " in line and " rows" in line for line in lines)
     assert text.startswith("Syncing 3 of 3 domain(s) into duckdb file ")
+
+
+def test_a_warning_during_the_run_gets_a_line_of_its_own(slow_sandbox, tmp_path):
+    """A domain the API answers 404 for is skipped with a warning while the live line is up:
+    the warning clears it first, so no live-line text is glued to the warning."""
+    gone = sorted(slow_sandbox.account.domain_ids())[1]
+    slow_sandbox.set_faults(hidden_404_domains={gone})
+
+    screen, live = run_in_a_terminal(slow_sandbox, tmp_path, 120, exit_code=3)
+
+    (warning,) = [row.rstrip() for row in screen.display if "Skipping domain" in row]
+    assert warning.startswith(f"WARNING aiclicks_pipeline: Skipping domain {gone}: "), warning
+    assert live and "%" not in warning
