@@ -80,13 +80,18 @@ def check_source_arguments(args: argparse.Namespace) -> None:
     """The source options, as aiclicks_source and run_sync would check them, but now; and the
     API key (its presence and shape: nothing is sent)."""
     resolve_key_and_url(args)
+    check_selection_arguments(args)
+    check_window_days(args.initial_days, args.lookback_days, args.snapshot_days)
+    check_base_url(args.base_url)
+
+
+def check_selection_arguments(args: argparse.Namespace) -> None:
+    """--resources, --domains and --shard: what a command works on."""
     check_names("resource", args.resources, list(ENDPOINTS))
     if args.domains is not None and not args.domains:
         raise UsageError("Give at least one domain id with --domains, or leave it out for all")
-    check_window_days(args.initial_days, args.lookback_days, args.snapshot_days)
     if args.shard:
         parse_shard(args.shard)
-    check_base_url(args.base_url)
 
 
 def check_base_url(base_url: Optional[str]) -> None:

@@ -4,14 +4,13 @@ does the work), under the run lock, after the user confirms."""
 import argparse
 import sys
 
-from ..checks import check_names, parse_shard
 from .base import (
     EXIT_FAILED,
     EXIT_OK,
     Command,
-    UsageError,
     add_destination_arguments,
     check_destination_arguments,
+    check_selection_arguments,
     csv_list,
     locked,
     pipeline_for,
@@ -43,13 +42,7 @@ class ResetCommand(Command):
         parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     def check_arguments(self, args: argparse.Namespace) -> None:
-        from ..settings import ENDPOINTS
-
-        check_names("resource", args.resources, list(ENDPOINTS))
-        if args.domains is not None and not args.domains:
-            raise UsageError("Give at least one domain id with --domains, or leave it out for all")
-        if args.shard:
-            parse_shard(args.shard)
+        check_selection_arguments(args)
         check_destination_arguments(args)
 
     def execute(self, args: argparse.Namespace) -> int:
