@@ -47,7 +47,7 @@ class SyncProgress:
         self.started = clock()
         self._thread: Optional[threading.Thread] = None
         self._stopped = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a log line from a signal handler may come mid-redraw
         self._drawn = False  # a live line is on the screen
         self._log_filter: Optional[logging.Filter] = None
 
