@@ -77,3 +77,22 @@ def test_an_unexpected_failure_is_still_one_line_and_exit_1(monkeypatch):
     done = cli_here("validate")
     assert done.returncode == EXIT_FAILED
     assert done.stderr == "aiclicks-pipeline: KeyError: 'missing'\n"
+
+
+def test_no_parser_takes_abbreviations():
+    """`--initial-day 5` was taken for `--initial-days 5`: no parser of the package, its
+    commands' or its tools' (the sandbox's, the benchmark's), abbreviates."""
+    import re
+    from pathlib import Path
+
+    from aiclicks_pipeline.cli import _subparsers, build_parser
+
+    parser = build_parser()
+    assert not parser.allow_abbrev
+    subparsers = _subparsers(parser)
+    assert set(subparsers) >= {"run", "plan", "status", "reset", "report", "transform", "validate"}
+    assert not any(sub.allow_abbrev for sub in subparsers.values())
+    repo = Path(__file__).resolve().parents[1]
+    for path in [*repo.glob("aiclicks_pipeline/**/*.py"), *repo.glob("bench/*.py")]:
+        for call in re.findall(r"argparse\.ArgumentParser\((.*?)\)\n", path.read_text(), re.S):
+            assert "allow_abbrev=False" in call or "add_help=False" in call, (path, call)
