@@ -573,7 +573,8 @@ def _spaced(text: str, entry: str) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m aiclicks_pipeline.dbt_gen", description=__doc__.split("\n\n")[0]
+        prog="python -m aiclicks_pipeline.dbt_gen", description=__doc__.split("\n\n")[0],
+        allow_abbrev=False,
     )
     parser.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 when a file differs"

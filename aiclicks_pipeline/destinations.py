@@ -19,7 +19,7 @@ from typing import Any, Iterator, List, Optional
 import dlt
 from dlt.extract import DltSource
 
-from .errors import AIclicksError, UnknownDestinationError
+from .errors import AIclicksError, BusyError, UnknownDestinationError
 from .settings import DEFAULT_DUCKDB_FILE, ENDPOINTS
 
 DEFAULT_DESTINATION = "duckdb"
@@ -124,7 +124,7 @@ class WarehouseError(AIclicksError):
     """The warehouse the options name cannot be opened (no DuckDB file there, not a DuckDB file)."""
 
 
-class WarehouseBusy(WarehouseError):
+class WarehouseBusy(WarehouseError, BusyError):
     """Another process holds the warehouse: a DuckDB file a sync writes."""
 
 

@@ -19,8 +19,35 @@ from .values import query_value
 KEYS_HELP = "Create or copy a key in the AIclicks dashboard under Settings -> Developers -> Create API Key"
 
 
+# The command line's exit codes (README: The two commands). An error carries its own
+# (`AIclicksError.exit_code`); `cli.main` maps every failure to one line and that code, once.
+EXIT_OK = 0
+EXIT_FAILED = 1  # a failure, a bad option or name included: the message says what
+EXIT_STALE = 2  # status: data older than --max-age-hours (or missing)
+EXIT_PARTIAL = 3  # some domains were not loaded; every other one was
+EXIT_BUSY = 75  # EX_TEMPFAIL: another sync of the pipeline runs; try again later
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C); 143 for SIGTERM: interrupts.EXIT_CODES
+
+
 class AIclicksError(Exception):
-    """Base of the errors this package raises on purpose."""
+    """Base of the errors this package raises on purpose: the message is what a user reads (one
+    line, no class name), `exit_code` what the command line exits with."""
+
+    exit_code: int = EXIT_FAILED
+
+    def done_so_far(self) -> Optional[str]:
+        """What the command did before it failed, shown above the message (None: nothing)."""
+        return None
+
+
+class UsageError(AIclicksError, ValueError):
+    """A bad option, name, path or setting, refused before anything was asked or changed."""
+
+
+class BusyError(AIclicksError):
+    """Another process holds what the command needs (the run lock, the DuckDB file)."""
+
+    exit_code = EXIT_BUSY
 
 
 class MissingApiKeyError(AIclicksError, ValueError):
@@ -31,7 +58,7 @@ class InvalidApiKeyError(AIclicksError, ValueError):
     """A configured key that cannot be one (whitespace inside it)."""
 
 
-class UnknownDestinationError(AIclicksError, ValueError):
+class UnknownDestinationError(UsageError):
     """A destination name dlt does not know."""
 
 

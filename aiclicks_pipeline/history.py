@@ -214,11 +214,8 @@ class RunHistory:
                 pipeline.default_schema.clone() if pipeline.default_schema_name else Schema(SOURCE_NAME)
             )
             source = self.source(lambda: self.row(result, result.status), result.load_ids, schema)
-            # callers read the sync's last dlt run (the last checkpoint's) from `last_trace`
-            sync_trace = pipeline._last_trace
             with dlt.config.values(run_settings(pipeline)):
                 info = pipeline.run(source, loader_file_format=file_format)
-            pipeline._last_trace = sync_trace or pipeline._last_trace
         except Exception as exc:  # noqa: BLE001 - the sync's result matters more than its record
             # after a failed run the cause is already told (often the same: the warehouse)
             level = logging.INFO if result.status == "failed" else logging.WARNING

@@ -8,6 +8,7 @@ from typing import Any, Dict, Optional
 import dlt
 from dlt.pipeline.pipeline import Pipeline
 
+from .checks import check_duckdb_file
 from .destinations import check_destination, configured_destination, destination_kind
 from .settings import DEFAULT_DATASET, DEFAULT_DUCKDB_FILE, DEFAULT_PIPELINE_NAME
 from .workdir import bind_to_destination, remember_duckdb_path
@@ -45,15 +46,7 @@ def make_pipeline(
     check_destination(destination)
     duckdb_path: Optional[str] = None
     if destination == "duckdb":
-        path = Path(duckdb_file or DEFAULT_DUCKDB_FILE).expanduser().resolve()
-        if path.stem == dataset_name:
-            # DuckDB cannot tell a catalog `x` (the file) from a schema `x` (the dataset)
-            raise ValueError(
-                f"The DuckDB file {path.name!r} is named like the dataset {dataset_name!r}; "
-                "DuckDB then cannot tell the catalog from the schema and the load fails. "
-                "Choose another file name or dataset."
-            )
-        duckdb_path = str(path)
+        duckdb_path = str(check_duckdb_file(Path(duckdb_file or DEFAULT_DUCKDB_FILE), dataset_name))
         destination = dlt.destinations.duckdb(credentials=duckdb_path)
     pipeline = dlt.pipeline(
         pipeline_name=pipeline_name,
@@ -66,6 +59,29 @@ def make_pipeline(
     if duckdb_path:
         remember_duckdb_path(pipeline, duckdb_path)
     return pipeline
+
+
+def where_loaded(pipeline: Pipeline) -> Dict[str, Optional[str]]:
+    """Where `pipeline` loads, for the user to read: the destination's kind, its location (the
+    DuckDB file; elsewhere dlt's displayable credentials, without the password) and the
+    dataset."""
+    kind = destination_kind(pipeline.destination)
+    location: Optional[str] = None
+    try:
+        credentials = pipeline.destination_client().config.credentials
+        location = getattr(credentials, "database", None) if kind == "duckdb" else str(credentials)
+    except Exception:  # noqa: BLE001 - credentials not configured (yet): kind and dataset say enough
+        pass
+    return {"destination": kind, "location": location or None, "dataset": pipeline.dataset_name}
+
+
+def describe_where(where: Dict[str, Optional[str]]) -> str:
+    """`duckdb file /x/aiclicks_warehouse.duckdb, dataset aiclicks`, `postgres
+    postgresql://loader:***@host:5432/db, dataset aiclicks`."""
+    location = where.get("location")
+    if location and where.get("destination") == "duckdb":
+        location = f"file {location}"
+    return f"{where.get('destination')}{f' {location}' if location else ''}, dataset {where.get('dataset')}"
 
 
 # Our rows are flat (lists become child tables), so a text format the destination bulk-loads

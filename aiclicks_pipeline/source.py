@@ -21,6 +21,7 @@ from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 from requests import Response
 
+from .checks import check_window_days, parse_shard
 from .errors import is_domain_not_found, raise_for_api_error, request_id
 from .paginator import EnvelopePaginator
 from .rows import envelope_rows
@@ -98,11 +99,7 @@ def aiclicks_source(
     """
     api_key = resolve_api_key(api_key)
     client_base_url = api_root(base_url)
-    for name, value in (("initial_days", initial_days), ("snapshot_days", snapshot_days)):
-        if not 1 <= int(value) <= 365:
-            raise ValueError(f"{name} must be between 1 and 365, got {value}")
-    if lookback_days < 0:
-        raise ValueError(f"lookback_days must be 0 or more, got {lookback_days}")
+    check_window_days(initial_days, lookback_days, snapshot_days)
     in_shard = shard_filter(shard)
     wanted_ids = set(domain_ids or [])
 
@@ -313,10 +310,5 @@ def shard_filter(shard: Optional[str]) -> Callable[[str], bool]:
     """`"k/n"` -> whether a domain id falls in share k of n (by a stable hash of the id)."""
     if not shard:
         return lambda domain_id: True
-    try:
-        k, n = (int(part) for part in str(shard).split("/"))
-    except ValueError:
-        raise ValueError(f"shard must look like 2/4 (k of n), got {shard!r}") from None
-    if not 1 <= k <= n:
-        raise ValueError(f"shard {shard!r}: k must be between 1 and n")
+    k, n = parse_shard(shard)
     return lambda domain_id: int(hashlib.sha1(domain_id.encode()).hexdigest(), 16) % n == k - 1

@@ -25,6 +25,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from .dbt_runs import PROFILES_DIR, PROJECT_DIR, DbtRuns
 from .dbt_targets import TARGETS, DbtTarget
+from .errors import AIclicksError, UsageError
 from .settings import (
     DEFAULT_DATASET,
     DEFAULT_DUCKDB_FILE,
@@ -48,13 +49,16 @@ INSTALL_HINT = "pip install 'aiclicks-pipeline[dbt]'"
 LOADED_TABLES_LOG = "aiclicks_loaded_tables: "
 
 
-class TransformError(Exception):
+class TransformError(AIclicksError):
     """dbt could not build the models, a dbt test failed, or a source is stale past its error
     threshold. The message is one paragraph saying what; `result` holds what did run."""
 
     def __init__(self, message: str, result: Optional["TransformResult"] = None) -> None:
         super().__init__(message)
         self.result = result
+
+    def done_so_far(self) -> Optional[str]:
+        return self.result.summary() if self.result is not None else None
 
 
 class DbtNotInstalled(TransformError):
@@ -200,7 +204,7 @@ def run_transform(
             config of that pipeline (dbt_targets.py: the profile's AICLICKS_* variables win).
 
     Raises:
-        ValueError: a bad argument.
+        UsageError: a bad argument (a ValueError).
         TransformError: no dbt target for the destination, dbt missing, the DuckDB file missing
             or in use, the dataset holds no table, a model failed to build or a dbt test failed
             (the message names each failing node), or a source is older than its error threshold
@@ -208,7 +212,7 @@ def run_transform(
     """
     dbt_target = _target_of(destination, target)
     if schema == dataset:
-        raise ValueError(f"The models need a schema of their own, not the dataset {dataset!r}")
+        raise UsageError(f"The models need a schema of their own, not the dataset {dataset!r}")
     dbt_runner = _dbt_runner(dbt_target)
     started = time.monotonic()
     profile = _profile(dbt_target, destination or target, dataset, duckdb_file, pipeline_name, schema)
@@ -246,10 +250,10 @@ def _target_of(destination: Any, target: Optional[str]) -> DbtTarget:
     from .destinations import configured_destination, destination_kind
 
     if target is not None and target not in TARGETS:
-        raise ValueError(f"Unknown target {target!r}; choose from {', '.join(TARGETS)}")
+        raise UsageError(f"Unknown target {target!r}; choose from {', '.join(TARGETS)}")
     kind = destination_kind(configured_destination(destination or target))
     if target is not None and kind != target:
-        raise ValueError(f"The target {target!r} is not the destination's ({kind})")
+        raise UsageError(f"The target {target!r} is not the destination's ({kind})")
     if kind not in TARGETS:
         raise TransformError(
             f"The dbt package has no target for destination {kind}; its targets are "

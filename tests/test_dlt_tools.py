@@ -192,3 +192,34 @@ def test_dlts_dashboard_starts_and_shows_the_pipeline(tmp_path):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         process.stdout.close()
+
+
+def test_dlts_trace_shows_the_sync_as_one_run(tmp_path):
+    """A sync is a dlt run per checkpoint and one for the run history's final row; dlt's trace
+    (`dlt pipeline aiclicks trace`, the dashboard's last execution) shows them as one run: its
+    steps over every package the sync loaded, and the sync's rows."""
+    folder = Folder(tmp_path / "project", tmp_path / "dlt")
+    with small_sandbox() as sandbox:
+        done, summary = folder.run(sandbox, "--checkpoint-requests", "6")
+    assert done.returncode == 0, done.stderr
+    assert summary["checkpoints"]["committed"] == 2  # a checkpoint a domain
+
+    trace = dlt_cli(folder, "pipeline", "aiclicks", "trace")
+
+    assert trace.returncode == 0, trace.stderr
+    out = trace.stdout
+    assert re.search(r"Run started at .+ and COMPLETED in [\d.]+ seconds with 4 steps\.", out), out
+    for step in ("extract", "normalize", "load", "run"):
+        assert re.search(rf"^Step {step} COMPLETED in [\d.]+ seconds\.$", out, re.M), out
+    normalized = out.split("Step normalize")[1].split("Step load")[0]
+    rows = {table: int(count) for table, count in re.findall(r"^- (\w+): (\d+) row\(s\)$", normalized, re.M)}
+    assert {table: count for table, count in rows.items() if not table.startswith("_")} == summary["rows"]
+    assert rows["_aiclicks_runs"] == summary["checkpoints"]["committed"] + 1  # so far, and final
+    loaded = out.split("Step load")[1].split("Step run")[0]
+    packages = re.findall(r"^Load package (\S+) is LOADED and contains no failed jobs$", loaded, re.M)
+    # every checkpoint's load, then the final history row's
+    assert packages[:-1] == summary["load_ids"] and len(packages) == len(summary["load_ids"]) + 1
+    assert f"{len(packages)} load package(s) were loaded to destination duckdb" in loaded
+    # the run spans the sync: from its start, at least as long as the sync's own figure
+    elapsed = float(re.search(r"COMPLETED in ([\d.]+) seconds with 4 steps", out).group(1))
+    assert elapsed >= summary["duration_s"]

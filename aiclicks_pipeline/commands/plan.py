@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from ..checks import check_domain_ids
 from ..rows import without_repeated_items
 from ..session import fetch_envelope
 from ..settings import ENDPOINTS, VALIDATE_PATH
@@ -11,6 +12,8 @@ from .base import (
     Command,
     add_destination_arguments,
     add_source_arguments,
+    check_destination_arguments,
+    check_source_arguments,
     locked,
     pipeline_for,
     resolve_key_and_url,
@@ -33,8 +36,13 @@ class PlanCommand(Command):
             help="as for run: leave out what was synced less than this long ago (default 60)",
         )
 
+    def check_arguments(self, args: argparse.Namespace) -> None:
+        check_source_arguments(args)
+        check_destination_arguments(args)
+
     def execute(self, args: argparse.Namespace) -> int:
-        from ..checkpoints import configured_resync_after_minutes
+        from ..checkpoints import configured_resync_after_minutes, listed_domain_ids
+        from ..pipeline import describe_where, where_loaded
         from ..plan import make_plan, print_plan
 
         api_key, base_url = resolve_key_and_url(args)
@@ -45,12 +53,18 @@ class PlanCommand(Command):
             domains_body = without_repeated_items(
                 fetch_envelope(api_key, base_url, ENDPOINTS["domains"]["path"])
             )
+            unknown = check_domain_ids(args.domains or [], listed_domain_ids(domains_body))
             options = source_options(args)
             options.pop("base_url", None)
+            pipeline = pipeline_for(args)
             plan = make_plan(
-                validate_body, domains_body, pipeline_for(args),
+                validate_body, domains_body, pipeline,
                 resync_after_minutes=configured_resync_after_minutes(args.resync_after_minutes),
                 **options,
             )
+        where = describe_where(where_loaded(pipeline))
+        print(f"The next run of pipeline {pipeline.pipeline_name}, into {where}:\n")
         print_plan(plan, sys.stdout, detail=args.detail)
+        if unknown:
+            print(f"Not listed for this key, so left out: --domains {', '.join(unknown)}")
         return EXIT_OK

@@ -1,9 +1,8 @@
 """`aiclicks-pipeline report`: the warehouse as one offline HTML file (report/ does the work)."""
 
 import argparse
-import sys
 
-from .base import EXIT_BUSY, EXIT_OK, Command, add_destination_arguments, csv_list, pipeline_name_for
+from .base import EXIT_OK, Command, add_destination_arguments, csv_list, pipeline_name_for
 
 
 class ReportCommand(Command):
@@ -23,21 +22,17 @@ class ReportCommand(Command):
         )
 
     def execute(self, args: argparse.Namespace) -> int:
-        from ..destinations import WarehouseBusy
         from ..report import write_report
 
-        try:
-            result = write_report(
-                out=args.out,
-                duckdb_file=args.duckdb_file,
-                destination=args.destination,
-                dataset=args.dataset,
-                models_schema=args.models_schema,
-                domain_ids=args.domains,
-                pipeline_name=pipeline_name_for(args),
-            )
-        except WarehouseBusy as busy:
-            print(f"aiclicks-pipeline: {busy}", file=sys.stderr)
-            return EXIT_BUSY
+        # a warehouse a sync holds raises WarehouseBusy: exit 75 (cli.main)
+        result = write_report(
+            out=args.out,
+            duckdb_file=args.duckdb_file,
+            destination=args.destination,
+            dataset=args.dataset,
+            models_schema=args.models_schema,
+            domain_ids=args.domains,
+            pipeline_name=pipeline_name_for(args),
+        )
         print(result.summary())
         return EXIT_OK

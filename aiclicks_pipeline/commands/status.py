@@ -4,18 +4,8 @@ older than `--max-age-hours` (or missing), 75 when a DuckDB file is held by a sy
 
 import argparse
 import json
-import sys
 
-from .base import (
-    EXIT_BUSY,
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_STALE,
-    Command,
-    add_destination_arguments,
-    csv_list,
-    open_warehouse_for,
-)
+from .base import EXIT_OK, EXIT_STALE, Command, add_destination_arguments, csv_list, open_warehouse_for
 
 
 class StatusCommand(Command):
@@ -42,18 +32,11 @@ class StatusCommand(Command):
         parser.add_argument("--json", action="store_true", help="everything as JSON on stdout")
 
     def execute(self, args: argparse.Namespace) -> int:
-        from ..destinations import WarehouseBusy, WarehouseError
-        from ..status import StatusError, read_status, render_json, render_text
+        from ..status import read_status, render_json, render_text
 
-        try:
-            with open_warehouse_for(args) as warehouse:
-                status = read_status(warehouse, max_age_hours=args.max_age_hours, runs=args.runs)
-        except WarehouseBusy as busy:
-            print(f"aiclicks-pipeline: {busy}", file=sys.stderr)
-            return EXIT_BUSY
-        except (WarehouseError, StatusError) as exc:
-            print(f"aiclicks-pipeline: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+        # a warehouse that cannot be read (exit 1) or is held by a sync (WarehouseBusy, 75)
+        with open_warehouse_for(args) as warehouse:
+            status = read_status(warehouse, max_age_hours=args.max_age_hours, runs=args.runs)
         if args.json:
             print(json.dumps(render_json(status), indent=2))
         else:

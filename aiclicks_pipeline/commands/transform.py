@@ -3,9 +3,8 @@ dbt source freshness, in the warehouse `run` with the same destination options l
 
 import argparse
 import json
-import sys
 
-from .base import EXIT_FAILED, EXIT_OK, Command, add_destination_arguments, pipeline_name_for
+from .base import EXIT_OK, Command, add_destination_arguments, pipeline_name_for
 
 
 class TransformCommand(Command):
@@ -46,28 +45,22 @@ class TransformCommand(Command):
         )
 
     def execute(self, args: argparse.Namespace) -> int:
-        from ..transform import TransformError, run_transform
+        from ..transform import run_transform
 
-        try:
-            result = run_transform(
-                duckdb_file=args.duckdb_file,
-                dataset=args.dataset,
-                target=args.target,
-                schema=args.schema,
-                work_dir=args.work_dir,
-                select=args.select,
-                show_dbt_log=args.dbt_log and not args.quiet,
-                dbt_vars=args.vars,
-                check_freshness=not args.no_freshness,
-                destination=args.destination,
-                pipeline_name=pipeline_name_for(args),
-            )
-        except TransformError as exc:
-            # what did build is worth seeing next to why the command failed
-            if exc.result is not None:
-                print(exc.result.summary())
-            print(f"aiclicks-pipeline: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+        # a TransformError carries what did build, shown above its message (cli.main)
+        result = run_transform(
+            duckdb_file=args.duckdb_file,
+            dataset=args.dataset,
+            target=args.target,
+            schema=args.schema,
+            work_dir=args.work_dir,
+            select=args.select,
+            show_dbt_log=args.dbt_log and not args.quiet,
+            dbt_vars=args.vars,
+            check_freshness=not args.no_freshness,
+            destination=args.destination,
+            pipeline_name=pipeline_name_for(args),
+        )
         print(result.summary())
         return EXIT_OK
 

@@ -6,7 +6,7 @@ from typing import Any, Dict, Optional
 
 from ..session import fetch_envelope
 from ..settings import VALIDATE_PATH
-from .base import EXIT_OK, Command, resolve_key_and_url
+from .base import EXIT_OK, Command, check_base_url, resolve_key_and_url
 
 
 class ValidateCommand(Command):
@@ -15,6 +15,9 @@ class ValidateCommand(Command):
 
     def configure_parser(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--base-url")
+
+    def check_arguments(self, args: argparse.Namespace) -> None:
+        check_base_url(args.base_url)
 
     def execute(self, args: argparse.Namespace) -> int:
         from ..plan import seconds_to_reset
