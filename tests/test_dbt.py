@@ -365,7 +365,7 @@ def test_transform_prints_a_summary_and_writes_dbts_lines_to_a_log_file(built, t
     # every line dbt would have printed, of its three commands, with no colour codes, and no
     # deprecation warning from the package's own dbt calls
     text = log.read_text()
-    for line in ("aiclicks_loaded_tables: ", "OK created sql table model aiclicks_models.share_of_voice",
+    for line in ("aiclicks_loaded_tables: ", "OK created sql table model aiclicks_models.aiclicks__share_of_voice",
                  "PASS freshness of aiclicks.citations", "Completed successfully"):
         assert line in text, line
     assert len(text.splitlines()) > 100
@@ -383,7 +383,7 @@ def test_transform_prints_a_summary_and_writes_dbts_lines_to_a_log_file(built, t
     assert output.index("Completed successfully") < output.index("dbt build on duckdb finished")
     assert "\x1b[" not in output
     # the log file is this run's alone
-    assert "share_of_voice" not in log.read_text()
+    assert "aiclicks__share_of_voice" not in log.read_text()
 
 
 # --- descriptions ------------------------------------------------------------------------------
