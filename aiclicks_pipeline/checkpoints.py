@@ -21,7 +21,7 @@ Before the first checkpoint a run:
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import dlt
@@ -36,7 +36,7 @@ from .pipeline import SCHEMA_CONTRACTS, preferred_file_format, run_settings
 from .plan import known_rows, requests_for, resource_states
 from .progress import SyncProgress
 from .rows import envelope_items, without_repeated_items
-from .settings import DOMAIN_RESOURCES, ENDPOINTS
+from .settings import DOMAIN_RESOURCES, ENDPOINTS, MAX_DAYS
 from .source import SOURCE_NAME, aiclicks_source, shard_filter
 from .stored_state import prune_stored_states
 from .sync import SyncContext, SyncStats, SyncStopped
@@ -69,6 +69,8 @@ class SyncResult:
     stats: SyncStats = field(default_factory=SyncStats)
     skipped_domains: Dict[str, str] = field(default_factory=dict)
     windows_asked: Dict[str, List[int]] = field(default_factory=dict)
+    # per domain, [first, last] ISO dates before the API's horizon its windows needed: lost
+    unrecoverable_dates: Dict[str, List[str]] = field(default_factory=dict)
     elapsed_s: float = 0.0
     started_at: Optional[datetime] = None
     finished_at: Optional[datetime] = None
@@ -132,10 +134,22 @@ class SyncResult:
                 f"  waited {stats.rate_limit_wait_s:.0f}s for the API's rate limit "
                 "(the key's requests per minute), not for the API or the warehouse"
             )
+        if self.unrecoverable_dates:
+            lines.append(f"  {self.horizon_line()}")
         if self.skipped_domains:
             lines.append(f"  SKIPPED {len(self.skipped_domains)} domain(s):")
             lines += [f"    {domain_id}: {reason}" for domain_id, reason in self.skipped_domains.items()]
         return "\n".join(lines)
+
+    def horizon_line(self) -> str:
+        """One line for the dates the API no longer serves (docs/api-notes.md, Reading: days
+        maximum and snapping), the span over every domain; the run history has each one's."""
+        gaps = self.unrecoverable_dates.values()
+        first, last = min(g[0] for g in gaps), max(g[1] for g in gaps)
+        return (
+            f"NOT RECOVERABLE: {first} to {last} of {len(gaps)} domain(s) lies before the "
+            f"{MAX_DAYS} days the API serves (synced too long ago); loaded from {_after(last)} on"
+        )
 
     def as_json(self) -> Dict[str, Any]:
         return {
@@ -163,6 +177,7 @@ class SyncResult:
             "unknown_domains": list(self.unknown_domains),
             "checkpoints": {"total": self.checkpoints_total, "committed": self.checkpoints_committed},
             "days_asked": {name: days for name, days in sorted(self.windows_asked.items())},
+            "unrecoverable_dates": dict(self.unrecoverable_dates),
             "finished_pending_loads": list(self.finished_pending),
             "load_ids": list(self.load_ids),
             "signal": self.signal,
@@ -439,7 +454,17 @@ def _finish(result: SyncResult, context: SyncContext) -> None:
     result.stats = context.stats
     result.skipped_domains = dict(context.skipped_domains)
     result.windows_asked = {name: sorted(days) for name, days in context.windows_asked.items()}
+    result.unrecoverable_dates = {
+        domain_id: [first.isoformat(), last.isoformat()]
+        for domain_id, (first, last) in sorted(context.horizon_gaps.items())
+    }
+    if result.unrecoverable_dates:  # the summary says it; this is for logs of Python callers
+        logger.info("%s", result.horizon_line())
     result.rows = dict(sorted(result.rows.items()))
+
+
+def _after(iso_date: str) -> str:
+    return (date.fromisoformat(iso_date) + timedelta(days=1)).isoformat()
 
 
 def _stop_signal(exc: BaseException, stop: Optional[StopRequest], context: SyncContext) -> Optional[int]:

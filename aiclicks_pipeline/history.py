@@ -80,6 +80,11 @@ COLUMNS: Dict[str, Dict[str, Any]] = {
     "unknown_domains": (
         "json", "Domain ids asked for (--domains) that the API key does not list, [domain_id].",
     ),
+    "unrecoverable_dates": (
+        "json",
+        "Dates lost for good: per domain synced too long ago, {domain_id: [first, last]} (ISO "
+        "dates) its windows needed but that lie before the last 90 days the API serves.",
+    ),
     "checkpoints_total": (_COUNT, "Checkpoints planned (a count)."),
     "checkpoints_committed": (_COUNT, "Checkpoints committed, each one load (a count)."),
     "error": ("text", "What failed, one paragraph, for a failed run; else null."),
@@ -145,6 +150,7 @@ class RunHistory:
             "domains_left": max(left, 0),
             "skipped_domains": skipped,
             "unknown_domains": list(result.unknown_domains),
+            "unrecoverable_dates": dict(result.unrecoverable_dates),
             "checkpoints_total": result.checkpoints_total,
             "checkpoints_committed": result.checkpoints_committed + (1 if in_flight else 0),
             "error": result.error,

@@ -80,7 +80,8 @@ def aiclicks_source(
         domain_ids: Load only these domains; all domains `/domains` returns when empty.
         shard: `"k/n"` loads the k-th of n disjoint, stable shares of the domains, so that n
             workers (each with its own key: the rate limit is per key) split an account.
-        initial_days: History a domain's first sync asks for (snapped up to a `days` bucket).
+        initial_days: History a domain's first sync asks for (snapped up to a `days` bucket),
+            1 to 90: the API serves no more.
         lookback_days: Recent days re-read on every sync, because the API revises them.
         snapshot_days: The window of the window aggregates (brand rankings, model leaderboard,
             citations), loaded once per `snapshot_date`.
@@ -98,11 +99,6 @@ def aiclicks_source(
     """
     api_key = resolve_api_key(api_key)
     client_base_url = api_root(base_url)
-    for name, value in (("initial_days", initial_days), ("snapshot_days", snapshot_days)):
-        if not 1 <= int(value) <= 365:
-            raise ValueError(f"{name} must be between 1 and 365, got {value}")
-    if lookback_days < 0:
-        raise ValueError(f"lookback_days must be 0 or more, got {lookback_days}")
     in_shard = shard_filter(shard)
     wanted_ids = set(domain_ids or [])
 
@@ -110,8 +106,7 @@ def aiclicks_source(
         return (not wanted_ids or domain_id in wanted_ids) and in_shard(domain_id)
 
     context = sync_context or SyncContext()
-    context.initial_days, context.lookback_days = initial_days, lookback_days
-    context.set_snapshot_days(snapshot_days)
+    context.set_windows(initial_days, lookback_days, snapshot_days)
     if context.session is None:
         context.session = AIclicksSession(
             context,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections import Counter
 from typing import Any, Dict, List, Optional
 
@@ -12,7 +13,8 @@ class Stats:
     """Thread-safe counters of API requests (admin requests are not counted).
 
     ``rate_limited`` counts 429s by origin: "real" (the key's budget) or "injected" (a fault);
-    ``faults`` counts injected faults by kind.
+    ``faults`` counts injected faults by kind; ``after_first_401`` counts the requests that
+    arrived after the first 401 was answered (a client that saw it sends nothing more).
     """
 
     def __init__(self):
@@ -28,6 +30,8 @@ class Stats:
             self.rate_limited: Counter = Counter()
             self.faults: Counter = Counter()
             self.log: List[Dict[str, Any]] = []
+            self.first_401_at: Optional[float] = None
+            self.after_first_401 = 0
 
     def record(
         self,
@@ -38,8 +42,14 @@ class Stats:
         x_cache: Optional[str],
         fault: Optional[str] = None,
         rate_limited: Optional[str] = None,
+        arrived_at: Optional[float] = None,
     ) -> None:
+        """One answered API request; `arrived_at` (time.monotonic()) when it came in."""
         with self._lock:
+            if self.first_401_at is not None and arrived_at is not None and arrived_at > self.first_401_at:
+                self.after_first_401 += 1
+            if status == 401 and self.first_401_at is None:
+                self.first_401_at = time.monotonic()
             self.requests += 1
             self.by_path[path] += 1
             self.by_status[status] += 1
@@ -78,5 +88,6 @@ class Stats:
                 "cache": dict(self.cache),
                 "rate_limited": dict(self.rate_limited),
                 "faults": dict(self.faults),
+                "after_first_401": self.after_first_401,
                 "log": copy.deepcopy(self.log),
             }
