@@ -11,6 +11,9 @@ from typing import Dict, Optional, Tuple, TypedDict
 DEFAULT_BASE_URL = "https://api.aiclicks.io"
 # the name the API's own docs use; dlt's SOURCES__AICLICKS__API_KEY takes precedence
 API_KEY_ENV = "AICLICKS_API_KEY"
+# several keys for one sync (keypool.py), commas or spaces between them; dlt's
+# SOURCES__AICLICKS__API_KEYS (a list) takes precedence
+API_KEYS_ENV = "AICLICKS_API_KEYS"
 API_PREFIX = "/api/v1"
 VALIDATE_PATH = "validate"
 

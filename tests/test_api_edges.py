@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from aiclicks_pipeline.checkpoints import SyncFailed
 from aiclicks_pipeline.history import RUNS_TABLE
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
@@ -113,3 +114,109 @@ def test_90_days_is_the_most_a_first_sync_asks_and_the_api_serves_it(warehouse):
         result = warehouse.sync(sandbox, initial_days=90)
         assert result.status == "success"
         assert {d for days in result.windows_asked.values() for d in days} == {30, 90}
+
+
+# --- a domain the key may no longer read --------------------------------------------------------
+
+FORBIDDEN = "Access to this domain is not allowed for this API key."
+
+
+def test_a_domain_the_key_may_not_read_is_skipped_in_the_apis_words_and_the_others_load(warehouse):
+    """Its allowlist changed while /domains still lists it: every endpoint of it answers 403.
+    The run exited 1 saying developer access was off for the team, loading nothing."""
+    with three_domains() as sandbox:
+        forbidden, *others = sandbox.account.domain_ids()
+        sandbox.set_faults(forbidden_domains={forbidden})
+
+        result = warehouse.sync(sandbox)
+
+        assert result.status == "partial" and list(result.skipped_domains) == [forbidden]
+        reason = result.skipped_domains[forbidden]
+        assert reason.startswith(f"the API answered 403: {FORBIDDEN} [X-Request-Id: ")
+        forbidden_ids = {e["request_id"] for e in sandbox.stats.log if e["status"] == 403}
+        assert any(request_id in reason for request_id in forbidden_ids)
+        truth = WarehouseTruth(sandbox.account)
+        truth.record_sync(sandbox.clock.now(), days=90, domain_ids=others)
+        for table in ENDPOINTS:
+            if table != "domains":  # /domains still lists it
+                assert_table_matches(warehouse, truth, table)
+
+        # once it may be read again, it gets its whole backfill
+        sandbox.set_faults(forbidden_domains=set())
+        sandbox.advance(days=1)
+        again = warehouse.sync(sandbox)
+        assert again.status == "success" and again.windows_asked["visibility_daily"] == [7, 90]
+
+
+def test_the_cli_exits_3_naming_the_forbidden_domain(tmp_path):
+    with three_domains() as sandbox:
+        forbidden = sandbox.account.domain_ids()[1]
+        sandbox.set_faults(forbidden_domains={forbidden})
+
+        done, summary = run_cli(sandbox, tmp_path)
+
+        assert done.returncode == 3, done.stderr
+        assert summary["domains"]["committed"] == 2 and list(summary["skipped_domains"]) == [forbidden]
+        assert f"{forbidden}: the API answered 403: {FORBIDDEN}" in done.stderr
+        assert "Developer API access" not in done.stderr + done.stdout
+
+
+def test_a_team_whose_access_is_turned_off_mid_run_stops_with_the_team_message(warehouse):
+    with three_domains(rate_limit=100_000) as sandbox:
+        ids = sorted(sandbox.account.domain_ids())  # the run's order
+
+        def turn_off_at_the_second_domain(path, query):
+            if query.get("domain_id") == ids[1]:
+                sandbox.set_faults(team_access_off=True)
+
+        sandbox.on_request(turn_off_at_the_second_domain)
+        with pytest.raises(SyncFailed) as failed:
+            warehouse.sync(sandbox, checkpoint_requests=1)
+
+        assert "Developer API access is not enabled for this key's team" in str(failed.value)
+        assert "X-Request-Id: " in str(failed.value)
+        assert failed.value.result.domains_committed == 1 and not failed.value.result.skipped_domains
+
+
+def test_a_key_refused_every_domain_it_asks_is_refused_as_a_whole(warehouse):
+    """A 403 whose words do not name the team, for every domain: the key, not the domains, is
+    refused (docs/api-notes.md, Reading: a 403 for one domain). The run stops."""
+    with three_domains() as sandbox:
+        sandbox.set_faults(forbidden_domains=set(sandbox.account.domain_ids()))
+        with pytest.raises(SyncFailed) as failed:
+            warehouse.sync(sandbox)
+
+        message = str(failed.value)
+        assert "one domain after another" in message and FORBIDDEN in message
+        assert failed.value.result.domains_committed == 0
+
+
+# --- a key revoked mid-run ---------------------------------------------------------------------
+
+
+def test_a_key_revoked_mid_run_sends_nothing_after_the_first_401_and_keeps_the_checkpoints(
+    tmp_path,
+):
+    """The first 401 stops every request not yet sent (4-5 more went out before), exit 1 with
+    the key problem in one line; the checkpoints committed before stay."""
+    with three_domains(rate_limit=100_000, faults={"revoke_after_requests": 14}) as sandbox:
+        done, summary = run_cli(sandbox, tmp_path, "--checkpoint-requests", "1")
+
+        assert done.returncode == 1
+        assert sandbox.stats.by_status[401] >= 1
+        assert sandbox.stats.after_first_401 == 0, sandbox.stats.log[-8:]
+        assert "rejected the API key (401: Invalid or revoked API key)" in done.stderr
+        assert sandbox.api_key not in done.stdout + done.stderr
+        assert "Traceback" not in done.stderr
+        assert summary["status"] == "failed" and summary["domains"]["committed"] == 1
+        assert summary["checkpoints"]["committed"] == 1
+
+
+@pytest.mark.parametrize("revoke_after", [3, 9, 14, 20])
+def test_no_request_follows_the_first_401_wherever_it_comes(warehouse, revoke_after):
+    with three_domains(rate_limit=100_000, faults={"revoke_after_requests": revoke_after}) as sandbox:
+        with pytest.raises(SyncFailed) as failed:
+            warehouse.sync(sandbox, checkpoint_requests=1)
+
+        assert "rejected the API key" in str(failed.value)
+        assert sandbox.stats.after_first_401 == 0

@@ -107,7 +107,7 @@ def rate_limited_response(remaining, reset, date_epoch):
 def test_no_wait_is_longer_than_a_window():
     local = [1000.0]
     throttle = RateLimitThrottle(clock=lambda: local[0])
-    throttle.acquire()
+    assert throttle.reserve() == 0
     # clocks that agree, and a reset an hour away (a server that misstates it)
     response = rate_limited_response(0, 4600, 1000.0)
     reading = throttle.server_clock.observe(response.headers["Date"], 999.9, 1000.0)
@@ -121,7 +121,7 @@ def test_the_earliest_estimate_of_a_windows_end_wins_and_a_new_window_is_told_ap
     offset = 500.0  # the server's clock is ahead: every estimate goes through Date
     for received, remaining in ((1000.1, 50), (1000.45, 49), (1000.8, 48)):
         local[0] = received
-        throttle.acquire()
+        assert throttle.reserve() == 0
         response = rate_limited_response(remaining, 1060 + int(offset), received + offset)
         throttle.release(response, throttle.server_clock.observe(
             response.headers["Date"], received - 0.01, received))
@@ -131,7 +131,7 @@ def test_the_earliest_estimate_of_a_windows_end_wins_and_a_new_window_is_told_ap
     assert throttle.remaining == 48
     # a response of the next window (its end a window later) starts a new count
     local[0] = 1060.3
-    throttle.acquire()
+    assert throttle.reserve() == 0
     response = rate_limited_response(58, 1120 + int(offset), local[0] + offset)
     throttle.release(response, throttle.server_clock.observe(response.headers["Date"], 1060.29, 1060.3))
     assert 1120.0 <= throttle.reset_at <= 1121.0 and throttle.remaining == 58
@@ -150,10 +150,10 @@ def test_a_window_is_used_to_its_last_request_once_nothing_is_in_flight():
         throttle.release(response, throttle.server_clock.observe(
             response.headers["Date"], received - 0.01, received))
 
-    throttle.acquire()
+    assert throttle.reserve() == 0
     answer(59, 1000.1)
     for _ in range(3):
-        throttle.acquire()
+        assert throttle.reserve() == 0
     # counted 58, 57, 56; the last one counted is answered first, then the others
     answer(56, 1000.3)
     assert throttle.remaining == 54  # 56 less the two still in flight: maybe counted, maybe not
@@ -162,8 +162,8 @@ def test_a_window_is_used_to_its_last_request_once_nothing_is_in_flight():
     assert throttle.in_flight == 0 and throttle.remaining == 56
 
     # a request that failed unseen may have been counted: the count stays short
-    throttle.acquire()
-    throttle.acquire()
+    assert throttle.reserve() == 0
+    assert throttle.reserve() == 0
     answer(55, 1000.4)
     throttle.release(None)
     assert throttle.in_flight == 0 and throttle.remaining == 54

@@ -45,6 +45,8 @@ class Faults:
     forbidden_domains: Set[str] = field(default_factory=set)
     relisted_domains: Set[str] = field(default_factory=set)  # listed twice by /domains
     key_revoked: bool = False  # every key gets 401, as a key revoked in the dashboard
+    # every key gets the team's 403, as when an admin turns the team's developer access off
+    team_access_off: bool = False
     # >0: the keys of `revoke_keys` (every key when empty) are revoked once the sandbox served
     # this many API requests; their first 401 is held until every request that arrived before
     # the revocation was answered and the server was quiet for a moment (REVOKE_SETTLE_S), so

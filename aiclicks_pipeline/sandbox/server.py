@@ -304,7 +304,7 @@ class SandboxApp:
             key = None
         if key is None or self.faults.key_revoked:
             return self._with_rate_headers(error(401), self.limiter.peek(""))
-        if not key.developer_access:
+        if not key.developer_access or self.faults.team_access_off:
             return self._with_rate_headers(error(403), self.limiter.peek(key.token))
 
         rate = self.limiter.acquire(key.token) if self.limiter.enabled else None

@@ -1,0 +1,250 @@
+"""The API keys of one sync, each with its own rate limit (docs/api-notes.md, Rate limit: the
+limit is counted per key, and a second key of a team has its own budget).
+
+Every request of a sync asks the pool for a key. Each key has its own throttle (throttle.py),
+fed by its own `X-RateLimit-*` headers; a request goes to whichever key has budget now (the
+one with the most left first), else waits for the soonest to have some, with every thread of
+the run under one lock. A key the API refuses as a whole (401, or a 403 for the key's team) is
+named and set aside, and the others carry on; once none is left nothing more is sent, and
+every request, in any thread, raises the refusal (the run stops: exit 1). With one key that is
+the first 401.
+
+A key is named by its position in the configuration and a fingerprint (the first hex digits
+of its SHA-256, which do not give the key away), never by the key itself: `aiclicks-pipeline
+validate` prints both beside the name the key was given in the dashboard.
+"""
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Collection, List, Optional, Sequence, Set, Tuple
+
+from requests import PreparedRequest
+
+from .errors import AIclicksHTTPError
+from .server_clock import ServerClock
+from .sync import SyncStopped
+from .throttle import RateLimitThrottle
+
+logger = logging.getLogger("aiclicks_pipeline")
+
+# a key whose requests were refused (403) for this many domains in a row, without one answer
+# in between, is taken as refused as a whole (docs/api-notes.md, Reading: a 403 for one domain)
+REFUSED_DOMAINS_FOR_A_KEY = 3
+# how often a request waiting for an answer in flight looks again (an answer wakes it anyway)
+ANSWER_POLL_S = 0.5
+
+
+def fingerprint(token: str) -> str:
+    """A short, stable, non-secret name of a key: the first 6 hex digits of its SHA-256."""
+    return hashlib.sha256(token.encode()).hexdigest()[:6]
+
+
+@dataclass(eq=False)
+class PoolKey:
+    position: int  # 1-based, in the order the keys were configured
+    pool_size: int
+    token: Optional[str] = field(repr=False)  # None: the request's own Authorization is kept
+    throttle: RateLimitThrottle = field(repr=False)
+    refused: Optional[AIclicksHTTPError] = field(default=None, repr=False)
+    # domains refused (403) since the key's last answer that was not an error
+    refused_domains: Set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def label(self) -> str:
+        """`key 2 of 3 [3fa9c1]`; `the API key` alone."""
+        if self.pool_size == 1 or self.token is None:
+            return "the API key"
+        return f"key {self.position} of {self.pool_size} [{fingerprint(self.token)}]"
+
+    def authorize(self, request: PreparedRequest) -> PreparedRequest:
+        """`request` sent with this key."""
+        if self.token is None:
+            return request
+        keyed = request.copy()
+        keyed.headers["Authorization"] = f"Bearer {self.token}"
+        return keyed
+
+    def __repr__(self) -> str:
+        return f"PoolKey({self.label})"
+
+
+class KeyPool:
+    """The keys of a run and the waits for their budgets (thread-safe)."""
+
+    def __init__(
+        self,
+        tokens: Sequence[Optional[str]] = (None,),
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.clock = clock
+        self.sleep = sleep
+        # one server, one clock, whichever key asked
+        self.server_clock = ServerClock(clock)
+        self.keys = [
+            PoolKey(position, len(tokens), token, RateLimitThrottle(clock, self.server_clock))
+            for position, token in enumerate(tokens, start=1)
+        ]
+        self._failure: Optional[AIclicksHTTPError] = None
+        self._cancelled = False
+        # wall time during which a request was held by the limit
+        self._held = 0
+        self._held_since = 0.0
+        # when a request waits for a budget: until when (this clock), for the display
+        self.waiting_until: Optional[float] = None
+        self._cond = threading.Condition()
+
+    # --- requests ---------------------------------------------------------------------------
+
+    def acquire(self, exclude: Collection[PoolKey] = ()) -> Tuple[PoolKey, float]:
+        """Blocks until a key (not in `exclude`) has room for a request, then reserves it.
+        Returns the key and the seconds of wall time this call ended of the sync being held by
+        the limit. Raises the refusal once no key is left, SyncStopped once cancelled."""
+        held_for = 0.0
+        with self._cond:
+            holding = False
+            try:
+                while True:
+                    if self._cancelled:
+                        raise SyncStopped("the sync was asked to stop")
+                    chosen, wait = self._reserve(exclude)
+                    if chosen is not None:
+                        break
+                    now = self.clock()
+                    if not holding:
+                        holding = True
+                        self._begin_hold(now)
+                    self.waiting_until = now + wait if wait != math.inf else None
+                    self._cond.wait(timeout=ANSWER_POLL_S if wait == math.inf else wait)
+            finally:
+                self.waiting_until = None
+                if holding:
+                    held_for = self._end_hold()
+        return chosen, held_for
+
+    def _reserve(self, exclude: Collection[PoolKey]) -> Tuple[Optional[PoolKey], float]:
+        """A key with room for a request now, reserved, or None and the seconds to wait."""
+        keys = self._usable(exclude)
+        if not keys:
+            raise self.refusal()
+        wait = math.inf
+        for key in sorted(keys, key=lambda k: -k.throttle.available()):
+            wait = min(wait, key.throttle.reserve())
+            if wait == 0:
+                return key, 0.0
+        return None, wait
+
+    def release(self, key: PoolKey, response=None, reading=None) -> None:
+        """Records a finished request of `key` (`response` None: no answer came)."""
+        with self._cond:
+            key.throttle.release(response, reading)
+            if response is not None and response.status_code < 400:
+                key.refused_domains.clear()
+            self._cond.notify_all()
+
+    def sit_out(self, seconds: float, sleep: Optional[Callable[[float], None]] = None) -> float:
+        """Sleeps `seconds` the server asked for (a 429's `Retry-After`), counted as held by the
+        limit; returns the wall time it ended of the sync being held."""
+        with self._cond:
+            self._begin_hold(self.clock())
+        try:
+            (sleep or self.sleep)(seconds)
+        finally:
+            with self._cond:
+                held_for = self._end_hold()
+        return held_for
+
+    def cancel(self) -> None:
+        """Wakes every waiting request and makes it (and every later one) raise SyncStopped."""
+        with self._cond:
+            self._cancelled = True
+            self._cond.notify_all()
+
+    # --- keys the API refuses ---------------------------------------------------------------
+
+    def set_aside(self, key: PoolKey, error: AIclicksHTTPError) -> bool:
+        """`key` is refused as a whole (`error`): no request goes to it any more. True while
+        another key is left."""
+        with self._cond:
+            if key.refused is None:
+                key.refused = error
+                left = self._usable(())
+                if left:
+                    logger.warning(
+                        "%s is set aside, the sync goes on with %d other key(s): %s",
+                        key.label, len(left), error,
+                    )
+                else:
+                    self._failure = error
+            self._cond.notify_all()
+            return bool(self._usable(()))
+
+    def refused_domain(self, key: PoolKey, domain_id: str) -> bool:
+        """`key` was refused `domain_id` (403); True when that makes the key refused as a whole
+        (refused several domains in a row, nothing answered in between)."""
+        with self._cond:
+            key.refused_domains.add(domain_id)
+            return len(key.refused_domains) >= REFUSED_DOMAINS_FOR_A_KEY
+
+    def has_other(self, exclude: Collection[PoolKey]) -> bool:
+        with self._cond:
+            return bool(self._usable(exclude))
+
+    def has_budget_elsewhere(self, key: PoolKey) -> bool:
+        """Another key could send a request now."""
+        with self._cond:
+            return any(k.throttle.available() for k in self._usable((key,)))
+
+    def refusal(self) -> AIclicksHTTPError:
+        """The error that ended the pool: the last key's refusal, naming every key's with
+        several; a fresh exception each time (threads raise it at once)."""
+        failure = self._failure
+        if failure is None:  # every key left was excluded by the caller: its own mistake
+            raise AssertionError("no key left to send the request with")
+        message = failure.message
+        if len(self.keys) > 1:
+            message = "The API refused every key of the pool: " + "; ".join(
+                f"{k.label}: {k.refused}" for k in self.keys if k.refused is not None
+            )
+        return type(failure)(message, failure.response)
+
+    def _usable(self, exclude: Collection[PoolKey]) -> List[PoolKey]:
+        return [k for k in self.keys if k.refused is None and k not in exclude]
+
+    # --- what the display and the plan read -------------------------------------------------
+
+    def waiting_s(self) -> float:
+        """Seconds left of the current wait for the rate limit (0 when nothing waits)."""
+        until = self.waiting_until
+        return max(until - self.clock(), 0.0) if until is not None else 0.0
+
+    def requests_per_second(self) -> Optional[float]:
+        """The pool's sustained rate: every usable key's limit per window (a key not heard of
+        yet is taken as fast as those that were); None before any response told a limit."""
+        with self._cond:
+            keys = self._usable(())
+            rates = [r for r in (k.throttle.requests_per_second() for k in keys) if r]
+            return sum(rates) / len(rates) * len(keys) if rates else None
+
+    def eta_s(self, requests_left: int) -> Optional[float]:
+        """Seconds the limits need for `requests_left` more requests: what the keys have left
+        now goes at once, the rest at the pool's rate. None while the rate is unknown."""
+        rate = self.requests_per_second()
+        if rate is None:
+            return None
+        with self._cond:
+            now = sum(k.throttle.available() for k in self._usable(()))
+        return max(requests_left - now, 0) / rate
+
+    def _begin_hold(self, now: float) -> None:
+        if self._held == 0:
+            self._held_since = now
+        self._held += 1
+
+    def _end_hold(self) -> float:
+        self._held -= 1
+        return max(self.clock() - self._held_since, 0.0) if self._held == 0 else 0.0
