@@ -21,7 +21,7 @@ Before the first checkpoint a run:
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import dlt
@@ -36,11 +36,11 @@ from .pipeline import SCHEMA_CONTRACTS, preferred_file_format, run_settings
 from .plan import known_rows, requests_for, resource_states
 from .progress import SyncProgress
 from .rows import envelope_items, without_repeated_items
-from .settings import DOMAIN_RESOURCES, ENDPOINTS, MAX_DAYS
+from .settings import DOMAIN_RESOURCES, ENDPOINTS
 from .source import SOURCE_NAME, aiclicks_source, shard_filter
 from .stored_state import prune_stored_states
 from .sync import SyncContext, SyncStats, SyncStopped
-from .windows import utc_now
+from .windows import lost_dates_line, utc_now
 from .workdir import discard_interrupted_extracts, finish_pending_loads, prune_loaded_packages
 
 logger = logging.getLogger("aiclicks_pipeline")
@@ -135,21 +135,11 @@ class SyncResult:
                 "(the key's requests per minute), not for the API or the warehouse"
             )
         if self.unrecoverable_dates:
-            lines.append(f"  {self.horizon_line()}")
+            lines.append(f"  {lost_dates_line(self.unrecoverable_dates)}")
         if self.skipped_domains:
             lines.append(f"  SKIPPED {len(self.skipped_domains)} domain(s):")
             lines += [f"    {domain_id}: {reason}" for domain_id, reason in self.skipped_domains.items()]
         return "\n".join(lines)
-
-    def horizon_line(self) -> str:
-        """One line for the dates the API no longer serves (docs/api-notes.md, Reading: days
-        maximum and snapping), the span over every domain; the run history has each one's."""
-        gaps = self.unrecoverable_dates.values()
-        first, last = min(g[0] for g in gaps), max(g[1] for g in gaps)
-        return (
-            f"NOT RECOVERABLE: {first} to {last} of {len(gaps)} domain(s) lies before the "
-            f"{MAX_DAYS} days the API serves (synced too long ago); loaded from {_after(last)} on"
-        )
 
     def as_json(self) -> Dict[str, Any]:
         return {
@@ -459,12 +449,8 @@ def _finish(result: SyncResult, context: SyncContext) -> None:
         for domain_id, (first, last) in sorted(context.horizon_gaps.items())
     }
     if result.unrecoverable_dates:  # the summary says it; this is for logs of Python callers
-        logger.info("%s", result.horizon_line())
+        logger.info("%s", lost_dates_line(result.unrecoverable_dates))
     result.rows = dict(sorted(result.rows.items()))
-
-
-def _after(iso_date: str) -> str:
-    return (date.fromisoformat(iso_date) + timedelta(days=1)).isoformat()
 
 
 def _stop_signal(exc: BaseException, stop: Optional[StopRequest], context: SyncContext) -> Optional[int]:

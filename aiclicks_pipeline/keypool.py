@@ -2,8 +2,9 @@
 limit is counted per key, and a second key of a team has its own budget).
 
 Every request of a sync asks the pool for a key. Each key has its own throttle (throttle.py),
-fed by its own `X-RateLimit-*` headers; a request goes to whichever key has budget now (the
-one with the most left first), else waits for the soonest to have some, with every thread of
+fed by its own `X-RateLimit-*` headers; a request goes to whichever key has budget now (one
+not heard of yet first, then the one with the most left), else waits for the soonest to have
+some, with every thread of
 the run under one lock. A key the API refuses as a whole (401, or a 403 for the key's team) is
 named and set aside, and the others carry on; once none is left nothing more is sent, and
 every request, in any thread, raises the refusal (the run stops: exit 1). With one key that is
@@ -27,7 +28,7 @@ from requests import PreparedRequest
 from .errors import AIclicksHTTPError
 from .server_clock import ServerClock
 from .sync import SyncStopped
-from .throttle import RateLimitThrottle
+from .throttle import Budget, RateLimitThrottle, seconds_for
 
 logger = logging.getLogger("aiclicks_pipeline")
 
@@ -43,6 +44,13 @@ def fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:6]
 
 
+def key_label(position: int, pool_size: int, token: Optional[str]) -> str:
+    """`key 2 of 3 [3fa9c1]`; `the API key` when it is the only one."""
+    if pool_size == 1 or token is None:
+        return "the API key"
+    return f"key {position} of {pool_size} [{fingerprint(token)}]"
+
+
 @dataclass(eq=False)
 class PoolKey:
     position: int  # 1-based, in the order the keys were configured
@@ -55,10 +63,7 @@ class PoolKey:
 
     @property
     def label(self) -> str:
-        """`key 2 of 3 [3fa9c1]`; `the API key` alone."""
-        if self.pool_size == 1 or self.token is None:
-            return "the API key"
-        return f"key {self.position} of {self.pool_size} [{fingerprint(self.token)}]"
+        return key_label(self.position, self.pool_size, self.token)
 
     def authorize(self, request: PreparedRequest) -> PreparedRequest:
         """`request` sent with this key."""
@@ -132,7 +137,8 @@ class KeyPool:
         if not keys:
             raise self.refusal()
         wait = math.inf
-        for key in sorted(keys, key=lambda k: -k.throttle.available()):
+        # a key not heard of yet first (its answer tells its budget), then the most left
+        for key in sorted(keys, key=lambda k: (k.throttle.limit is not None, -k.throttle.available())):
             wait = min(wait, key.throttle.reserve())
             if wait == 0:
                 return key, 0.0
@@ -222,23 +228,27 @@ class KeyPool:
         until = self.waiting_until
         return max(until - self.clock(), 0.0) if until is not None else 0.0
 
-    def requests_per_second(self) -> Optional[float]:
-        """The pool's sustained rate: every usable key's limit per window (a key not heard of
-        yet is taken as fast as those that were); None before any response told a limit."""
+    def budgets(self) -> List[Budget]:
+        """Each usable key's budget; a key not heard of yet is taken as one that was."""
         with self._cond:
-            keys = self._usable(())
-            rates = [r for r in (k.throttle.requests_per_second() for k in keys) if r]
-            return sum(rates) / len(rates) * len(keys) if rates else None
+            known = [(k, k.throttle.budget()) for k in self._usable(())]
+        heard = [b for _, b in known if b is not None]
+        if not heard:
+            return []
+        like = heard[0]
+        return [b or Budget(0, like.limit, like.window_s, like.window_s) for _, b in known]
+
+    def requests_per_second(self) -> Optional[float]:
+        """The pool's sustained rate, every usable key's limit per window; None before any
+        response told a limit."""
+        budgets = self.budgets()
+        return sum(b.limit / b.window_s for b in budgets) if budgets else None
 
     def eta_s(self, requests_left: int) -> Optional[float]:
-        """Seconds the limits need for `requests_left` more requests: what the keys have left
-        now goes at once, the rest at the pool's rate. None while the rate is unknown."""
-        rate = self.requests_per_second()
-        if rate is None:
-            return None
-        with self._cond:
-            now = sum(k.throttle.available() for k in self._usable(()))
-        return max(requests_left - now, 0) / rate
+        """Seconds the keys' limits need for `requests_left` more requests (throttle.seconds_for);
+        None while no limit is known."""
+        budgets = self.budgets()
+        return seconds_for(requests_left, budgets) if budgets else None
 
     def _begin_hold(self, now: float) -> None:
         if self._held == 0:

@@ -27,9 +27,12 @@ or missing tells nothing of when the window turns: the budget is believed all th
 once it is spent one request probes again; a 429 then says, by its `Retry-After`, how long.
 """
 
+import heapq
 import math
+import statistics
 import time
-from typing import Callable, Optional
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence
 
 from requests import Response
 
@@ -43,6 +46,35 @@ RESET_MARGIN_S = 0.05
 WINDOW_S = 60.0
 # `reserve` when a request must wait for an answer in flight (its headers tell the budget)
 UNTIL_AN_ANSWER = math.inf
+# the window's length is the median of this many of the last gaps between window ends
+MEASURED_GAPS = 9
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A key's rate limit as known now: `left` requests at once, then `limit` per window of
+    `window_s` seconds, the next window starting in `reset_in_s`."""
+
+    left: int
+    limit: int
+    window_s: float
+    reset_in_s: float
+
+
+def seconds_for(requests: int, budgets: Sequence[Budget]) -> float:
+    """How long fixed windows make `requests` requests take, every key sending at once: the
+    time the last of them may go out (the API's own response time not counted)."""
+    needed = requests - sum(b.left for b in budgets)
+    windows = [(b.reset_in_s, i) for i, b in enumerate(budgets) if b.limit > 0]
+    if needed > 0 and not windows:
+        return math.inf
+    heapq.heapify(windows)
+    at = 0.0
+    while needed > 0:
+        at, i = heapq.heappop(windows)
+        needed -= budgets[i].limit
+        heapq.heappush(windows, (at + budgets[i].window_s, i))
+    return at
 
 
 class RateLimitThrottle:
@@ -64,10 +96,11 @@ class RateLimitThrottle:
         self.in_flight = 0
         # the longest time to a reset a response stated: a window's length, or close to it
         self.longest_window_s = 0.0
-        # the window's length, measured between the ends of two windows (fixed windows: the
-        # shortest such gap); None until seen, the documented 60 s is assumed until then
+        # the window's length, measured between the ends of windows (`_measure`); None until
+        # two were seen, the documented 60 s is assumed until then
         self.measured_window_s: Optional[float] = None
         self._last_end: Optional[float] = None
+        self._gaps: List[float] = []
 
     # --- what the pool asks -----------------------------------------------------------------
 
@@ -119,6 +152,13 @@ class RateLimitThrottle:
     def requests_per_second(self) -> Optional[float]:
         """The key's sustained rate: its limit per window; None before a response told it."""
         return self.limit / self.window_s if self.limit else None
+
+    def budget(self) -> Optional[Budget]:
+        """What the key may send from now on; None before a response told its limit."""
+        if not self.limit:
+            return None
+        reset_in = self.reset_at - self.clock() if self.reset_at is not None else self.window_s
+        return Budget(self.available(), self.limit, self.window_s, max(reset_in, 0.0))
 
     # --- what the responses say -------------------------------------------------------------
 
@@ -175,9 +215,18 @@ class RateLimitThrottle:
             self.window_low = remaining if self.window_low is None else min(self.window_low, remaining)
 
     def _measure(self, window_end: float) -> None:
-        """A new window's end: the gap to the last one seen is the window or a multiple."""
+        """A new window's end: the time since the last one seen is the window, or a multiple
+        of it when windows went unused. Each end is known to a second or so (a `Date` is whole
+        seconds), so the window is the median of the last gaps, those of skipped windows left
+        out."""
         last, self._last_end = self._last_end, window_end
-        if last is not None and window_end - last > 0.5:
-            gap = min(window_end - last, WINDOW_S)
-            known = self.measured_window_s
-            self.measured_window_s = gap if known is None else min(known, gap)
+        # a window lasts at least as long as the longest time to a reset stated (each a second
+        # late at most): a shorter gap is two estimates of one window told apart by mistake
+        if last is None or window_end - last < max(0.5, self.longest_window_s - 1.0):
+            return
+        gap = min(window_end - last, WINDOW_S)
+        known = self.measured_window_s
+        if known is not None and gap > 1.5 * known + 1.0:
+            return  # windows went by unused
+        self._gaps = (self._gaps + [gap])[-MEASURED_GAPS:]
+        self.measured_window_s = statistics.median(self._gaps)

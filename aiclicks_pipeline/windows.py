@@ -6,7 +6,7 @@ have needed are reported as lost (`horizon_gap`), not asked for.
 """
 
 from datetime import date, datetime, timedelta, timezone
-from typing import Optional, Tuple, Union
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 from .errors import DaysOutOfRangeError
 from .settings import MAX_DAYS, REQUEST_DAYS_BUCKETS
@@ -91,3 +91,15 @@ def horizon_gap(
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def lost_dates_line(gaps: Mapping[str, Sequence[Any]]) -> str:
+    """One line for the dates before the horizon that domains' windows needed (`horizon_gap`,
+    {domain_id: (first, last)}, dates or ISO dates): the span over every domain."""
+    first = min(str(gap[0]) for gap in gaps.values())
+    last = max(str(gap[1]) for gap in gaps.values())
+    resumed = date.fromisoformat(last) + timedelta(days=1)
+    return (
+        f"NOT RECOVERABLE: {first} to {last} of {len(gaps)} domain(s) lies before the "
+        f"{MAX_DAYS} days the API serves (synced too long ago); loaded from {resumed} on"
+    )

@@ -109,12 +109,11 @@ def pipeline_for(args: argparse.Namespace, progress: Any = None) -> Any:
     )
 
 
-def resolve_key_and_url(args: argparse.Namespace) -> Tuple[str, str]:
-    """The API key and base URL from dlt's config (the CLI's --base-url wins)."""
+def resolve_keys_and_url(args: argparse.Namespace) -> Tuple[List[str], str]:
+    """The API key(s) and base URL from dlt's config (the CLI's --base-url wins)."""
     import dlt
 
-    from ..session import resolve_api_key
+    from ..session import configured_api_keys
 
-    api_key = resolve_api_key(dlt.secrets.get("sources.aiclicks.api_key"))
     base_url = args.base_url or dlt.config.get("sources.aiclicks.base_url") or DEFAULT_BASE_URL
-    return api_key, base_url
+    return configured_api_keys(), base_url

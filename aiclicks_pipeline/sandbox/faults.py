@@ -43,6 +43,7 @@ class Faults:
     # their endpoints: the key's allowlist changed (docs/api-notes.md, Reading: a 403 for one
     # domain); counted against the rate limit like any 4xx
     forbidden_domains: Set[str] = field(default_factory=set)
+    forbidden_for_keys: Set[str] = field(default_factory=set)  # those keys only (all when empty)
     relisted_domains: Set[str] = field(default_factory=set)  # listed twice by /domains
     key_revoked: bool = False  # every key gets 401, as a key revoked in the dashboard
     # every key gets the team's 403, as when an admin turns the team's developer access off

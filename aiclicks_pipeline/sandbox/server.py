@@ -72,9 +72,9 @@ item:
 19. A domain a key may no longer read (`forbidden_domains`) stays listed by `/domains` and
     answers 403 `Access to this domain is not allowed for this API key.` on its endpoints,
     after the rate limit (a 4xx that counts) (Reading: a 403 for one domain).
-20. A key revoked mid-run (`revoke_after_requests`) answers 401 from then on; the first 401s
-    wait until the server is quiet, so `stats.after_first_401` counts exactly the requests a
-    client sent after it could have seen one.
+20. A key revoked mid-run (`revoke_after_requests`) answers 401 from then on; its first 401s
+    wait until nothing else of that key is in the server, so `stats.after_first_401` counts
+    exactly the requests a one-key client sent after it could have seen one.
 """
 
 from __future__ import annotations
@@ -87,11 +87,12 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 from ..settings import API_PREFIX, DEFAULT_DAYS, ENDPOINTS, ERROR_DETAILS, MAX_DAYS, VALIDATE_PATH
@@ -236,12 +237,13 @@ class SandboxApp:
         self.limiter = limiter
         self.cache = cache
         self.stats = Stats()
-        # API requests that arrived, being answered (not counting held 401s), and when the
-        # last answer was made: for the revocation's quiet moment (Faults.revoke_after_requests)
+        # API requests that arrived; per key (its Authorization) those being answered (not
+        # counting held 401s), and when its last answer was made: for the revocation's quiet
+        # moment (Faults.revoke_after_requests)
         self._arrived = 0
-        self._serving = 0
-        self._last_answer_at = time.monotonic()
-        self._revocation_settled = False
+        self._serving: Counter = Counter()
+        self._last_answer_at: Dict[str, float] = {}
+        self._settled: Set[str] = set()
         self._state_lock = threading.Lock()
         self.callbacks: List[Callable[[str, Dict[str, str]], None]] = []
         self.routes = {f"{API_PREFIX}/{spec['path']}": name for name, spec in ENDPOINTS.items()}
@@ -263,9 +265,11 @@ class SandboxApp:
             query = {name: values[-1] for name, values in parse_qs(url.query, keep_blank_values=True).items()}
             response = self._counted_api(method, url.path, url.query, query, headers)
             response.x_cache = response.x_cache or "BYPASS"  # X-Cache on every API response
+            key = authenticate(headers.get("Authorization"))
             self.stats.record(
                 url.path, query, response.status, request_id, response.x_cache,
                 response.fault, response.rate_limited, arrived_at=arrived_at,
+                key=key.name if key is not None else None,
             )
         else:
             response = error(404, "Not Found")
@@ -275,16 +279,17 @@ class SandboxApp:
     # --- the API pipeline: route, auth, rate limit, faults, domain, params, payload ----------
 
     def _counted_api(self, method: str, path: str, raw_query: str, query: Dict[str, str], headers) -> Response:
+        caller = headers.get("Authorization") or ""
         with self._state_lock:
             self._arrived += 1
-            self._serving += 1
+            self._serving[caller] += 1
             arrived = self._arrived
         try:
             return self._api(method, path, raw_query, query, headers, arrived)
         finally:
             with self._state_lock:
-                self._serving -= 1
-                self._last_answer_at = time.monotonic()
+                self._serving[caller] -= 1
+                self._last_answer_at[caller] = time.monotonic()
 
     def _api(
         self, method: str, path: str, raw_query: str, query: Dict[str, str], headers, arrived: int
@@ -300,7 +305,7 @@ class SandboxApp:
             return error(405, "Method Not Allowed")
         key = authenticate(headers.get("Authorization"))
         if key is not None and self._revoked(key, arrived):
-            self._settle()
+            self._settle(headers.get("Authorization") or "")
             key = None
         if key is None or self.faults.key_revoked:
             return self._with_rate_headers(error(401), self.limiter.peek(""))
@@ -336,24 +341,24 @@ class SandboxApp:
         after = faults.revoke_after_requests
         return 0 < after < arrived and (not faults.revoke_keys or key.token in faults.revoke_keys)
 
-    def _settle(self) -> None:
-        """Holds a revoked key's first 401s until every other request in the server was answered
-        and none came for REVOKE_SETTLE_S: whatever a client had in flight has arrived by then.
-        Later 401s are answered at once."""
+    def _settle(self, caller: str) -> None:
+        """Holds a revoked key's first 401s until every other request of that key was answered
+        and none came for REVOKE_SETTLE_S: whatever a client had in flight with it has arrived
+        by then. Its later 401s are answered at once."""
         with self._state_lock:
-            self._serving -= 1  # this one waits; it is not being served
+            self._serving[caller] -= 1  # this one waits; it is not being served
         deadline = time.monotonic() + REVOKE_SETTLE_LIMIT_S
         try:
             while time.monotonic() < deadline:
                 with self._state_lock:
-                    quiet = time.monotonic() - self._last_answer_at
-                    if self._revocation_settled or (self._serving == 0 and quiet >= REVOKE_SETTLE_S):
-                        self._revocation_settled = True
+                    quiet = time.monotonic() - self._last_answer_at.get(caller, 0.0)
+                    if caller in self._settled or (self._serving[caller] == 0 and quiet >= REVOKE_SETTLE_S):
+                        self._settled.add(caller)
                         return
                 time.sleep(0.01)
         finally:
             with self._state_lock:
-                self._serving += 1
+                self._serving[caller] += 1
 
     def _with_rate_headers(self, response: Response, rate: Optional[RateState]) -> Response:
         if rate is not None and self.limiter.enabled:
@@ -377,7 +382,7 @@ class SandboxApp:
                 return error(400)
             if not self._domain_reachable(key, domain_id):
                 return error(404)
-            if domain_id in self.faults.forbidden_domains:
+            if self._forbidden(key, domain_id):
                 return error(403, DOMAIN_FORBIDDEN_DETAIL)
 
         params = QueryParams(query)
@@ -485,6 +490,12 @@ class SandboxApp:
     def _listed_domain_ids(self, key: ApiKey) -> List[str]:
         vanished = self.faults.vanished_domains
         return [d for d in key.allowed_domain_ids(self.account) if d not in vanished]
+
+    def _forbidden(self, key: ApiKey, domain_id: str) -> bool:
+        faults = self.faults
+        return domain_id in faults.forbidden_domains and (
+            not faults.forbidden_for_keys or key.token in faults.forbidden_for_keys
+        )
 
     def _domain_reachable(self, key: ApiKey, domain_id: str) -> bool:
         return (

@@ -43,8 +43,10 @@ class Stats:
         fault: Optional[str] = None,
         rate_limited: Optional[str] = None,
         arrived_at: Optional[float] = None,
+        key: Optional[str] = None,
     ) -> None:
-        """One answered API request; `arrived_at` (time.monotonic()) when it came in."""
+        """One answered API request; `arrived_at` (time.monotonic()) when it came in, `key`
+        the name of the key it was sent with (None: no known key)."""
         with self._lock:
             if self.first_401_at is not None and arrived_at is not None and arrived_at > self.first_401_at:
                 self.after_first_401 += 1
@@ -67,6 +69,7 @@ class Stats:
                     "request_id": request_id,
                     "x_cache": x_cache,
                     "fault": fault,
+                    "key": key,
                 }
             )
 
