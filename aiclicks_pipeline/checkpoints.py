@@ -2,8 +2,8 @@
 
 At the API's real limit a large account syncs for hours, and such runs get stopped (Ctrl-C, a
 scheduler's SIGTERM, a preempted worker) or killed. So a run is cut into checkpoints: batches
-of domains worth about `checkpoint_requests` requests (120 by default: two minutes of the real
-limit of 60 a minute). Each checkpoint is one dlt load (extract, normalize, load) whose
+of domains worth about `checkpoint_requests` requests (120 by default, 120 a key with several:
+two minutes of the real limit of 60 a minute). Each checkpoint is one dlt load (extract, normalize, load) whose
 per-domain cursors and sync times move with it. A run that stops loses at most the checkpoint
 in flight; the next run skips what is already synced and continues with what is left.
 
@@ -238,10 +238,8 @@ def run_sync(
     unknown = sorted(set(resources or []) - set(ENDPOINTS))
     if unknown:
         raise ValueError(f"Unknown resources {unknown}; choose from {sorted(ENDPOINTS)}")
-    checkpoint_requests = int(
-        checkpoint_requests or _configured("checkpoint_requests", DEFAULT_CHECKPOINT_REQUESTS)
-    )
-    if checkpoint_requests < 1:
+    checkpoint_requests = checkpoint_requests or _configured("checkpoint_requests", None)
+    if checkpoint_requests is not None and int(checkpoint_requests) < 1:
         raise ValueError(f"checkpoint_requests must be 1 or more, got {checkpoint_requests}")
     resync_after_minutes = configured_resync_after_minutes(resync_after_minutes)
     cap_malloc_arenas()  # before the steps start their threads (memory.py)
@@ -255,14 +253,17 @@ def run_sync(
     history = RunHistory(pipeline.pipeline_name)
     result = SyncResult(started_at=utc_now(), run_id=history.run_id)
     started = time.monotonic()
-    # resolves the key and options from dlt's config and makes the run's session, once
+    # resolves the keys and options from dlt's config and makes the run's session, once
     aiclicks_source(sync_context=context, **source_options)
+    keys = context.session.keys
+    # a checkpoint is two minutes of the real limit however many keys share the requests
+    checkpoint_requests = int(checkpoint_requests or DEFAULT_CHECKPOINT_REQUESTS * len(keys.keys))
     file_format = (
         loader_file_format or configured_loader_file_format() or preferred_file_format(pipeline)
     )
     progress = progress or SyncProgress(mode="quiet")
     try:
-        with dlt.config.values(run_settings(pipeline)):
+        with dlt.config.values({**run_settings(pipeline), **keys.extract_settings()}):
             discard_interrupted_extracts(pipeline)
             result.finished_pending = finish_pending_loads(pipeline)
             # a full refresh drops the tables and state of the resources it loads (its first
