@@ -235,3 +235,12 @@ def test_plan_times_the_sync_by_the_window_and_counts_the_pool(tmp_path):
     # planned requests / (2 keys x 10 a window) x 2 s, from whatever the windows had left
     assert estimate == pytest.approx(summary["requests"] / 10, abs=2 * WINDOW)
     assert estimate <= summary["duration_s"]
+
+
+def test_a_checkpoint_is_120_requests_a_key(warehouse):
+    """Two minutes of the real limit per checkpoint, however many keys share the requests."""
+    with pool_sandbox(rate_limit=100_000, domains=14) as sandbox:
+        result = warehouse.sync(sandbox, api_key=None, api_keys=list(sandbox.pool_keys[:2]))
+
+    assert 120 < result.planned_requests <= 240
+    assert result.checkpoints_total == 1

@@ -49,9 +49,9 @@ class Faults:
     # every key gets the team's 403, as when an admin turns the team's developer access off
     team_access_off: bool = False
     # >0: the keys of `revoke_keys` (every key when empty) are revoked once the sandbox served
-    # this many API requests; their first 401 is held until every request that arrived before
-    # the revocation was answered and the server was quiet for a moment (REVOKE_SETTLE_S), so
-    # that a request arriving after it was sent after the client could see it
+    # this many API requests; a key's first 401s are held until its other requests in the
+    # server were answered and none came for a moment (server.REVOKE_SETTLE_S), so that a
+    # request of it arriving after one was sent after the client could see it
     revoke_after_requests: int = 0
     revoke_keys: Set[str] = field(default_factory=set)
 
