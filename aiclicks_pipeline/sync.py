@@ -20,16 +20,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Dict, Iterable, Optional, Set, Tuple
 
-from .errors import DaysOutOfRangeError
 from .settings import (
     DEFAULT_INITIAL_DAYS,
     DEFAULT_LOOKBACK_DAYS,
     DEFAULT_SNAPSHOT_DAYS,
     ENDPOINTS,
-    MAX_DAYS,
 )
 from .windows import (
-    check_days,
+    check_windows,
     covering_bucket,
     horizon_gap,
     incremental_days,
@@ -107,13 +105,10 @@ class SyncContext:
     def set_windows(self, initial_days: int, lookback_days: int, snapshot_days: int) -> None:
         """The `days` options, checked before any request: no window may pass the API's
         horizon (settings.MAX_DAYS)."""
-        if not 0 <= int(lookback_days) < MAX_DAYS:
-            raise DaysOutOfRangeError(
-                f"lookback_days must be between 0 and {MAX_DAYS - 1}, got {lookback_days}"
-            )
-        self.initial_days = check_days("initial_days", initial_days)
-        self.lookback_days = int(lookback_days)
-        self.snapshot_days = covering_bucket(check_days("snapshot_days", snapshot_days))
+        self.initial_days, self.lookback_days, snapshot_days = check_windows(
+            initial_days, lookback_days, snapshot_days
+        )
+        self.snapshot_days = covering_bucket(snapshot_days)
 
     # one object per sync, whatever dlt deep-copies (paginators are copied per domain)
     def __deepcopy__(self, memo: Dict[int, Any]) -> "SyncContext":

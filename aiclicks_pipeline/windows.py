@@ -9,7 +9,13 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 from .errors import DaysOutOfRangeError
-from .settings import MAX_DAYS, REQUEST_DAYS_BUCKETS
+from .settings import (
+    DEFAULT_INITIAL_DAYS,
+    DEFAULT_LOOKBACK_DAYS,
+    DEFAULT_SNAPSHOT_DAYS,
+    MAX_DAYS,
+    REQUEST_DAYS_BUCKETS,
+)
 
 
 def parse_timestamp(value: Union[str, datetime]) -> datetime:
@@ -44,14 +50,23 @@ def covering_bucket(days: float) -> int:
     return REQUEST_DAYS_BUCKETS[-1]
 
 
-def check_days(option: str, value: int) -> int:
-    """`value` of a `days` option (`initial_days`, `snapshot_days`) when the API can serve it."""
-    if not 1 <= int(value) <= MAX_DAYS:
+def check_windows(
+    initial_days: int = DEFAULT_INITIAL_DAYS,
+    lookback_days: int = DEFAULT_LOOKBACK_DAYS,
+    snapshot_days: int = DEFAULT_SNAPSHOT_DAYS,
+) -> Tuple[int, int, int]:
+    """The `days` options, when the API can serve them (checked before any request)."""
+    for option, value in (("initial_days", initial_days), ("snapshot_days", snapshot_days)):
+        if not 1 <= int(value) <= MAX_DAYS:
+            raise DaysOutOfRangeError(
+                f"{option} must be between 1 and {MAX_DAYS}, got {value}: the AIclicks API "
+                f"serves the last {MAX_DAYS} days at most"
+            )
+    if not 0 <= int(lookback_days) < MAX_DAYS:
         raise DaysOutOfRangeError(
-            f"{option} must be between 1 and {MAX_DAYS}, got {value}: the AIclicks API serves "
-            f"the last {MAX_DAYS} days at most"
+            f"lookback_days must be between 0 and {MAX_DAYS - 1}, got {lookback_days}"
         )
-    return int(value)
+    return int(initial_days), int(lookback_days), int(snapshot_days)
 
 
 def incremental_days(

@@ -96,11 +96,16 @@ def test_the_cli_exits_0_after_a_long_gap_and_says_it_in_one_line(tmp_path):
         assert len(summary["unrecoverable_dates"]) == 3
 
 
-@pytest.mark.parametrize("option, value", [("--initial-days", "120"), ("--snapshot-days", "180"),
-                                           ("--initial-days", "0")])
-def test_a_window_option_the_api_cannot_serve_is_refused_before_any_request(tmp_path, option, value):
+@pytest.mark.parametrize("command, option, value", [
+    ("run", "--initial-days", "120"), ("run", "--snapshot-days", "180"), ("run", "--initial-days", "0"),
+    ("plan", "--initial-days", "365"),
+])
+def test_a_window_option_the_api_cannot_serve_is_refused_before_any_request(
+    tmp_path, command, option, value
+):
     with three_domains() as sandbox:
-        done, _ = run_cli(sandbox, tmp_path, option, value)
+        args = run_args(sandbox, tmp_path, option, value)[3:]  # without run --quiet --json
+        done = cli_here(command, *args, env={"SOURCES__AICLICKS__API_KEY": sandbox.api_key})
 
         assert done.returncode == 1
         (line,) = done.stderr.strip().splitlines()
@@ -116,36 +121,9 @@ def test_90_days_is_the_most_a_first_sync_asks_and_the_api_serves_it(warehouse):
         assert {d for days in result.windows_asked.values() for d in days} == {30, 90}
 
 
-# --- a domain the key may no longer read --------------------------------------------------------
+# --- a domain the key may no longer read (the sync: tests/test_resilience.py) ---------------------
 
 FORBIDDEN = "Access to this domain is not allowed for this API key."
-
-
-def test_a_domain_the_key_may_not_read_is_skipped_in_the_apis_words_and_the_others_load(warehouse):
-    """Its allowlist changed while /domains still lists it: every endpoint of it answers 403.
-    The run exited 1 saying developer access was off for the team, loading nothing."""
-    with three_domains() as sandbox:
-        forbidden, *others = sandbox.account.domain_ids()
-        sandbox.set_faults(forbidden_domains={forbidden})
-
-        result = warehouse.sync(sandbox)
-
-        assert result.status == "partial" and list(result.skipped_domains) == [forbidden]
-        reason = result.skipped_domains[forbidden]
-        assert reason.startswith(f"the API answered 403: {FORBIDDEN} [X-Request-Id: ")
-        forbidden_ids = {e["request_id"] for e in sandbox.stats.log if e["status"] == 403}
-        assert any(request_id in reason for request_id in forbidden_ids)
-        truth = WarehouseTruth(sandbox.account)
-        truth.record_sync(sandbox.clock.now(), days=90, domain_ids=others)
-        for table in ENDPOINTS:
-            if table != "domains":  # /domains still lists it
-                assert_table_matches(warehouse, truth, table)
-
-        # once it may be read again, it gets its whole backfill
-        sandbox.set_faults(forbidden_domains=set())
-        sandbox.advance(days=1)
-        again = warehouse.sync(sandbox)
-        assert again.status == "success" and again.windows_asked["visibility_daily"] == [7, 90]
 
 
 def test_the_cli_exits_3_naming_the_forbidden_domain(tmp_path):

@@ -47,7 +47,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resources", type=csv_list, help=f"comma-separated tables to load: {', '.join(ENDPOINTS)}"
     )
-    parser.add_argument("--initial-days", type=int, help="history of a first sync (default 90)")
+    parser.add_argument("--initial-days", type=int, help="history of a first sync (default 90, at most 90)")
     parser.add_argument("--lookback-days", type=int, help="recent days re-read every sync (default 2)")
     parser.add_argument("--snapshot-days", type=int, help="window of the aggregates (default 30)")
 

@@ -38,7 +38,13 @@ class PlanCommand(Command):
         from ..checkpoints import configured_resync_after_minutes
         from ..plan import budget_of, make_plan, print_plan
 
+        from ..windows import check_windows
+
         api_keys, base_url = resolve_keys_and_url(args)
+        options = source_options(args)
+        options.pop("base_url", None)
+        # the `days` options before any request, as a run checks them
+        check_windows(**{k: v for k, v in options.items() if k.endswith("_days")})
         # the lock, like a run: a plan restores the state into the working folder and reads
         # the warehouse, and DuckDB lets no other process open a file a sync is loading
         with locked(args, activity="plan"):
@@ -47,8 +53,6 @@ class PlanCommand(Command):
             domains_body = without_repeated_items(
                 fetch_envelope(usable[0], base_url, ENDPOINTS["domains"]["path"])
             )
-            options = source_options(args)
-            options.pop("base_url", None)
             plan = make_plan(
                 validations[0].json(), domains_body, pipeline_for(args),
                 resync_after_minutes=configured_resync_after_minutes(args.resync_after_minutes),
