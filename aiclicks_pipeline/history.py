@@ -96,6 +96,8 @@ COLUMN_HINTS: Dict[str, Dict[str, Any]] = {
     for name, (data_type, description) in COLUMNS.items()
 }
 COLUMN_HINTS["run_id"]["nullable"] = False
+# the columns a warehouse may hand back as JSON text
+JSON_COLUMNS = tuple(name for name, (data_type, _) in COLUMNS.items() if data_type == "json")
 TABLE_DESCRIPTION = (
     "One row per sync run of aiclicks-pipeline (merged on run_id): outcome, requests, 429s, rows "
     "per table, domains. The run's loads: child table _aiclicks_runs__load_ids (value = "
@@ -243,4 +245,4 @@ class RunHistory:
             logger.info("No earlier run marked interrupted (%s: %s)", type(exc).__name__, exc)
 
 
-__all__: List[str] = ["COLUMNS", "INTERRUPTED", "LOAD_IDS_TABLE", "RUNNING", "RUNS_TABLE", "RunHistory"]
+__all__: List[str] = ["COLUMNS", "INTERRUPTED", "JSON_COLUMNS", "LOAD_IDS_TABLE", "RUNNING", "RUNS_TABLE", "RunHistory"]

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from .errors import AIclicksError
-from .history import RUNNING, RUNS_TABLE
+from .history import JSON_COLUMNS, RUNNING, RUNS_TABLE
 from .settings import DEFAULT_DATASET, ENDPOINTS
 from .source import SOURCE_NAME
 from .sync import CURSORS_KEY, SYNCED_KEY
@@ -525,7 +525,7 @@ def _run_json(row: Dict[str, Any]) -> Dict[str, Any]:
     for key, value in run.items():
         if isinstance(value, datetime):
             run[key] = _iso(_utc(value))
-        elif key in ("rows", "skipped_domains", "unknown_domains"):
+        elif key in JSON_COLUMNS:
             run[key] = _json(value)
         elif hasattr(value, "__float__") and not isinstance(value, (int, float, bool)):
             run[key] = float(value)  # a Decimal from some warehouses

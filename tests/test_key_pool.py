@@ -244,3 +244,29 @@ def test_a_checkpoint_is_120_requests_a_key(warehouse):
 
     assert 120 < result.planned_requests <= 240
     assert result.checkpoints_total == 1
+
+
+def test_no_key_of_the_pool_is_written_anywhere(tmp_path):
+    """Keys given as dlt's list variable, verbose logs, one key refused: no key appears in any
+    output or file (dlt's trace of the resolved configuration included)."""
+    with pool_sandbox(rate_limit=100_000, domains=2) as sandbox:
+        keys = [sandbox.pool_keys[1], NO_ACCESS_API_KEY, sandbox.pool_keys[2]]
+        env = {"SOURCES__AICLICKS__API_KEYS": json.dumps(keys), "RUNTIME__LOG_LEVEL": "INFO"}
+        where = ["--base-url", sandbox.base_url, "--duckdb-file", str(tmp_path / "pool.duckdb"),
+                 "--pipelines-dir", str(tmp_path / "pipelines")]
+        outputs = [
+            cli("-v", "run", "--quiet", *where, env=env),
+            cli("-v", "validate", "--base-url", sandbox.base_url, env=env),
+            cli("-v", "plan", *where, env=env),
+        ]
+
+    assert outputs[0].returncode == 0, outputs[0].stderr
+    assert f"key 2 of 3 [{fingerprint(NO_ACCESS_API_KEY)}] is set aside" in outputs[0].stderr
+    assert "Left out, as a run would: key 2 of 3" in outputs[2].stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any("trace" in p.name for p in written)
+    for key in keys:
+        for done in outputs:
+            assert key not in done.stdout + done.stderr
+        for path in written:
+            assert key.encode() not in path.read_bytes(), path
