@@ -65,6 +65,8 @@ class PoolKey:
     refused: Optional[AIclicksHTTPError] = field(default=None, repr=False)
     # domains refused (403) since the key's last answer that was not an error
     refused_domains: Set[str] = field(default_factory=set, repr=False)
+    # every domain it was refused in this run: its other requests go to other keys
+    denied_domains: Set[str] = field(default_factory=set, repr=False)
 
     @property
     def label(self) -> str:
@@ -137,8 +139,10 @@ class KeyPool:
         return chosen, held_for
 
     def _reserve(self, exclude: Collection[PoolKey]) -> Tuple[Optional[PoolKey], float]:
-        """A key with room for a request now, reserved, or None and the seconds to wait."""
-        keys = self._usable(exclude)
+        """A key with room for a request now, reserved, or None and the seconds to wait. With
+        every key left in `exclude` (set aside meanwhile by other threads) any key left will do:
+        it answers as it did, and the caller decides."""
+        keys = self._usable(exclude) or self._usable(())
         if not keys:
             raise self.refusal()
         wait = math.inf
@@ -199,7 +203,13 @@ class KeyPool:
         (refused several domains in a row, nothing answered in between)."""
         with self._cond:
             key.refused_domains.add(domain_id)
+            key.denied_domains.add(domain_id)
             return len(key.refused_domains) >= REFUSED_DOMAINS_FOR_A_KEY
+
+    def denying(self, domain_id: Optional[str]) -> Set[PoolKey]:
+        """The keys refused `domain_id` before in this run."""
+        with self._cond:
+            return {k for k in self.keys if domain_id and domain_id in k.denied_domains}
 
     def has_other(self, exclude: Collection[PoolKey]) -> bool:
         with self._cond:
@@ -214,8 +224,7 @@ class KeyPool:
         """The error that ended the pool: the last key's refusal, naming every key's with
         several; a fresh exception each time (threads raise it at once)."""
         failure = self._failure
-        if failure is None:  # every key left was excluded by the caller: its own mistake
-            raise AssertionError("no key left to send the request with")
+        assert failure is not None, "a pool ends with a refusal"
         message = failure.message
         if len(self.keys) > 1:
             message = "The API refused every key of the pool: " + "; ".join(

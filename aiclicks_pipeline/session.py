@@ -210,7 +210,7 @@ class AIclicksSession(requests.Session):
         request = self._capped(request)
         host = urlsplit(request.url or "").netloc
         # the keys that answered 403 for this request's domain: another key may read it
-        refused_by: Set[PoolKey] = set()
+        refused_by = self.keys.denying(query_value(request.url, "domain_id"))
         attempt = 0
         while True:
             self.context.check_stop()
