@@ -70,8 +70,9 @@ def test_a_key_revoked_mid_run_is_set_aside_and_the_others_finish(warehouse, cap
             result = warehouse.sync(sandbox, api_key=None, api_keys=keys)
 
         assert result.status == "success", result.error
-        revoked = requests_by_key(sandbox, 401)[name(keys[1])]
-        assert 1 <= revoked <= 5  # those in flight when the first came back (dlt runs 5 at once)
+        assert requests_by_key(sandbox, 401)[name(keys[1])] >= 1
+        # nothing more with it once its first 401 came back (those in flight finish)
+        assert sandbox.stats.after_first_401 == {}
         set_aside = [r.getMessage() for r in caplog.records if "set aside" in r.getMessage()]
         assert len(set_aside) == 1
         assert set_aside[0].startswith(f"key 2 of 3 [{fingerprint(keys[1])}] is set aside")

@@ -74,7 +74,7 @@ item:
     after the rate limit (a 4xx that counts) (Reading: a 403 for one domain).
 20. A key revoked mid-run (`revoke_after_requests`) answers 401 from then on; its first 401s
     wait until nothing else of that key is in the server, so `stats.after_first_401` counts
-    exactly the requests a one-key client sent after it could have seen one.
+    exactly the requests a client sent with that key after it could have seen one.
 """
 
 from __future__ import annotations

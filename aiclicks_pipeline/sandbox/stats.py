@@ -13,8 +13,9 @@ class Stats:
     """Thread-safe counters of API requests (admin requests are not counted).
 
     ``rate_limited`` counts 429s by origin: "real" (the key's budget) or "injected" (a fault);
-    ``faults`` counts injected faults by kind; ``after_first_401`` counts the requests that
-    arrived after the first 401 was answered (a client that saw it sends nothing more).
+    ``faults`` counts injected faults by kind; ``after_first_401`` counts, per key (its name),
+    the requests with it that arrived after its first 401 was answered (a client that saw it
+    sends nothing more with that key).
     """
 
     def __init__(self):
@@ -30,8 +31,8 @@ class Stats:
             self.rate_limited: Counter = Counter()
             self.faults: Counter = Counter()
             self.log: List[Dict[str, Any]] = []
-            self.first_401_at: Optional[float] = None
-            self.after_first_401 = 0
+            self.first_401_at: Dict[Optional[str], float] = {}
+            self.after_first_401: Counter = Counter()
 
     def record(
         self,
@@ -48,10 +49,11 @@ class Stats:
         """One answered API request; `arrived_at` (time.monotonic()) when it came in, `key`
         the name of the key it was sent with (None: no known key)."""
         with self._lock:
-            if self.first_401_at is not None and arrived_at is not None and arrived_at > self.first_401_at:
-                self.after_first_401 += 1
-            if status == 401 and self.first_401_at is None:
-                self.first_401_at = time.monotonic()
+            first_401_at = self.first_401_at.get(key)
+            if first_401_at is not None and arrived_at is not None and arrived_at > first_401_at:
+                self.after_first_401[key] += 1
+            if status == 401 and first_401_at is None:
+                self.first_401_at[key] = time.monotonic()
             self.requests += 1
             self.by_path[path] += 1
             self.by_status[status] += 1
@@ -91,6 +93,6 @@ class Stats:
                 "cache": dict(self.cache),
                 "rate_limited": dict(self.rate_limited),
                 "faults": dict(self.faults),
-                "after_first_401": self.after_first_401,
+                "after_first_401": dict(self.after_first_401),
                 "log": copy.deepcopy(self.log),
             }
