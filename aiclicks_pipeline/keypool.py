@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Set, Tuple
 
 import dlt
-from requests import PreparedRequest
+from requests import PreparedRequest, Response
 
 from .errors import AIclicksHTTPError
-from .server_clock import ServerClock
+from .server_clock import ClockReading, ServerClock
 from .sync import SyncStopped
 from .throttle import Budget, RateLimitThrottle, seconds_for
 
@@ -91,10 +91,8 @@ class KeyPool:
         self,
         tokens: Sequence[Optional[str]] = (None,),
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.clock = clock
-        self.sleep = sleep
         # one server, one clock, whichever key asked
         self.server_clock = ServerClock(clock)
         self.keys = [
@@ -153,7 +151,9 @@ class KeyPool:
                 return key, 0.0
         return None, wait
 
-    def release(self, key: PoolKey, response=None, reading=None) -> None:
+    def release(
+        self, key: PoolKey, response: Optional[Response] = None, reading: Optional[ClockReading] = None
+    ) -> None:
         """Records a finished request of `key` (`response` None: no answer came)."""
         with self._cond:
             key.throttle.release(response, reading)
@@ -161,13 +161,13 @@ class KeyPool:
                 key.refused_domains.clear()
             self._cond.notify_all()
 
-    def sit_out(self, seconds: float, sleep: Optional[Callable[[float], None]] = None) -> float:
-        """Sleeps `seconds` the server asked for (a 429's `Retry-After`), counted as held by the
-        limit; returns the wall time it ended of the sync being held."""
+    def sit_out(self, seconds: float, sleep: Callable[[float], None]) -> float:
+        """Sleeps `seconds` the server asked for (a 429's `Retry-After`) with `sleep`, counted
+        as held by the limit; returns the wall time it ended of the sync being held."""
         with self._cond:
             self._begin_hold(self.clock())
         try:
-            (sleep or self.sleep)(seconds)
+            sleep(seconds)
         finally:
             with self._cond:
                 held_for = self._end_hold()

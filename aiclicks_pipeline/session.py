@@ -168,7 +168,7 @@ class AIclicksSession(requests.Session):
         super().__init__()
         self.context = context
         # the run's keys and their rate limits; without any, the request's own Authorization
-        self.keys = keys or KeyPool(sleep=sleep)
+        self.keys = keys or KeyPool()
         # the pool is what the display reads as the throttle (its waits, its rate)
         self.throttle = self.keys
         # the server's clock as its responses tell it (the throttle converts resets with it)
