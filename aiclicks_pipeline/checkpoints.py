@@ -2,8 +2,8 @@
 
 At the API's real limit a large account syncs for hours, and such runs get stopped (Ctrl-C, a
 scheduler's SIGTERM, a preempted worker) or killed. So a run is cut into checkpoints: batches
-of domains worth about `checkpoint_requests` requests (120 by default: two minutes of the real
-limit of 60 a minute). Each checkpoint is one dlt load (extract, normalize, load) whose
+of domains worth about `checkpoint_requests` requests (120 by default, 120 a key with several:
+two minutes of the real limit of 60 a minute). Each checkpoint is one dlt load (extract, normalize, load) whose
 per-domain cursors and sync times move with it. A run that stops loses at most the checkpoint
 in flight; the next run skips what is already synced and continues with what is left.
 
@@ -45,11 +45,11 @@ from .plan import known_rows, requests_for, resource_states
 from .progress import SyncProgress
 from .rows import envelope_items, without_repeated_items
 from .settings import DOMAIN_RESOURCES, ENDPOINTS
-from .source import SOURCE_NAME, aiclicks_source, shard_filter
+from .source import aiclicks_source, shard_filter
 from .stored_state import prune_stored_states
 from .sync import SyncContext, SyncStats, SyncStopped
 from .sync_trace import SyncTrace
-from .windows import utc_now
+from .windows import lost_dates_line, utc_now
 from .workdir import discard_interrupted_extracts, finish_pending_loads, prune_loaded_packages
 
 logger = logging.getLogger("aiclicks_pipeline")
@@ -78,6 +78,8 @@ class SyncResult:
     stats: SyncStats = field(default_factory=SyncStats)
     skipped_domains: Dict[str, str] = field(default_factory=dict)
     windows_asked: Dict[str, List[int]] = field(default_factory=dict)
+    # per domain, [first, last] ISO dates before the API's horizon its windows needed: lost
+    unrecoverable_dates: Dict[str, List[str]] = field(default_factory=dict)
     elapsed_s: float = 0.0
     started_at: Optional[datetime] = None
     finished_at: Optional[datetime] = None
@@ -169,6 +171,8 @@ class SyncResult:
                 f"  waited {stats.rate_limit_wait_s:.0f}s for the API's rate limit "
                 "(the key's requests per minute), not for the API or the warehouse"
             )
+        if self.unrecoverable_dates:
+            lines.append(f"  {lost_dates_line(self.unrecoverable_dates)}")
         if self.skipped_domains:
             lines.append(f"  SKIPPED {len(self.skipped_domains)} domain(s):")
             lines += [f"    {domain_id}: {reason}" for domain_id, reason in self.skipped_domains.items()]
@@ -201,6 +205,7 @@ class SyncResult:
             "unknown_domains": list(self.unknown_domains),
             "checkpoints": {"total": self.checkpoints_total, "committed": self.checkpoints_committed},
             "days_asked": {name: days for name, days in sorted(self.windows_asked.items())},
+            "unrecoverable_dates": dict(self.unrecoverable_dates),
             "finished_pending_loads": list(self.finished_pending),
             "load_ids": list(self.load_ids),
             "signal": self.signal,
@@ -269,7 +274,7 @@ def run_sync(
     the run fails after it began.
     """
     check_names("resource", resources, list(ENDPOINTS))
-    checkpoint_requests = configured_checkpoint_requests(checkpoint_requests)
+    configured_checkpoint_requests(checkpoint_requests)  # refused before anything happens
     resync_after_minutes = configured_resync_after_minutes(resync_after_minutes)
     cap_malloc_arenas()  # before the steps start their threads (memory.py)
     context = SyncContext()
@@ -282,15 +287,20 @@ def run_sync(
     history = RunHistory(pipeline.pipeline_name)
     result = SyncResult(started_at=utc_now(), run_id=history.run_id, where=where_loaded(pipeline))
     started = time.monotonic()
-    # resolves the key and options from dlt's config and makes the run's session, once
+    # resolves the keys and options from dlt's config and makes the run's session, once
     aiclicks_source(sync_context=context, **source_options)
+    keys = context.session.keys
+    # a checkpoint is two minutes of the real limit however many keys share the requests
+    checkpoint_requests = configured_checkpoint_requests(
+        checkpoint_requests, default=DEFAULT_CHECKPOINT_REQUESTS * len(keys.keys)
+    )
     file_format = (
         loader_file_format or configured_loader_file_format() or preferred_file_format(pipeline)
     )
     progress = progress or SyncProgress(mode="quiet")
     trace = SyncTrace(since=result.started_at)  # dlt's tools see the sync as one run
     try:
-        with dlt.config.values(run_settings(pipeline)):
+        with dlt.config.values({**run_settings(pipeline), **keys.extract_settings()}):
             envelope = _fetch_domains(context)
             # a --domains list the key does not know is refused before anything changes
             result.unknown_domains = check_domain_ids(
@@ -355,10 +365,12 @@ def run_sync(
     return result
 
 
-def configured_checkpoint_requests(value: Optional[int] = None) -> int:
-    """`value`, else `checkpoint_requests` from dlt's config, else the default; 1 or more."""
+def configured_checkpoint_requests(
+    value: Optional[int] = None, default: int = DEFAULT_CHECKPOINT_REQUESTS
+) -> int:
+    """`value`, else `checkpoint_requests` from dlt's config, else `default`; 1 or more."""
     if value is None:
-        value = _configured("checkpoint_requests", DEFAULT_CHECKPOINT_REQUESTS)
+        value = _configured("checkpoint_requests", default)
     requests = int(value)
     if requests < 1:
         raise UsageError(f"checkpoint_requests must be 1 or more, got {requests}")
@@ -499,6 +511,12 @@ def _finish(result: SyncResult, context: SyncContext) -> None:
     result.stats = context.stats
     result.skipped_domains = dict(context.skipped_domains)
     result.windows_asked = {name: sorted(days) for name, days in context.windows_asked.items()}
+    result.unrecoverable_dates = {
+        domain_id: [first.isoformat(), last.isoformat()]
+        for domain_id, (first, last) in sorted(context.horizon_gaps.items())
+    }
+    if result.unrecoverable_dates:  # the summary says it; this is for logs of Python callers
+        logger.info("%s", lost_dates_line(result.unrecoverable_dates))
     result.rows = dict(sorted(result.rows.items()))
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple
 
 from .errors import UsageError
+from .windows import check_windows
 
 
 def did_you_mean(given: str, known: Iterable[str]) -> str:
@@ -33,12 +34,9 @@ def check_window_days(
     lookback_days: Optional[int] = None,
     snapshot_days: Optional[int] = None,
 ) -> None:
-    """The source's windows: the API answers 1 to 365 days; 0 lookback days re-reads nothing."""
-    for name, value in (("initial_days", initial_days), ("snapshot_days", snapshot_days)):
-        if value is not None and not 1 <= int(value) <= 365:
-            raise UsageError(f"{name} must be between 1 and 365, got {value}")
-    if lookback_days is not None and int(lookback_days) < 0:
-        raise UsageError(f"lookback_days must be 0 or more, got {lookback_days}")
+    """The source's windows, those given, when the API can serve them (windows.check_windows)."""
+    given = {"initial_days": initial_days, "lookback_days": lookback_days, "snapshot_days": snapshot_days}
+    check_windows(**{name: value for name, value in given.items() if value is not None})
 
 
 def parse_shard(shard: str) -> Tuple[int, int]:

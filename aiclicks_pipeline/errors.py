@@ -9,6 +9,7 @@ import re
 from typing import Any, Callable, List, Optional, Tuple
 from urllib.parse import urlsplit
 
+from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
 from requests import HTTPError, Response
 from requests.exceptions import ConnectTimeout, Timeout
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
@@ -62,6 +63,10 @@ class UnknownDestinationError(UsageError):
     """A destination name dlt does not know."""
 
 
+class DaysOutOfRangeError(UsageError):
+    """A `days` option (`initial_days`, `snapshot_days`) the API cannot serve."""
+
+
 class AIclicksHTTPError(AIclicksError, HTTPError):
     """A response the API answered with an error status or an unreadable body."""
 
@@ -82,11 +87,25 @@ class AuthenticationError(AIclicksHTTPError):
 
 
 class AccessDeniedError(AIclicksHTTPError):
-    """403: developer access is off for the key's team."""
+    """403 for the key as a whole: developer access is off for the key's team."""
+
+
+class DomainAccessDeniedError(AIclicksHTTPError):
+    """403 for one domain: the key may not read it (its allowlist changed while `/domains`
+    still lists it; docs/api-notes.md, Reading: a 403 for one domain)."""
 
 
 class DomainNotFoundError(AIclicksHTTPError):
     """404: the domain does not exist or is outside the key's allowed domains."""
+
+
+class DomainSkipped(IgnoreResponseException):
+    """A domain that answered 404, or 403 to every key: skipped with a warning, every other
+    domain still loads (dlt's client ends the walk of a list on it)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(f"domain skipped after {response.status_code}")
+        self.response = response
 
 
 class EndpointNotFoundError(AIclicksHTTPError):
@@ -161,6 +180,10 @@ def error_for_response(response: Response) -> AIclicksHTTPError:
             f"SOURCES__AICLICKS__API_KEY or AICLICKS_API_KEY. {where}",
             response,
         )
+    if status == 403 and is_domain_refusal(response):
+        return DomainAccessDeniedError(
+            f"The API key may not read this domain (403: {detail}). {where}", response
+        )
     if status == 403:
         return AccessDeniedError(
             f"Developer API access is not enabled for this key's team (403: {detail}). "
@@ -201,6 +224,17 @@ def is_domain_not_found(response: Response) -> bool:
     if response.status_code != 404 or not query_value(url, "domain_id"):
         return False
     return ERROR_DETAILS[404].lower() in error_detail(response).lower()
+
+
+def is_domain_refusal(response: Response) -> bool:
+    """A 403 that concerns the domain asked, not the key: on a request that named a domain, with
+    another detail than the documented one for a team without developer access (which names
+    the team). Whether the key's other requests succeed decides the rest (keypool.py)."""
+    url = response.request.url if response.request is not None else response.url
+    if response.status_code != 403 or not query_value(url, "domain_id"):
+        return False
+    detail = error_detail(response).lower()
+    return ERROR_DETAILS[403].lower() not in detail and "team" not in detail
 
 
 def raise_for_api_error(response: Response, *args: Any, **kwargs: Any) -> Response:

@@ -87,6 +87,11 @@ COLUMNS: Dict[str, Dict[str, Any]] = {
     "unknown_domains": (
         "json", "Domain ids asked for (--domains) that the API key does not list, [domain_id].",
     ),
+    "unrecoverable_dates": (
+        "json",
+        "Dates lost for good: per domain synced too long ago, {domain_id: [first, last]} (ISO "
+        "dates) its windows needed but that lie before the last 90 days the API serves.",
+    ),
     "checkpoints_total": (_COUNT, "Checkpoints planned (a count)."),
     "checkpoints_committed": (_COUNT, "Checkpoints committed, each one load (a count)."),
     "error": ("text", "What failed, one paragraph, for a failed run; else null."),
@@ -98,6 +103,8 @@ COLUMN_HINTS: Dict[str, Dict[str, Any]] = {
     for name, (data_type, description) in COLUMNS.items()
 }
 COLUMN_HINTS["run_id"]["nullable"] = False
+# the columns a warehouse may hand back as JSON text
+JSON_COLUMNS = tuple(name for name, (data_type, _) in COLUMNS.items() if data_type == "json")
 TABLE_DESCRIPTION = (
     "One row per sync run of aiclicks-pipeline (merged on run_id): outcome, requests, 429s, rows "
     "per table, domains. The run's loads: child table _aiclicks_runs__load_ids (value = "
@@ -152,6 +159,7 @@ class RunHistory:
             "domains_left": max(left, 0),
             "skipped_domains": skipped,
             "unknown_domains": list(result.unknown_domains),
+            "unrecoverable_dates": dict(result.unrecoverable_dates),
             "checkpoints_total": result.checkpoints_total,
             "checkpoints_committed": result.checkpoints_committed + (1 if in_flight else 0),
             "error": result.error,
@@ -279,7 +287,7 @@ def _run_json(row: Dict[str, Any]) -> Dict[str, Any]:
     for key, value in run.items():
         if isinstance(value, datetime):
             run[key] = parse_timestamp(value).isoformat()
-        elif key in ("rows", "skipped_domains", "unknown_domains"):
+        elif key in JSON_COLUMNS:
             run[key] = _json(value)
         elif hasattr(value, "__float__") and not isinstance(value, (int, float, bool)):
             run[key] = float(value)  # a Decimal from some warehouses
@@ -293,6 +301,6 @@ def _json(value: Any) -> Any:
 
 
 __all__: List[str] = [
-    "COLUMNS", "INTERRUPTED", "LOAD_IDS_TABLE", "RUNNING", "RUNS_TABLE", "RunHistory", "last_runs",
-    "skipped_by_last_runs",
+    "COLUMNS", "INTERRUPTED", "JSON_COLUMNS", "LOAD_IDS_TABLE", "RUNNING", "RUNS_TABLE", "RunHistory",
+    "last_runs", "skipped_by_last_runs",
 ]

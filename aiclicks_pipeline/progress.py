@@ -1,6 +1,6 @@
 """What a user watching a long sync reads: how far it is (percent of the planned requests),
 requests done of planned, domains committed of those to sync, rows so far, an ETA from the
-key's rate limit, and "waiting N s for the rate limit" instead of silence.
+keys' rate limits, and "waiting N s for the rate limit" instead of silence.
 
 On a terminal one live line is redrawn twice a second. It never wraps: it reads the
 terminal's width at every redraw (so it follows a resize) and shortens itself to fit, first to
@@ -20,7 +20,6 @@ from typing import Any, Callable, Dict, List, Optional, TextIO, Tuple
 
 TTY_REFRESH_S = 0.5
 PLAIN_INTERVAL_S = 30.0
-DEFAULT_WINDOW_S = 60.0
 FALLBACK_COLUMNS = 80
 BAR_WIDTH = 20
 CLEAR_LINE = "\r\x1b[K"  # back to the line's start, erase it
@@ -192,24 +191,21 @@ class SyncProgress:
         return 0.0
 
     def _eta_text(self, remaining_requests: int, prefix: str = "") -> str:
-        """From the key's rate limit when known, else from the pace so far."""
+        """From the keys' rate limits when known (keypool.KeyPool.eta_s), else from the pace
+        so far."""
         if remaining_requests <= 0:
             return ""
-        throttle = self._throttle()
-        limit = getattr(throttle, "limit", None) if throttle is not None else None
-        seconds: Optional[float] = None
-        if limit:
-            # the longest time to a reset seen so far (60 s at the real API)
-            window = getattr(throttle, "longest_window_s", None) or DEFAULT_WINDOW_S
-            seconds = remaining_requests / limit * window
-        elif self.context is not None and self.context.stats.requests:
+        keys = self._throttle()
+        seconds = keys.eta_s(remaining_requests) if keys is not None else None
+        rate = keys.requests_per_second() if keys is not None else None
+        if seconds is None and self.context is not None and self.context.stats.requests:
             pace = (self.clock() - self.started) / self.context.stats.requests
             seconds = remaining_requests * pace
         if seconds is None:
             return ""
         text = f"ETA {_duration(seconds)}"
-        if limit:
-            text += f" at {limit}/min"
+        if rate:
+            text += f" at {rate * 60:.0f}/min"
         return prefix + text
 
     def _tick(self) -> None:

@@ -11,12 +11,22 @@ from typing import Dict, Optional, Tuple, TypedDict
 DEFAULT_BASE_URL = "https://api.aiclicks.io"
 # the name the API's own docs use; dlt's SOURCES__AICLICKS__API_KEY takes precedence
 API_KEY_ENV = "AICLICKS_API_KEY"
+# several keys for one sync (keypool.py), commas or spaces between them; dlt's
+# SOURCES__AICLICKS__API_KEYS (a list) takes precedence
+API_KEYS_ENV = "AICLICKS_API_KEYS"
 API_PREFIX = "/api/v1"
 VALIDATE_PATH = "validate"
 
-# `days` is snapped to the nearest of these buckets (docs/api-notes.md, The days window).
+# `days` is snapped by the server to the nearest of these buckets (docs/api-notes.md, The days
+# window); the endpoint pages document 1-365.
 DAYS_BUCKETS: Tuple[int, ...] = (1, 7, 14, 30, 90, 180, 270, 365)
 DEFAULT_DAYS = 30
+# The most `days` the API takes by its strictest reading (the API's introduction says 90): no
+# request asks more, so the pipeline works under either reading (docs/api-notes.md, Reading:
+# days maximum and snapping). Dates older than this horizon cannot be asked for at all.
+MAX_DAYS = 90
+# the buckets a request may ask
+REQUEST_DAYS_BUCKETS: Tuple[int, ...] = tuple(b for b in DAYS_BUCKETS if b <= MAX_DAYS)
 
 DEFAULT_INITIAL_DAYS = 90
 DEFAULT_LOOKBACK_DAYS = 2
@@ -112,7 +122,7 @@ _SERIES_DESCRIPTIONS = {
 }
 _SNAPSHOT_DESCRIPTIONS = {
     "domain_id": _DOMAIN_ID,
-    "days": "The snapshot's look-back window in days (1, 7, 14, 30, 90, 180, 270 or 365).",
+    "days": "The snapshot's look-back window in days (1, 7, 14, 30 or 90).",
     "snapshot_date": "UTC date of generated_at: one snapshot per domain, window and day.",
     "generated_at": _GENERATED_AT,
 }

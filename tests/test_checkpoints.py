@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from aiclicks_pipeline.checkpoints import run_sync
 from aiclicks_pipeline.progress import SyncProgress
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth

@@ -201,9 +201,9 @@ def assert_refused_before_anything(done, sandbox, tmp_path, *expected):
      ["Unknown resource 'visibilty_daily' (did you mean visibility_daily?)", "choose from domains, "]),
     (["--resources", ","], ["Give at least one resource"]),
     (["--domains", ","], ["Give at least one domain id"]),
-    (["--initial-days", "500"], ["initial_days must be between 1 and 365, got 500"]),
-    (["--snapshot-days", "0"], ["snapshot_days must be between 1 and 365, got 0"]),
-    (["--lookback-days", "-1"], ["lookback_days must be 0 or more"]),
+    (["--initial-days", "500"], ["initial_days must be between 1 and 90, got 500"]),
+    (["--snapshot-days", "0"], ["snapshot_days must be between 1 and 90, got 0"]),
+    (["--lookback-days", "-1"], ["lookback_days must be between 0 and 89, got -1"]),
     (["--shard", "3"], ["shard must look like 2/4"]),
     (["--shard", "5/4"], ["k must be between 1 and n"]),
     (["--checkpoint-requests", "0"], ["checkpoint_requests must be 1 or more, got 0"]),
@@ -227,7 +227,10 @@ def test_a_bad_value_from_dlts_config_is_one_line_too(sandbox, tmp_path):
                     env={**key_env(sandbox), "SOURCES__AICLICKS__INITIAL_DAYS": "500"})
     assert done.returncode == 1
     message = one_line(done.stderr)
-    assert message == "aiclicks-pipeline: initial_days must be between 1 and 365, got 500"
+    assert message == (
+        "aiclicks-pipeline: initial_days must be between 1 and 90, got 500: the AIclicks API serves "
+        "the last 90 days at most"
+    )
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -5,7 +5,6 @@ version of the package loaded carries on incrementally. Real processes: the CLI,
 Python, each test with its own `DLT_DATA_DIR` (dlt's `~/.dlt`).
 """
 
-import asyncio
 import html
 import importlib.util
 import json

@@ -57,7 +57,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resources", type=csv_list, help=f"comma-separated tables to load: {', '.join(ENDPOINTS)}"
     )
-    parser.add_argument("--initial-days", type=int, help="history of a first sync (default 90)")
+    parser.add_argument("--initial-days", type=int, help="history of a first sync (default 90, at most 90)")
     parser.add_argument("--lookback-days", type=int, help="recent days re-read every sync (default 2)")
     parser.add_argument("--snapshot-days", type=int, help="window of the aggregates (default 30)")
 
@@ -79,7 +79,7 @@ def add_destination_arguments(parser: argparse.ArgumentParser) -> None:
 def check_source_arguments(args: argparse.Namespace) -> None:
     """The source options, as aiclicks_source and run_sync would check them, but now; and the
     API key (its presence and shape: nothing is sent)."""
-    resolve_key_and_url(args)
+    resolve_keys_and_url(args)
     check_selection_arguments(args)
     check_window_days(args.initial_days, args.lookback_days, args.snapshot_days)
     check_base_url(args.base_url)
@@ -178,12 +178,11 @@ def open_warehouse_for(args: argparse.Namespace, **options: Any) -> Any:
     )
 
 
-def resolve_key_and_url(args: argparse.Namespace) -> Tuple[str, str]:
-    """The API key and base URL from dlt's config (the CLI's --base-url wins)."""
+def resolve_keys_and_url(args: argparse.Namespace) -> Tuple[List[str], str]:
+    """The API key(s) and base URL from dlt's config (the CLI's --base-url wins)."""
     import dlt
 
-    from ..session import resolve_api_key
+    from ..session import configured_api_keys
 
-    api_key = resolve_api_key(dlt.secrets.get("sources.aiclicks.api_key"))
     base_url = args.base_url or dlt.config.get("sources.aiclicks.base_url") or DEFAULT_BASE_URL
-    return api_key, base_url
+    return configured_api_keys(), base_url

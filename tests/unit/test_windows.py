@@ -4,7 +4,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from aiclicks_pipeline.settings import DAYS_BUCKETS
+from aiclicks_pipeline.settings import MAX_DAYS, REQUEST_DAYS_BUCKETS
 from aiclicks_pipeline.windows import (
     covering_bucket,
     incremental_days,
@@ -34,16 +34,16 @@ def test_a_snapshot_is_dated_by_the_utc_day_of_generated_at():
     assert snapshot_date("2026-06-17T23:30:00-01:00") == date(2026, 6, 18)
 
 
-def test_a_window_is_always_a_bucket_that_covers_the_days_asked():
+def test_a_window_is_always_a_bucket_that_covers_the_days_asked_up_to_the_horizon():
     for days in range(0, 400):
         bucket = covering_bucket(days)
-        assert bucket in DAYS_BUCKETS
-        assert bucket >= min(days, DAYS_BUCKETS[-1]), days
+        assert bucket in REQUEST_DAYS_BUCKETS and bucket <= MAX_DAYS
+        assert bucket >= min(days, MAX_DAYS), days
 
 
 def test_the_window_is_the_smallest_bucket_covering_the_days():
-    days = (1, 2, 7, 8, 30, 31, 365, 366)
-    assert [covering_bucket(d) for d in days] == [1, 7, 7, 14, 30, 90, 365, 365]
+    days = (1, 2, 7, 8, 30, 31, 90, 91, 365, 366)
+    assert [covering_bucket(d) for d in days] == [1, 7, 7, 14, 30, 90, 90, 90, 90, 90]
 
 
 def test_the_first_run_covers_the_initial_days():
@@ -54,9 +54,9 @@ def test_the_first_run_covers_the_initial_days():
 def test_a_later_run_covers_the_days_since_the_last_response_and_the_look_back(elapsed_days):
     last = (NOW - timedelta(days=elapsed_days)).isoformat()
     days = incremental_days(last, NOW, initial_days=90, lookback_days=2)
-    # the look-back, the days since, and today's partial day
-    assert days in DAYS_BUCKETS
-    assert days >= min(elapsed_days + 2 + 1, DAYS_BUCKETS[-1])
+    # the look-back, the days since, and today's partial day: at most the API's horizon
+    assert days in REQUEST_DAYS_BUCKETS
+    assert days >= min(elapsed_days + 2 + 1, MAX_DAYS)
 
 
 def test_a_last_response_ahead_of_the_server_clock_counts_as_now():
