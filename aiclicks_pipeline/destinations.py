@@ -28,13 +28,16 @@ What differs, by kind (`destination_kind`):
 
 import importlib
 import logging
+import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import dlt
 from dlt.extract import DltSource
 
-from .errors import AIclicksError, UnknownDestinationError
+from .checks import check_duckdb_file
+from .errors import AIclicksError, BusyError, UnknownDestinationError
 from .settings import DEFAULT_DUCKDB_FILE, ENDPOINTS
 
 logger = logging.getLogger("aiclicks_pipeline")
@@ -129,14 +132,8 @@ def destination_kind(destination: Any) -> Optional[str]:
 def duckdb_destination(dataset_name: str, duckdb_file: Optional[str] = None) -> Tuple[Any, str]:
     """dlt's DuckDB destination on `duckdb_file` (default DEFAULT_DUCKDB_FILE) resolved
     against the current folder, and that absolute path. Refuses a file named like the
-    dataset: DuckDB cannot tell a catalog `x` (the file) from a schema `x` (the dataset)."""
-    path = Path(duckdb_file or DEFAULT_DUCKDB_FILE).expanduser().resolve()
-    if path.stem == dataset_name:
-        raise ValueError(
-            f"The DuckDB file {path.name!r} is named like the dataset {dataset_name!r}; "
-            "DuckDB then cannot tell the catalog from the schema and the load fails. "
-            "Choose another file name or dataset."
-        )
+    dataset, or a folder (checks.check_duckdb_file)."""
+    path = check_duckdb_file(Path(duckdb_file or DEFAULT_DUCKDB_FILE), dataset_name)
     return dlt.destinations.duckdb(credentials=str(path)), str(path)
 
 
@@ -334,3 +331,70 @@ def _delete_rows(chosen: str, table: Any, row_ids: List[str]) -> None:
         from pyiceberg.expressions import In
 
         table.delete(delete_filter=In("_dlt_id", row_ids))
+
+
+# --- opening the warehouse a sync wrote (warehouse.py reads it, transform builds in it) ---------
+
+# DuckDB: `Could not set lock on file "F": Conflicting lock is held in PROGRAM (PID N) ...`
+DUCKDB_LOCK = re.compile(
+    r"Could not set lock on file \"(?P<file>[^\"]+)\""
+    r"(?:: Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\))?"
+)
+
+
+class WarehouseError(AIclicksError):
+    """The warehouse the options name cannot be opened (no DuckDB file there, not a DuckDB file)."""
+
+
+class WarehouseBusy(WarehouseError, BusyError):
+    """Another process holds the warehouse: a DuckDB file a sync writes."""
+
+
+@contextmanager
+def opened_destination(
+    destination: Any = None, duckdb_file: Optional[str] = None, read_only: bool = True
+) -> Iterator[Any]:
+    """The dlt destination of the warehouse a sync with these options wrote, for dlt's SQL client
+    and dataset to read (or dbt to build in).
+
+    A DuckDB file must exist; this process opens it (read-only unless `read_only` is False) and
+    hands dlt the connection: DuckDB lets one process write a file and no other open it
+    meanwhile, so a file a sync writes is one WarehouseBusy naming that process. Any other
+    destination is dlt's, credentials from dlt's config: a server reads while a sync writes.
+    """
+    destination = configured_destination(destination)
+    check_destination(destination)
+    if not (isinstance(destination, str) and destination_kind(destination) == "duckdb"):
+        yield destination
+        return
+    import duckdb
+
+    path = Path(duckdb_file or DEFAULT_DUCKDB_FILE).expanduser().resolve()
+    if not path.is_file():
+        raise WarehouseError(f"No DuckDB file {path}: load the data first (`aiclicks-pipeline run`)")
+    try:
+        connection = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        busy = busy_message(str(exc))
+        if busy:
+            raise WarehouseBusy(busy) from None
+        problem = " ".join(str(exc).split())
+        raise WarehouseError(f"Cannot open the DuckDB file {path}: {problem}") from None
+    try:
+        yield dlt.destinations.duckdb(credentials=connection)
+    finally:
+        connection.close()
+
+
+def busy_message(error: str) -> Optional[str]:
+    """One line for an error saying another process holds the warehouse (DuckDB's lock), else
+    None."""
+    match = DUCKDB_LOCK.search(error or "")
+    if match is None:
+        return None
+    holder = f" (PID {match['pid']}, {match['program']})" if match["pid"] else ""
+    return (
+        f"The DuckDB file {match['file']} is in use by another process{holder}, most likely a "
+        "sync writing it: DuckDB lets one process write a file and no other open it meanwhile; "
+        "try again when it ends"
+    )

@@ -69,6 +69,29 @@ def make_pipeline(
     return pipeline
 
 
+def where_loaded(pipeline: Pipeline) -> Dict[str, Optional[str]]:
+    """Where `pipeline` loads, for the user to read: the destination's kind, its location (the
+    DuckDB file; elsewhere dlt's displayable credentials, without the password) and the
+    dataset."""
+    kind = destination_kind(pipeline.destination)
+    location: Optional[str] = None
+    try:
+        credentials = pipeline.destination_client().config.credentials
+        location = getattr(credentials, "database", None) if kind == "duckdb" else str(credentials)
+    except Exception:  # noqa: BLE001 - credentials not configured (yet): kind and dataset say enough
+        pass
+    return {"destination": kind, "location": location or None, "dataset": pipeline.dataset_name}
+
+
+def describe_where(where: Dict[str, Optional[str]]) -> str:
+    """`duckdb file /x/aiclicks_warehouse.duckdb, dataset aiclicks`, `postgres
+    postgresql://loader:***@host:5432/db, dataset aiclicks`."""
+    location = where.get("location")
+    if location and where.get("destination") == "duckdb":
+        location = f"file {location}"
+    return f"{where.get('destination')}{f' {location}' if location else ''}, dataset {where.get('dataset')}"
+
+
 # Our rows are flat (lists become child tables), so a text format the destination bulk-loads
 # beats SQL INSERTs: on DuckDB, jsonl loads a 160k-row sync ~15x faster than insert_values.
 # Not csv: dlt 1.31's csv writer counts fields, not rows (PostgreSQL's "rows written" came out

@@ -33,7 +33,7 @@ from typing import Any, Dict, Iterator, List, Optional
 import dlt
 from dlt.pipeline.pipeline import Pipeline
 
-from .errors import AIclicksError
+from .errors import AIclicksError, BusyError
 
 logger = logging.getLogger("aiclicks_pipeline")
 
@@ -46,7 +46,7 @@ KEEP_LOADED_PACKAGES = 20
 EXTRACTED_FOLDER = "extracted"
 
 
-class AnotherSyncRunning(AIclicksError):
+class AnotherSyncRunning(BusyError):
     """The pipeline's lock is held by another process."""
 
     def __init__(self, message: str, holder: Dict[str, Any]) -> None:

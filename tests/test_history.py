@@ -1,7 +1,7 @@
 """The run history in the warehouse (`_aiclicks_runs`): one row per run on every destination,
 carried by each checkpoint's load while the run goes, final at its end, and marked interrupted
 by the next run when a run was stopped before its end. On every kind of warehouse
-(tests/warehouses.py: DuckDB always; PostgreSQL, BigQuery, Delta and Iceberg where their
+(tests/support/warehouses.py: DuckDB always; PostgreSQL, BigQuery, Delta and Iceberg where their
 servers are given)."""
 
 import json
@@ -15,8 +15,7 @@ from aiclicks_pipeline.interrupts import StopRequest
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.settings import DEFAULT_DATASET
 
-from .conftest import START
-from .test_destinations import any_warehouse  # noqa: F401 - the fixture
+from .support import START
 
 D = DEFAULT_DATASET
 

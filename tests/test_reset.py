@@ -1,6 +1,6 @@
 """`aiclicks-pipeline reset`: the next run reloads just the reset (table, domain) pairs, and the
 warehouse then equals the sandbox's ground truth. DuckDB, and PostgreSQL and BigQuery (the
-emulator) where their servers are given (tests/warehouses.py)."""
+emulator) where their servers are given (tests/support/warehouses.py)."""
 
 import pytest
 
@@ -10,9 +10,7 @@ from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 from aiclicks_pipeline.settings import DEFAULT_DATASET
 from aiclicks_pipeline.workdir import pipeline_lock
 
-from .test_cli import cli, cli_here
-from .test_destinations import assert_child_rows_belong, assert_equals_truth, assert_keys_unique
-from .test_destinations import sql_warehouse  # noqa: F401 - the fixture
+from .support import assert_child_rows_belong, assert_equals_truth, assert_keys_unique, cli, cli_here
 
 D = DEFAULT_DATASET
 # the second run: only what was reset is due (everything else was synced within two days)

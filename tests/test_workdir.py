@@ -4,7 +4,6 @@ in its own process, in its project folder with the default (relative) DuckDB fil
 test has its own `DLT_DATA_DIR` (dlt's `~/.dlt`), so nothing touches the user's.
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -12,64 +11,14 @@ import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-import duckdb
-import pytest
-
-from aiclicks_pipeline.checkpoints import SyncResult, run_sync
 from aiclicks_pipeline.pipeline import make_pipeline
-from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.settings import DEFAULT_DUCKDB_FILE
 from aiclicks_pipeline.source import aiclicks_source
 from aiclicks_pipeline.workdir import pipeline_lock
 
-from .conftest import START
-from .test_cli import cli
+from .support import PIPELINE, Folder, days_asked, small_sandbox
 
-PIPELINE = "aiclicks"
 EXIT_BUSY = 75
-
-
-def small_sandbox(seed: int = 11, **options):
-    return run_sandbox(seed=seed, domains=2, prompts=(20, 40), start=START, frozen=True,
-                       rate_limit=None, **options)
-
-
-class Folder:
-    """A project folder: the CLI runs in it with dlt's data dir shared with other folders."""
-
-    def __init__(self, path: Path, data_dir: Path) -> None:
-        self.path = path
-        self.data_dir = data_dir
-        path.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def warehouse(self) -> Path:
-        return self.path / DEFAULT_DUCKDB_FILE
-
-    @property
-    def working_folder(self) -> Path:
-        return self.data_dir / "pipelines" / PIPELINE
-
-    def env(self, sandbox) -> Dict[str, str]:
-        return {"SOURCES__AICLICKS__API_KEY": sandbox.api_key, "DLT_DATA_DIR": str(self.data_dir)}
-
-    def cli(self, sandbox, *args: str) -> subprocess.CompletedProcess:
-        return cli(*args, "--base-url", sandbox.base_url, env=self.env(sandbox), cwd=self.path)
-
-    def run(self, sandbox, *args: str) -> Tuple[subprocess.CompletedProcess, dict]:
-        done = self.cli(sandbox, "run", "--quiet", "--json", *args)
-        return done, (json.loads(done.stdout) if done.stdout.strip() else {})
-
-    def domain_ids(self) -> set:
-        with duckdb.connect(str(self.warehouse), read_only=True) as connection:
-            return {d for (d,) in connection.execute("select id from aiclicks.domains").fetchall()}
-
-
-def sync(folder: Folder, sandbox, **options) -> SyncResult:
-    """A sync in this process into the folder's warehouse, through the working folder the CLI
-    would use there (for tests about the sync, not the process)."""
-    pipeline = make_pipeline(pipelines_dir=str(folder.working_folder.parent), duckdb_file=str(folder.warehouse))
-    return run_sync(pipeline, base_url=sandbox.base_url, api_key=sandbox.api_key, backoff_factor=0.01, **options)
 
 
 def snapshot(*paths: Path) -> Dict[str, Tuple[int, int]]:
@@ -81,10 +30,6 @@ def snapshot(*paths: Path) -> Dict[str, Tuple[int, int]]:
             stat = path.stat()
             files[str(path)] = (stat.st_size, stat.st_mtime_ns)
     return files
-
-
-def days_asked(summary: dict) -> set:
-    return {day for days in summary["days_asked"].values() for day in days if day != 30}
 
 
 def test_two_folders_of_one_user_keep_their_own_warehouse_and_state(tmp_path):

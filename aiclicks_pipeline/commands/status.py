@@ -1,13 +1,11 @@
 """`aiclicks-pipeline status`: the warehouse's freshness and the last runs, for a person or a
-monitor (status.py does the work). Exit 0 when every domain's data is fresh, 2 when data is
+monitor (status/ does the work). Exit 0 when every domain's data is fresh, 2 when data is
 older than `--max-age-hours` (or missing), 75 when a DuckDB file is held by a sync writing it."""
 
 import argparse
 import json
-import sys
 
-from ..settings import DEFAULT_DATASET, DEFAULT_DUCKDB_FILE
-from .base import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_STALE, Command, csv_list
+from .base import EXIT_OK, EXIT_STALE, Command, add_destination_arguments, csv_list, open_warehouse_for
 
 
 class StatusCommand(Command):
@@ -17,14 +15,7 @@ class StatusCommand(Command):
     def configure_parser(self, parser: argparse.ArgumentParser) -> None:
         from ..status import DEFAULT_MAX_AGE_HOURS, DEFAULT_RUNS, DEFAULT_WORST
 
-        parser.add_argument(
-            "--destination",
-            help="duckdb (default), postgres, bigquery, snowflake, ... as for run",
-        )
-        parser.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset / schema name")
-        parser.add_argument(
-            "--duckdb-file", default=DEFAULT_DUCKDB_FILE, help="DuckDB file (destination duckdb)"
-        )
+        add_destination_arguments(parser)
         parser.add_argument(
             "--max-age-hours", type=float, default=DEFAULT_MAX_AGE_HOURS,
             help=f"data older than this is stale: exit 2 (default {DEFAULT_MAX_AGE_HOURS:g})",
@@ -41,19 +32,13 @@ class StatusCommand(Command):
         parser.add_argument("--json", action="store_true", help="everything as JSON on stdout")
 
     def execute(self, args: argparse.Namespace) -> int:
-        from ..status import StatusError, WarehouseBusy, open_warehouse, read_status
+        from ..status import read_status, render_json, render_text
 
-        try:
-            with open_warehouse(args.duckdb_file, args.destination, args.dataset) as reader:
-                status = read_status(reader, max_age_hours=args.max_age_hours, runs=args.runs)
-        except WarehouseBusy as busy:
-            print(f"aiclicks-pipeline: {busy}", file=sys.stderr)
-            return EXIT_BUSY
-        except StatusError as exc:
-            print(f"aiclicks-pipeline: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+        # a warehouse that cannot be read (exit 1) or is held by a sync (WarehouseBusy, 75)
+        with open_warehouse_for(args) as warehouse:
+            status = read_status(warehouse, max_age_hours=args.max_age_hours, runs=args.runs)
         if args.json:
-            print(json.dumps(status.as_json(), indent=2))
+            print(json.dumps(render_json(status), indent=2))
         else:
-            print(status.render(worst=args.worst, detail=args.detail, domain_ids=args.domains))
+            print(render_text(status, worst=args.worst, detail=args.detail, domain_ids=args.domains))
         return EXIT_STALE if status.is_stale else EXIT_OK

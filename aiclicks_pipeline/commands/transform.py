@@ -1,12 +1,10 @@
 """`aiclicks-pipeline transform`: dbt build of the packaged models on the loaded data, then
-dbt source freshness."""
+dbt source freshness, in the warehouse `run` with the same destination options loads."""
 
 import argparse
 import json
-import sys
 
-from ..settings import DEFAULT_DATASET, DEFAULT_DUCKDB_FILE
-from .base import EXIT_FAILED, EXIT_OK, Command
+from .base import EXIT_OK, Command, add_destination_arguments, pipeline_name_for
 
 
 class TransformCommand(Command):
@@ -14,18 +12,17 @@ class TransformCommand(Command):
     help_string = "dbt build: the packaged dbt models and tests on the loaded data, and freshness"
 
     def configure_parser(self, parser: argparse.ArgumentParser) -> None:
-        from ..transform import DEFAULT_MODELS_SCHEMA, DEFAULT_TARGET, TARGETS
+        from ..settings import DEFAULT_MODELS_SCHEMA
+        from ..transform import TARGETS
 
-        parser.add_argument(
-            "--duckdb-file", default=DEFAULT_DUCKDB_FILE, help="the DuckDB file a sync wrote"
-        )
-        parser.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset the sync loaded")
+        add_destination_arguments(parser)
         parser.add_argument(
             "--schema", default=DEFAULT_MODELS_SCHEMA, help="schema the models are written to"
         )
         parser.add_argument(
-            "--target", default=DEFAULT_TARGET, choices=TARGETS,
-            help="dbt profile target (credentials from AICLICKS_* variables, see the README)",
+            "--target", choices=list(TARGETS),
+            help="dbt profile target (default: the destination's; credentials from dlt's config "
+            "of the destination, or AICLICKS_* variables, see the README)",
         )
         parser.add_argument("--work-dir", help="dbt's target/ and logs/ (default: beside the file)")
         parser.add_argument(
@@ -39,29 +36,31 @@ class TransformCommand(Command):
         parser.add_argument(
             "--no-freshness", action="store_true", help="skip dbt source freshness"
         )
-        parser.add_argument("--quiet", action="store_true", help="no dbt progress lines")
+        parser.add_argument(
+            "--dbt-log", action="store_true",
+            help="print dbt's own lines as it runs (always written to the log file it names)",
+        )
+        parser.add_argument(
+            "--quiet", action="store_true", help="the summary only (the default without --dbt-log)"
+        )
 
     def execute(self, args: argparse.Namespace) -> int:
-        from ..transform import TransformError, run_transform
+        from ..transform import run_transform
 
-        try:
-            result = run_transform(
-                duckdb_file=args.duckdb_file,
-                dataset=args.dataset,
-                target=args.target,
-                schema=args.schema,
-                work_dir=args.work_dir,
-                select=args.select,
-                quiet=args.quiet,
-                dbt_vars=args.vars,
-                check_freshness=not args.no_freshness,
-            )
-        except TransformError as exc:
-            # what did build is worth seeing next to why the command failed
-            if exc.result is not None:
-                print(exc.result.summary())
-            print(f"aiclicks-pipeline: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+        # a TransformError carries what did build, shown above its message (cli.main)
+        result = run_transform(
+            duckdb_file=args.duckdb_file,
+            dataset=args.dataset,
+            target=args.target,
+            schema=args.schema,
+            work_dir=args.work_dir,
+            select=args.select,
+            show_dbt_log=args.dbt_log and not args.quiet,
+            dbt_vars=args.vars,
+            check_freshness=not args.no_freshness,
+            destination=args.destination,
+            pipeline_name=pipeline_name_for(args),
+        )
         print(result.summary())
         return EXIT_OK
 

@@ -1,18 +1,18 @@
-"""The warehouse of each destination kind the tests load into, behind one interface (conftest's
-`Warehouse`: `sync`, `query`, `rows`, `keyed`, `tables`, ...), so that a test case runs on
-every kind unchanged:
+"""The warehouses the tests load into, one of each destination kind behind one interface
+(`sync`, `query`, `rows`, `keyed`, `tables`, `drop`, and `cli_args()` / `cli_env()` for a CLI
+run into the same place), so that a test case runs on every kind unchanged; and their
+comparison with the sandbox's ground truth.
 
-- `duckdb`: a file in the test's folder (always);
+- `duckdb` (`Warehouse`): a file in the test's folder (always);
 - `postgres`: a schema of its own on the server `AICLICKS_TEST_POSTGRES` names;
 - `snowflake`: a schema of its own in the account `AICLICKS_TEST_SNOWFLAKE` names (opt-in);
-- `bigquery`: a dataset of its own on the BigQuery emulator (warehouse_doubles.py);
+- `bigquery`: a dataset of its own on the BigQuery emulator (doubles.py);
 - `delta`, `iceberg`: dlt's `filesystem` destination with that table format, in a bucket of
-  its own on the S3 double (warehouse_doubles.py); `delta-local`, `iceberg-local`: the same in
-  a local folder.
+  its own on the S3 double (doubles.py); `delta-local`, `iceberg-local`: the same in a local
+  folder.
 
 `open_warehouse(kind, folder, request)` makes one; a kind whose server is not given skips,
-saying how to get it. Each warehouse also gives what the CLI needs to load the same place
-(`cli_args()`, `cli_env()`), and `drop()` removes what it loaded.
+saying how to get it (the doubles come from pytest fixtures: `request` is needed for them).
 
 SQL in a test names tables `aiclicks.<table>` (DEFAULT_DATASET) and is written in the dialect
 DuckDB, PostgreSQL and BigQuery share; each warehouse answers it on its own engine. A
@@ -24,17 +24,19 @@ files, all queried in an in-memory DuckDB.
 import os
 import re
 import uuid
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import dlt
+import duckdb
 import pytest
 
-from aiclicks_pipeline.checkpoints import SyncResult
+from aiclicks_pipeline.checkpoints import SyncResult, run_sync
 from aiclicks_pipeline.pipeline import make_pipeline
-from aiclicks_pipeline.settings import DEFAULT_DATASET
-
-from .conftest import Warehouse
+from aiclicks_pipeline.sandbox.truth import WarehouseTruth
+from aiclicks_pipeline.settings import CHILD_TABLES, DEFAULT_DATASET, ENDPOINTS
+from aiclicks_pipeline.windows import parse_timestamp
 
 POSTGRES_ENV = "AICLICKS_TEST_POSTGRES"
 NO_POSTGRES = (
@@ -47,8 +49,7 @@ NO_SNOWFLAKE = (
     f"{SNOWFLAKE_ENV}=snowflake://user:password@account/database?warehouse=WH&role=ROLE to "
     "load into a schema of its own there, dropped afterwards"
 )
-# every kind; SQL_KINDS are those whose SQL client takes writes (reset's DELETE, the run
-# history's UPDATE)
+# every kind; SQL_KINDS are those whose SQL client takes writes
 SQL_KINDS = ["duckdb", "postgres", "bigquery"]
 LAKEHOUSE_KINDS = ["delta", "iceberg"]
 KINDS = SQL_KINDS + LAKEHOUSE_KINDS
@@ -78,22 +79,85 @@ def new_dataset_name() -> str:
     return f"aiclicks_t{uuid.uuid4().hex[:10]}"
 
 
-class DuckDBWarehouse(Warehouse):
+class Warehouse:
+    """A dlt pipeline into a DuckDB file, and the queries tests ask of it; the other kinds
+    subclass it."""
+
     kind = "duckdb"
     dataset = DEFAULT_DATASET
 
-    def drop(self) -> None:
-        pass
+    def __init__(
+        self, folder: Path, name: str = "aiclicks_test", duckdb_name: str = "warehouse.duckdb"
+    ) -> None:
+        self.folder = folder
+        self.duckdb_path = folder / duckdb_name
+        self.pipelines_dir = folder / "pipelines"
+        self.name = name
+        self.pipeline = self.new_pipeline()
 
-    def load_into_the_same_place_as(self, other: "DuckDBWarehouse") -> None:
+    def new_pipeline(self) -> Any:
+        return make_pipeline(
+            pipeline_name=self.name,
+            pipelines_dir=str(self.pipelines_dir),
+            duckdb_file=str(self.duckdb_path),
+        )
+
+    def sync(self, sandbox: Any, **options: Any) -> SyncResult:
+        options.setdefault("base_url", sandbox.base_url)
+        options.setdefault("api_key", sandbox.api_key)
+        options.setdefault("backoff_factor", 0.01)
+        return run_sync(self.pipeline, **options)
+
+    def load_into_the_same_place_as(self, other: "Warehouse") -> None:
+        """This warehouse's pipeline (its own name and working folder) loads where `other`'s
+        does: another worker of the same warehouse."""
         self.duckdb_path = other.duckdb_path
         self.pipeline = self.new_pipeline()
 
     def cli_args(self) -> List[str]:
+        """The command line's options for this warehouse (with `cli_env()`)."""
         return ["--duckdb-file", str(self.duckdb_path), "--pipelines-dir", str(self.pipelines_dir)]
 
     def cli_env(self) -> Dict[str, str]:
         return {}
+
+    def query(self, sql: str) -> List[Tuple[Any, ...]]:
+        with duckdb.connect(str(self.duckdb_path), read_only=True) as connection:
+            return connection.execute(sql).fetchall()
+
+    def tables(self) -> set:
+        rows = self.query(
+            f"select table_name from information_schema.tables where table_schema = '{DEFAULT_DATASET}'"
+        )
+        return {name for (name,) in rows}
+
+    def rows(self, table: str) -> List[Dict[str, Any]]:
+        with duckdb.connect(str(self.duckdb_path), read_only=True) as connection:
+            cursor = connection.execute(f"select * from {DEFAULT_DATASET}.{table}")
+            columns = [c[0] for c in cursor.description]
+            return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+    def keyed(self, table: str) -> Dict[Tuple[str, ...], Dict[str, Any]]:
+        key = ENDPOINTS[table]["primary_key"]
+        return {tuple(str(row[c]) for c in key): row for row in self.rows(table)}
+
+    def citation_models(self) -> set:
+        rows = self.query(
+            f"""select c.domain_id, c.days, c.snapshot_date, c.url, m.value
+            from {DEFAULT_DATASET}.citations c
+            join {DEFAULT_DATASET}.citations__models m on m._dlt_parent_id = c._dlt_id"""
+        )
+        return {tuple(str(v) for v in row) for row in rows}
+
+    def drop(self) -> None:
+        pass
+
+
+class WarehouseFile(Warehouse):
+    """The queries of the tests' Warehouse on a DuckDB file, without a pipeline of its own."""
+
+    def __init__(self, path: Path) -> None:
+        self.duckdb_path = path
 
 
 class RemoteWarehouse(Warehouse):
@@ -152,13 +216,18 @@ class RemoteWarehouse(Warehouse):
 
 
 class PostgresWarehouse(RemoteWarehouse):
-    """The conftest warehouse's queries, answered by a PostgreSQL server."""
+    """A schema of its own on the PostgreSQL server `AICLICKS_TEST_POSTGRES` names."""
 
     kind = destination_name = "postgres"
 
     def __init__(self, folder: Path, url: str, name: str = "aiclicks_test") -> None:
         self.url = url
         super().__init__(folder, new_dataset_name(), name=name)
+
+    @property
+    def models_schema(self) -> str:
+        """Where `transform --target postgres` writes the dbt models of this dataset."""
+        return f"{self.dataset}_models"
 
     def destination(self) -> Any:
         return dlt.destinations.postgres(credentials=self.url)
@@ -184,7 +253,7 @@ class PostgresWarehouse(RemoteWarehouse):
         import psycopg2
 
         with psycopg2.connect(self.url) as connection, connection.cursor() as cursor:
-            for schema in (self.dataset, f"{self.dataset}_staging"):
+            for schema in (self.dataset, f"{self.dataset}_staging", self.models_schema):
                 cursor.execute(f"drop schema if exists {schema} cascade")
 
 
@@ -196,7 +265,7 @@ class BigQueryWarehouse(RemoteWarehouse):
 
     def __init__(self, folder: Path, emulator: Any, name: str = "aiclicks_test") -> None:
         self.emulator = emulator
-        super().__init__(folder, emulator.new_dataset(), name=name)
+        super().__init__(folder, new_dataset_name(), name=name)
 
     def destination(self) -> Any:
         return self.emulator.destination()
@@ -371,11 +440,14 @@ class LakehouseWarehouse(RemoteWarehouse):
         pass  # the bucket or folder is the test's own
 
 
-def open_warehouse(kind: str, folder: Path, request: Any, name: str = "aiclicks_test") -> Warehouse:
-    """A warehouse of `kind` (KINDS, or a lakehouse kind with `-local`) for a test; skips,
-    saying why, where its server is not given."""
+def open_warehouse(
+    kind: str, folder: Path, request: Any = None, name: str = "aiclicks_test"
+) -> Warehouse:
+    """A warehouse of `kind` (KINDS, `snowflake`, or a lakehouse kind with `-local`) for a
+    test; skips, saying why, where its server is not given. `request` (pytest's) starts the
+    emulator or the S3 double a kind needs."""
     if kind == "duckdb":
-        return DuckDBWarehouse(folder, name=name)
+        return Warehouse(folder, name=name)
     if kind == "postgres":
         return PostgresWarehouse(folder, postgres_url(), name=name)
     if kind == "snowflake":
@@ -393,8 +465,116 @@ def open_warehouse(kind: str, folder: Path, request: Any, name: str = "aiclicks_
     raise ValueError(f"unknown warehouse kind {kind!r}")
 
 
+# --- the warehouse against the sandbox's ground truth ---------------------------------------------
+
+
+def normalise(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return parse_timestamp(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str) and len(value) >= 20 and value[4] == "-" and "T" in value:
+        try:
+            return parse_timestamp(value)
+        except ValueError:
+            return value
+    if isinstance(value, float):
+        return round(value, 9)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return round(float(value), 9)
+    return value
+
+
+def assert_table_matches(warehouse: Any, truth: WarehouseTruth, table: str) -> int:
+    """Same keys, and every field the API sent has the same value. Returns the row count."""
+    loaded = warehouse.keyed(table)
+    expected = truth.rows(table)
+    missing = set(expected) - set(loaded)
+    extra = set(loaded) - set(expected)
+    assert not missing and not extra, (
+        f"{table}: {len(missing)} missing (e.g. {sorted(missing)[:2]}), "
+        f"{len(extra)} unexpected (e.g. {sorted(extra)[:2]})"
+    )
+    for key, expected_row in expected.items():
+        row = loaded[key]
+        for column, value in expected_row.items():
+            if column == "models":
+                continue
+            assert normalise(row[column]) == normalise(value), (
+                f"{table} {key} {column}: warehouse {row[column]!r} != truth {value!r}"
+            )
+    return len(expected)
+
+
+def assert_keys_unique(warehouse: Warehouse) -> None:
+    """No primary key twice in any loaded table."""
+    present = warehouse.tables()
+    for table, spec in ENDPOINTS.items():
+        if table not in present:
+            continue
+        key = ", ".join(spec["primary_key"])
+        ((duplicates,),) = warehouse.query(
+            f"select count(*) from (select {key} from {DEFAULT_DATASET}.{table} "
+            f"group by {key} having count(*) > 1) as d"
+        )
+        assert duplicates == 0, f"{warehouse.kind}: {table} has duplicate keys"
+
+
+def assert_child_rows_belong(warehouse: Warehouse) -> int:
+    """Every child row hangs off a parent row; no (parent, position) twice. Returns the count."""
+    for child, spec in CHILD_TABLES.items():
+        parent = spec["parent"]
+        ((orphans,),) = warehouse.query(
+            f"select count(*) from {DEFAULT_DATASET}.{child} c "
+            f"left join {DEFAULT_DATASET}.{parent} p on p._dlt_id = c._dlt_parent_id "
+            "where p._dlt_id is null"
+        )
+        assert orphans == 0, f"{warehouse.kind}: {orphans} {child} rows without a parent"
+        ((twice,),) = warehouse.query(
+            f"select count(*) from (select _dlt_parent_id, _dlt_list_idx from {DEFAULT_DATASET}.{child} "
+            "group by _dlt_parent_id, _dlt_list_idx having count(*) > 1) as d"
+        )
+        assert twice == 0, f"{warehouse.kind}: {child} holds a list position twice"
+    ((children,),) = warehouse.query(f"select count(*) from {DEFAULT_DATASET}.citations__models")
+    return children
+
+
+def assert_equals_truth(warehouse: Warehouse, truth: WarehouseTruth) -> Dict[str, int]:
+    """Every table row for row, the citations' model slugs, no key twice. Returns the row
+    counts per table."""
+    counts = {table: assert_table_matches(warehouse, truth, table) for table in ENDPOINTS}
+    assert warehouse.citation_models() == set(truth.keys("citations__models"))
+    assert_keys_unique(warehouse)
+    return counts
+
+
+def assert_equals_clean_load(warehouse, sandbox, **truth_options):
+    truth = WarehouseTruth(sandbox.account)
+    truth.record_sync(sandbox.clock.now(), days=90, **truth_options)
+    for table in ENDPOINTS:
+        assert_table_matches(warehouse, truth, table)
+    assert warehouse.citation_models() == set(truth.keys("citations__models"))
+
+
+def assert_exact(warehouse: Warehouse, truth: WarehouseTruth) -> None:
+    """Equal to the ground truth, keys unique, every child row with its parent."""
+    assert_equals_truth(warehouse, truth)
+    assert_child_rows_belong(warehouse)
+
+
+def truth_of_two_days(sandbox: Any, first_now: Any) -> WarehouseTruth:
+    """What a full sync at `first_now` and the next one now (7 days) leave."""
+    truth = WarehouseTruth(sandbox.account)
+    truth.record_sync(first_now, days=90)
+    truth.record_sync(sandbox.clock.now(), days=7)
+    return truth
+
+
 __all__ = [
-    "KINDS", "LAKEHOUSE_KINDS", "NO_POSTGRES", "POSTGRES_ENV", "SQL_KINDS", "SYNC_KINDS", "BigQueryWarehouse",
-    "DuckDBWarehouse", "LakehouseWarehouse", "PostgresWarehouse", "SnowflakeWarehouse",
-    "open_warehouse", "postgres_url", "snowflake_url",
+    "KINDS", "LAKEHOUSE_KINDS", "NO_POSTGRES", "POSTGRES_ENV", "SNOWFLAKE_ENV", "SQL_KINDS",
+    "SYNC_KINDS", "BigQueryWarehouse", "LakehouseWarehouse", "PostgresWarehouse",
+    "SnowflakeWarehouse", "Warehouse", "WarehouseFile", "assert_child_rows_belong",
+    "assert_equals_clean_load", "assert_equals_truth", "assert_exact", "assert_keys_unique",
+    "assert_table_matches", "new_dataset_name", "normalise", "open_warehouse", "postgres_url",
+    "snowflake_url", "truth_of_two_days",
 ]

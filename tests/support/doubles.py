@@ -11,6 +11,7 @@
 
 `.ci/doubles install DIR` makes both virtualenvs and prints the two variables to export; CI
 (`.ci/run`) does that. Without them the tests that need a server skip, saying how to get it.
+The fixtures that start them (`bigquery_emulator`, `s3_double`) are in conftest.py.
 
 What the tests need of a double is its `env()` (the variables a CLI run in a subprocess
 takes, the dlt way) and a dlt destination factory for a pipeline in the test's process.
@@ -19,9 +20,7 @@ takes, the dlt way) and a dlt destination factory for a pipeline in the test's p
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -188,7 +187,8 @@ def bqemulator_home(executable: str, home: Path) -> Path:
         version, path = line.split(" ", 1)
         target = home / ".duckdb" / "extensions" / f"v{version}" / "linux_amd64"
         target.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, target)
+        # linked, not copied: the spatial extension alone is ~90 MB, and each test has an emulator
+        (target / Path(path).name).symlink_to(path)
     return home
 
 
@@ -199,7 +199,6 @@ class BigQueryEmulator:
     endpoint: str
     project: str
     credentials: Dict[str, str]
-    datasets: List[str] = field(default_factory=list)
 
     def env(self) -> Dict[str, str]:
         """What a CLI run takes to load into the emulator (`--destination bigquery`)."""
@@ -216,11 +215,6 @@ class BigQueryEmulator:
 
         return dlt.destinations.bigquery(credentials=dict(self.credentials))
 
-    def new_dataset(self) -> str:
-        name = f"aiclicks_t{uuid.uuid4().hex[:10]}"
-        self.datasets.append(name)
-        return name
-
     def client(self) -> Any:
         from google.cloud import bigquery
         from google.oauth2 import service_account as google_service_account
@@ -228,10 +222,23 @@ class BigQueryEmulator:
         credentials = google_service_account.Credentials.from_service_account_info(self.credentials)
         return bigquery.Client(project=self.project, credentials=credentials)
 
-    def drop_dataset(self, dataset: str) -> None:
-        client = self.client()
-        for name in (dataset, f"{dataset}_staging"):
-            client.delete_dataset(name, delete_contents=True, not_found_ok=True)
+    @contextmanager
+    def in_this_process(self) -> Iterator[None]:
+        """This process set up for the emulator while the block runs: google-cloud-bigquery
+        sends every client's calls there (dlt's, the tests'), and dlt writes its load files
+        uncompressed (every load of the process: none of the tests depends on compression)."""
+        process_env = {k: v for k, v in self.env().items() if not k.startswith("DESTINATION__")}
+        saved = {key: os.environ.get(key) for key in process_env}
+        os.environ.update(process_env)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
 
 
 @contextmanager
@@ -307,42 +314,8 @@ def s3_double_running(executable: str, folder: Path) -> Iterator[S3Double]:
         yield S3Double(endpoint=endpoint)
 
 
-# --- fixtures: an emulator per test, an S3 double per test session (per xdist worker) -------
-
-
-# one emulator per test: a statement that fails inside a transaction leaves bqemulator 1.4.0's
-# one DuckDB connection aborted, and every later request of any test answers 500 (which
-# google-cloud-bigquery retries for minutes); started in about 2 s
-@pytest.fixture
-def bigquery_emulator() -> Iterator[BigQueryEmulator]:
-    """The emulator, and the test process set up for it for the test: google-cloud-bigquery
-    sends every client's calls there (dlt's, the tests'), and dlt writes its load files
-    uncompressed (every load of the process: none of the tests depends on compression)."""
-    executable = executable_from_env(BQEMULATOR_ENV, NO_BQEMULATOR)
-    with tempfile.TemporaryDirectory(prefix="bqemulator-") as folder:
-        with bigquery_emulator_running(executable, Path(folder)) as emulator:
-            process_env = {k: v for k, v in emulator.env().items() if not k.startswith("DESTINATION__")}
-            saved = {key: os.environ.get(key) for key in process_env}
-            os.environ.update(process_env)
-            try:
-                yield emulator
-            finally:
-                for key, value in saved.items():
-                    if value is None:
-                        os.environ.pop(key, None)
-                    else:
-                        os.environ[key] = value
-
-
-@pytest.fixture(scope="session")
-def s3_double() -> Iterator[S3Double]:
-    executable = executable_from_env(MOTO_SERVER_ENV, NO_MOTO_SERVER)
-    with tempfile.TemporaryDirectory(prefix="moto-") as folder:
-        with s3_double_running(executable, Path(folder)) as double:
-            yield double
-
-
 __all__ = [
-    "BigQueryEmulator", "S3Double", "bigquery_emulator", "s3_double",
-    "bigquery_emulator_running", "s3_double_running",
+    "BQEMULATOR_ENV", "MOTO_SERVER_ENV", "NO_BQEMULATOR", "NO_MOTO_SERVER", "BigQueryEmulator",
+    "S3Double", "bigquery_emulator_running", "executable_from_env", "new_private_key_pem",
+    "s3_double_running",
 ]
