@@ -58,11 +58,15 @@ class Warehouse:
             yield
 
     def has_tables(self, names: Sequence[str], models: bool = False) -> bool:
-        """True when every table answers a query (the portable test: no information_schema)."""
+        """True when every table answers a query with its one row (the portable test: no
+        information_schema). The row, not only the absence of an error: the BigQuery emulator
+        answers a query of a missing table with no rows and no error."""
         for name in names:
             try:
-                self.rows(f"select 1 as present from {self.table(name, models)} where 1 = 0")
+                rows = self.rows(f"select count(*) as n from {self.table(name, models)} where 1 = 0")
             except Exception:  # noqa: BLE001 - any failure means "not there" for this probe
+                return False
+            if len(rows) != 1:
                 return False
         return True
 

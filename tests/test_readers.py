@@ -15,7 +15,7 @@ from aiclicks_pipeline.commands.base import EXIT_OK, EXIT_STALE
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.settings import DEFAULT_DATASET
 
-from .support import START, cli_here, postgres_url
+from .support import START, cli_here, new_dataset_name, postgres_url
 
 PIPELINE = "aiclicks_readers"
 # dlt's config section of the pipeline: its credentials serve no other pipeline
@@ -35,11 +35,21 @@ class Target:
         return f"{self.dataset}_models"
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
+@pytest.fixture(params=["duckdb", "postgres", "bigquery"])
 def target(request, tmp_path):
     if request.param == "duckdb":
         yield Target("duckdb", DEFAULT_DATASET, ["--duckdb-file", str(tmp_path / "w.duckdb")])
         return
+    if request.param == "bigquery":
+        emulator = request.getfixturevalue("bigquery_emulator")
+        credentials = f"{PIPELINE.upper()}__DESTINATION__BIGQUERY__CREDENTIALS"
+        env = {key: value for key, value in emulator.env().items() if not key.startswith("DESTINATION__")}
+        yield Target(
+            "bigquery", new_dataset_name(), ["--destination", "bigquery"],
+            {**env, credentials: json.dumps(emulator.credentials)},
+            secret=emulator.credentials["private_key"].splitlines()[1],
+        )
+        return  # the emulator is the test's own: its data goes with it
     import psycopg2
 
     url = postgres_url()
