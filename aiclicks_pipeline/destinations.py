@@ -23,7 +23,8 @@ What differs, by kind (`destination_kind`):
 - filesystem: every table (the run history too) written as a Delta or Iceberg table and merged
   by `upsert`, the one merge those formats take in dlt 1.31 (`with_destination_hints`); read
   back through DuckDB's delta, iceberg, avro and httpfs extensions, installed from their PyPI
-  packages so that nothing is downloaded (`install_reader_extensions`).
+  packages so that nothing is downloaded (`install_reader_extensions`); rows deleted through
+  the table format, not SQL (`prune_replaced_child_rows`, `delete_lakehouse_rows`).
 """
 
 import importlib
@@ -321,6 +322,21 @@ def _read_columns(
     wanted = set(values)
     keep = [i for i, value in enumerate(read[column]) if value in wanted]
     return {name: [read[name][i] for i in keep] for name in columns}
+
+
+def deletes_with_sql(destination: Any) -> bool:
+    """Whether dlt's SQL client of `destination` deletes rows: not a lakehouse's, which reads its
+    Delta or Iceberg tables through DuckDB views; there rows go by `delete_lakehouse_rows`."""
+    return table_format(destination) is None
+
+
+def delete_lakehouse_rows(pipeline: Any, table: str, row_ids: List[str]) -> None:
+    """Deletes the rows `row_ids` (their `_dlt_id`) of a lakehouse table, through its table
+    format's own delete (one commit of the table)."""
+    chosen = table_format(pipeline.destination)
+    found = _open_tables(pipeline, chosen, {table}) if row_ids else {}
+    if table in found:
+        _delete_rows(chosen, found[table], row_ids)
 
 
 def _delete_rows(chosen: str, table: Any, row_ids: List[str]) -> None:

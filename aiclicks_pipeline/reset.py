@@ -7,7 +7,8 @@ A resource keeps, per domain, a cursor and a sync time in its dlt state (sync.py
    ... --state-only`: dlt's `pipeline_drop`, a load of the state alone), so a worker that keeps
    nothing restores it too;
 2. deletes the rows of those pairs (and their child rows, `citations__models`, through
-   `_dlt_root_id`) in one transaction, so the reload is exact: rows the API no longer returns
+   `_dlt_root_id`) in one transaction (on a lakehouse, which has none across tables, child
+   tables first, each in one commit of its table format), so the reload is exact: rows the API no longer returns
    (a prompt deleted, a URL no longer cited, a day a sparse series dropped) go, instead of
    staying beside the reloaded ones. `keep_rows` skips this: the reload then merges over them.
 
@@ -27,6 +28,7 @@ import dlt
 from dlt.common.schema.utils import get_nested_tables
 from dlt.pipeline.pipeline import Pipeline
 
+from .destinations import delete_lakehouse_rows, deletes_with_sql
 from .errors import AIclicksError
 from .plan import resource_states
 from .settings import ENDPOINTS
@@ -150,11 +152,20 @@ def apply_reset(pipeline: Pipeline, plan: ResetPlan) -> Optional[str]:
     load_id = load_info.loads_ids[-1] if drop.drop_state and load_info and load_info.loads_ids else None
     if not plan.keep_rows:
         with pipeline_warehouse(pipeline) as warehouse:
-            deletes = _deletes(warehouse, pipeline, plan, "delete")
-            with warehouse.transaction():
-                for _, (sql, ids) in deletes:
-                    for batch in _batches(ids):
-                        warehouse.execute(sql.format(ids=_placeholders(batch)), *batch)
+            if deletes_with_sql(pipeline.destination):
+                deletes = _deletes(warehouse, pipeline, plan, "delete")
+                with warehouse.transaction():
+                    for _, (sql, ids) in deletes:
+                        for batch in _batches(ids):
+                            warehouse.execute(sql.format(ids=_placeholders(batch)), *batch)
+            else:  # a lakehouse: the same rows, selected, then deleted table by table
+                for table, (sql, ids) in _deletes(warehouse, pipeline, plan, "select _dlt_id"):
+                    row_ids = [
+                        str(row["_dlt_id"])
+                        for batch in _batches(ids)
+                        for row in warehouse.rows(sql.format(ids=_placeholders(batch)), *batch)
+                    ]
+                    delete_lakehouse_rows(pipeline, table, row_ids)
     return load_id
 
 

@@ -119,10 +119,11 @@ def test_every_command_on_the_warehouse_run_wrote(target, tmp_path):
         assert not [done.args[0] for done in outputs if target.secret in done.stdout + done.stderr]
 
 
-def test_status_and_report_read_a_filesystem_destination_the_same_way(tmp_path):
-    """A destination whose tables dlt maps from its schema (files in a folder, read by DuckDB
-    through dlt's dataset) needs nothing of its own for status; transform says it has no dbt
-    target, and the report, which reads the dbt models, says it cannot be built there."""
+def test_status_report_and_reset_on_a_filesystem_destination(tmp_path):
+    """A destination whose tables dlt maps from its schema (Delta tables in a folder, read by
+    DuckDB through dlt's dataset) needs nothing of its own for status; transform says it has no
+    dbt target, and the report, which reads the dbt models, says it cannot be built there;
+    reset deletes the pair's rows through Delta's own delete (the SQL there only reads)."""
     env = {"DESTINATION__FILESYSTEM__BUCKET_URL": (tmp_path / "lake").as_uri()}
     where = ["--destination", "filesystem", "--pipeline-name", PIPELINE,
              "--pipelines-dir", str(tmp_path / "pipelines")]
@@ -131,6 +132,7 @@ def test_status_and_report_read_a_filesystem_destination_the_same_way(tmp_path):
             "run", "--quiet", "--json", "--base-url", sandbox.base_url, *where,
             env={"SOURCES__AICLICKS__API_KEY": sandbox.api_key, **env},
         )
+        chosen = sandbox.account.domain_ids()[0]
     assert loaded.returncode == EXIT_OK, loaded.stderr
     rows = json.loads(loaded.stdout)["rows"]
 
@@ -149,3 +151,11 @@ def test_status_and_report_read_a_filesystem_destination_the_same_way(tmp_path):
     assert transform.returncode == 1
     assert "The dbt package has no target for destination filesystem" in transform.stderr
     assert len(transform.stderr.strip().splitlines()) == 1
+
+    reset = cli_here("reset", *where, "--resources", "prompts", "--domains", chosen, "--yes", env=env)
+    assert reset.returncode == EXIT_OK, reset.stderr
+    after = cli_here("status", *where, "--json", "--max-age-hours", "1000000", env=env)
+    tables = {t["table"]: t["rows"] for t in json.loads(after.stdout)["tables"]}
+    statuses = {d["domain_id"]: (d["status"], d["missing_tables"]) for d in json.loads(after.stdout)["domains"]}
+    assert statuses[chosen] == ("incomplete", ["prompts"])
+    assert 0 < tables["prompts"] < rows["prompts"] and tables["visibility_daily"] == rows["visibility_daily"]
