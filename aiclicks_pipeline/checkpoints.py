@@ -49,6 +49,7 @@ from .source import SOURCE_NAME, aiclicks_source, shard_filter
 from .stored_state import prune_stored_states
 from .sync import SyncContext, SyncStats, SyncStopped
 from .sync_trace import SyncTrace
+from .warehouse_wait import DEFAULT_WRITER_WAIT_S, set_writer_wait_s
 from .windows import utc_now
 from .workdir import discard_interrupted_extracts, finish_pending_loads, prune_loaded_packages
 
@@ -271,6 +272,8 @@ def run_sync(
     check_names("resource", resources, list(ENDPOINTS))
     checkpoint_requests = configured_checkpoint_requests(checkpoint_requests)
     resync_after_minutes = configured_resync_after_minutes(resync_after_minutes)
+    # a reader of the DuckDB file (status, report) makes a load wait, not fail (warehouse_wait.py)
+    set_writer_wait_s(configured_warehouse_wait_s())
     cap_malloc_arenas()  # before the steps start their threads (memory.py)
     context = SyncContext()
     if stop is not None:
@@ -370,6 +373,17 @@ def configured_resync_after_minutes(value: Optional[float] = None) -> float:
     if value is None:
         value = _configured("resync_after_minutes", DEFAULT_RESYNC_AFTER_MINUTES)
     return float(value)
+
+
+def configured_warehouse_wait_s(value: Optional[float] = None) -> float:
+    """`value`, else `warehouse_wait_seconds` from dlt's config, else the default: how long
+    the sync waits for another process holding its DuckDB file (a reader); 0 or more."""
+    if value is None:
+        value = _configured("warehouse_wait_seconds", DEFAULT_WRITER_WAIT_S)
+    seconds = float(value)
+    if seconds < 0:
+        raise UsageError(f"warehouse_wait_seconds must be 0 or more, got {value}")
+    return seconds
 
 
 def _configured(option: str, default: Any) -> Any:

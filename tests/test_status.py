@@ -4,6 +4,8 @@ DuckDB files, and PostgreSQL while a sync runs."""
 
 import hashlib
 import json
+import re
+import threading
 from datetime import timedelta
 
 import duckdb
@@ -146,15 +148,26 @@ def test_cli_reads_without_the_api_or_the_run_lock_and_exits_2_when_stale(sandbo
     assert file_digest(warehouse.duckdb_path) == before
 
 
-def test_a_duckdb_file_being_written_is_one_line_and_exit_75(sandbox4, warehouse):
+def test_a_duckdb_file_being_written_is_waited_for_then_one_line_and_exit_75(sandbox4, warehouse):
     warehouse.sync(sandbox4)
+    path = str(warehouse.duckdb_path)
+
+    # held for a moment (a checkpoint's load): status waits for it, then reads
     with duckdb_held_by_another_process(warehouse.duckdb_path) as holder:
-        done = cli_here("status", "--duckdb-file", str(warehouse.duckdb_path))
+        threading.Timer(1.0, holder.stdin.close).start()  # the load ends a second later
+        waited = cli_here("status", "-v", "--duckdb-file", path, "--max-age-hours", "1000000")
+    assert waited.returncode == EXIT_OK, waited.stderr
+    assert "OK: every domain's data is under" in waited.stdout
+    assert re.search(r"Waited \d+\.\d s to read a DuckDB file another process held", waited.stderr)
+
+    # held past --wait: one line naming the holder, exit 75
+    with duckdb_held_by_another_process(warehouse.duckdb_path) as holder:
+        done = cli_here("status", "--duckdb-file", path, "--wait", "0.5")
 
     assert done.returncode == EXIT_BUSY
     (line,) = done.stderr.strip().splitlines()
     assert f"The DuckDB file {warehouse.duckdb_path} is in use by another process (PID {holder.pid}" in line
-    assert "try again when it ends" in line
+    assert "try again when it ends (waited 0 s)" in line or "try again when it ends (waited 1 s)" in line
 
 
 def test_no_duckdb_file_is_one_line_and_exit_1(tmp_path):

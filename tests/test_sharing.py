@@ -1,0 +1,451 @@
+"""Commands that share the warehouse with a running sync (docs/operating.md, Reading while a sync
+runs): `status`, `report`, `transform` and `reset` started at a sweep of moments across a sync
+(before its first checkpoint, during a checkpoint's load, between two checkpoints, during the run
+history's final load), on a DuckDB file and on PostgreSQL. The sync ends with exit 0, the
+sandbox's ground truth and its history row `success`; each other command exits with its
+documented code, without a traceback or dlt's warning wall.
+
+Each command runs in a process of its own that imported the CLI beforehand and waits for the
+test's word, so that it starts at the moment named, not seconds later: before the first
+checkpoint the sandbox holds the sync's `/domains` request until the command is done; a load is
+seen as its package in the working folder's `load/normalized/` (dlt moves it to `loaded/` when
+the load commits). Whether a command started while a load ran is measured, not assumed, and a
+minimum of overlaps is required."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import pytest
+
+from aiclicks_pipeline.commands.base import EXIT_BUSY, EXIT_OK, EXIT_STALE
+from aiclicks_pipeline.sandbox import run_sandbox
+from aiclicks_pipeline.sandbox.truth import WarehouseTruth
+from aiclicks_pipeline.settings import ENDPOINTS
+
+from .support import (
+    REPO,
+    START,
+    PostgresWarehouse,
+    WarehouseFile,
+    assert_equals_truth,
+    postgres_url,
+)
+
+PIPELINE = "aiclicks"
+DOMAINS = 3  # one a checkpoint (--checkpoint-requests 1): three checkpoints, four loads
+FINAL_LOAD = DOMAINS + 1  # the run history's final row
+BEFORE = ("before the first checkpoint", None)
+# (when, which load): the sweep of each sync
+MOMENTS: List[Tuple[str, Optional[int]]] = [
+    BEFORE, ("during", 1), ("after", 1), ("during", 2), ("during", FINAL_LOAD),
+]
+DLT_NOISE = ("Traceback", "PipelineStepFailed", "DestinationConnectionError", "check if you configured")
+POLL_S = 0.003
+LOAD_ID = re.compile(r"\d+\.\d+")
+
+# A CLI process that imports what its command needs, says it is ready, and runs the command
+# when told (a line on stdin), noting when it started (time.monotonic is system-wide on Linux).
+RUNNER = """
+import importlib, json, os, sys, time
+from pathlib import Path
+os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+args, modules, folder = json.loads(sys.argv[1]), json.loads(sys.argv[2]), Path(sys.argv[3])
+from aiclicks_pipeline.cli import main
+for module in modules:
+    importlib.import_module(module)
+(folder / "ready").touch()
+sys.stdin.readline()
+(folder / "started").write_text(repr(time.monotonic()))
+sys.exit(main(args))
+"""
+IMPORTS = {
+    "status": ["aiclicks_pipeline.status", "aiclicks_pipeline.warehouse",
+               "dlt.destinations.impl.duckdb.sql_client", "dlt.destinations.impl.postgres.sql_client"],
+    "report": ["aiclicks_pipeline.report", "aiclicks_pipeline.warehouse",
+               "dlt.destinations.impl.duckdb.sql_client", "dlt.destinations.impl.postgres.sql_client"],
+    "reset": ["aiclicks_pipeline.reset", "aiclicks_pipeline.pipeline"],
+    "transform": ["aiclicks_pipeline.transform", "aiclicks_pipeline.warehouse", "dbt.cli.main"],
+}
+
+
+# --- the warehouses ---------------------------------------------------------------------------
+
+
+@dataclass
+class Shared:
+    """A warehouse (DuckDB file or PostgreSQL schema), the options naming it, the environment
+    of every process on it, and the sandbox."""
+
+    kind: str
+    folder: Path
+    sandbox: object
+    options: List[str]
+    env: Dict[str, str]
+    tables: object  # the tests' queries (support.py)
+
+    def where(self, pipelines_dir: Optional[Path] = None) -> List[str]:
+        return [*self.options, "--pipelines-dir", str(pipelines_dir or self.pipelines_dir)]
+
+    @property
+    def pipelines_dir(self) -> Path:
+        return self.folder / "pipelines"
+
+    @property
+    def load_dir(self) -> Path:
+        """Where dlt keeps a normalized package until its load commits."""
+        return self.pipelines_dir / PIPELINE / "load" / "normalized"
+
+    def run_args(self, *extra: str) -> List[str]:
+        return ["run", "--quiet", "--json", "--base-url", self.sandbox.base_url,
+                "--checkpoint-requests", "1", *extra, *self.where()]
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def shared(request, tmp_path):
+    with run_sandbox(seed=11, domains=DOMAINS, prompts=(10, 30), start=START, frozen=True,
+                     rate_limit=None) as sandbox:
+        env = {"SOURCES__AICLICKS__API_KEY": sandbox.api_key, "DLT_DATA_DIR": str(tmp_path / "dlt"),
+               "RUNTIME__DLTHUB_TELEMETRY": "false"}
+        if request.param == "duckdb":
+            path = tmp_path / "w.duckdb"
+            yield Shared("duckdb", tmp_path, sandbox, ["--duckdb-file", str(path)], env, WarehouseFile(path))
+            return
+        tables = PostgresWarehouse(tmp_path / "queries", postgres_url(), name="aiclicks_queries")
+        env["DESTINATION__POSTGRES__CREDENTIALS"] = tables.url
+        try:
+            yield Shared("postgres", tmp_path, sandbox,
+                         ["--destination", "postgres", "--dataset", tables.dataset], env, tables)
+        finally:
+            tables.drop()
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+def environment(extra: Dict[str, str]) -> Dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__AICLICKS", "AICLICKS_"))}
+    return {**base, **extra}
+
+
+class Command:
+    """One command at one moment: a pre-imported CLI process waiting for the word to run."""
+
+    def __init__(self, shared: Shared, name: str, args: List[str]) -> None:
+        self.name = name
+        self.args = args
+        self.folder = shared.folder / "commands" / uuid.uuid4().hex[:8]
+        self.folder.mkdir(parents=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", RUNNER, json.dumps(args), json.dumps(IMPORTS[args[0]]),
+             str(self.folder)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=environment(shared.env), cwd=REPO,
+        )
+        self.done: Optional[subprocess.CompletedProcess] = None
+
+    @property
+    def ready(self) -> bool:
+        assert self.process.poll() is None, self.process.communicate()
+        return (self.folder / "ready").exists()
+
+    def go(self) -> None:
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+
+    @property
+    def started_at(self) -> Optional[float]:
+        started = self.folder / "started"
+        return float(started.read_text()) if started.exists() else None
+
+    def finish(self, timeout: float = 300) -> subprocess.CompletedProcess:
+        if self.done is None:
+            stdout, stderr = self.process.communicate(timeout=timeout)
+            self.done = subprocess.CompletedProcess(self.args, self.process.returncode, stdout, stderr)
+        return self.done
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+class LoadWatcher(threading.Thread):
+    """Watches `load/normalized/` of the sync's working folder: when the n-th package appears
+    (its load begins) and when it leaves (its load committed), calling `on_change(event, n)`."""
+
+    def __init__(self, folder: Path, on_change: Callable[[str, int], None]) -> None:
+        super().__init__(daemon=True)
+        self.folder = folder
+        self.on_change = on_change
+        self.appeared: Dict[int, float] = {}
+        self.committed: Dict[int, float] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        numbers: Dict[str, int] = {}
+        present: set = set()
+        while not self.stop.is_set():
+            try:  # a load package is named by its load id; normalize's temporary folders not
+                now_present = {p.name for p in self.folder.iterdir() if LOAD_ID.fullmatch(p.name)}
+            except OSError:
+                now_present = set()
+            now = time.monotonic()
+            for package in sorted(now_present - present):
+                numbers[package] = len(numbers) + 1
+                self.appeared[numbers[package]] = now
+                self.on_change("during", numbers[package])
+            for package in present - now_present:
+                self.committed[numbers[package]] = now
+                self.on_change("after", numbers[package])
+            present = now_present
+            self.stop.wait(POLL_S)
+
+
+@dataclass
+class Sweep:
+    """A sync, and beside it one command per moment of MOMENTS."""
+
+    sync: subprocess.CompletedProcess
+    summary: dict
+    sync_pid: int
+    commands: Dict[Tuple[str, Optional[int]], Command] = field(default_factory=dict)
+    watcher: Optional[LoadWatcher] = None
+
+    def overlapped_loads(self) -> List[Tuple[str, Optional[int]]]:
+        """The "during" moments whose command started before that load committed."""
+        return [
+            moment for moment, command in self.commands.items()
+            if moment[0] == "during"
+            and command.started_at is not None
+            and command.started_at < self.watcher.committed.get(moment[1], float("inf"))
+        ]
+
+
+def sweep(shared: Shared, make_args: Callable[[Tuple[str, Optional[int]]], List[str]], *run_extra: str) -> Sweep:
+    """Runs a sync with a command started at each moment (`make_args(moment)` its arguments)."""
+    commands = {moment: Command(shared, f"{moment}", make_args(moment)) for moment in MOMENTS}
+    wait_until(lambda: all(c.ready for c in commands.values()), 300, "the commands to import the CLI")
+
+    domains_path = ENDPOINTS["domains"]["path"]
+    asked_domains = threading.Event()
+    pausing: List[Command] = []
+
+    def pause_the_sync(path: str, query: Dict[str, str]) -> None:
+        """The sandbox holds the sync's request until the command paused for is done: before
+        the first checkpoint (the sync holds its lock and asks /domains first), and between
+        two checkpoints (the first request after a load committed)."""
+        if path.endswith(domains_path) and not asked_domains.is_set():
+            asked_domains.set()
+            commands[BEFORE].go()
+            pausing.append(commands[BEFORE])
+        while pausing:
+            pausing.pop().process.wait(timeout=300)
+
+    def on_change(event: str, load: int) -> None:
+        command = commands.get((event, load))
+        if command is not None:
+            command.go()
+            if event == "after":
+                pausing.append(command)
+
+    shared.sandbox.app.callbacks.append(pause_the_sync)
+    watcher = LoadWatcher(shared.load_dir, on_change)
+    watcher.start()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aiclicks_pipeline", *shared.run_args(*run_extra)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=environment(shared.env), cwd=REPO,
+        )
+        stdout, stderr = process.communicate(timeout=600)
+    finally:
+        watcher.stop.set()
+        watcher.join()
+        shared.sandbox.app.callbacks.remove(pause_the_sync)
+        for moment, command in commands.items():
+            if command.started_at is None and command.process.poll() is None:
+                command.go()  # a moment that never came (the test fails below): let it end
+    sync = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    for command in commands.values():
+        command.finish()
+    summary = json.loads(stdout) if stdout.strip() else {}
+    return Sweep(sync, summary, process.pid, commands, watcher)
+
+
+def assert_sync_unharmed(shared: Shared, done: Sweep, truth: WarehouseTruth) -> None:
+    """Exit 0, equal to the ground truth, its history row `success`, no dlt wall of text."""
+    sync = done.sync
+    assert sync.returncode == EXIT_OK, sync.stderr
+    assert done.summary["status"] == "success"
+    assert done.summary["checkpoints"] == {"total": DOMAINS, "committed": DOMAINS}
+    for text in DLT_NOISE + ("could not be written", "WARNING"):
+        assert text not in sync.stdout + sync.stderr, sync.stderr
+    assert_equals_truth(shared.tables, truth)
+    ((outcome, committed),) = shared.tables.query(
+        "select outcome, checkpoints_committed from aiclicks._aiclicks_runs "
+        f"where run_id = '{done.summary['run_id']}'"
+    )
+    assert (outcome, committed) == ("success", DOMAINS)
+    for moment in MOMENTS:
+        assert done.commands[moment].started_at is not None, f"{moment} never came"
+
+
+def assert_overlaps(done: Sweep) -> None:
+    """Of the three "during a load" moments, at least two started while that load ran."""
+    overlapped = done.overlapped_loads()
+    assert len(overlapped) >= 2, (overlapped, done.watcher.appeared, done.watcher.committed)
+
+
+def one_line(done: subprocess.CompletedProcess) -> str:
+    for text in DLT_NOISE:
+        assert text not in done.stdout + done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def progress_of(moment: Tuple[str, Optional[int]]) -> str:
+    """What a sync's lock says of its progress at `moment` (a pattern)."""
+    return "before its first checkpoint" if moment == BEFORE else r"checkpoint [1-3] of 3(, ETA [^)]+)?"
+
+
+def truth_now(shared: Shared) -> WarehouseTruth:
+    truth = WarehouseTruth(shared.sandbox.account)
+    truth.record_sync(shared.sandbox.clock.now(), days=90)
+    return truth
+
+
+# --- the pairs ---------------------------------------------------------------------------------
+
+
+def test_run_and_status(shared):
+    """A first sync: before its first checkpoint status says a sync runs and has committed
+    nothing (exit 75); later it shows the sync running (from the lock here; from the run
+    history's `running` row where the lock is out of sight) and the checkpoints committed."""
+    elsewhere = shared.folder / "another_machine"
+
+    def status_args(moment):
+        # "after load 1": as on a machine without the sync's working folder
+        folder = elsewhere if moment == ("after", 1) else None
+        return ["status", "--json", "--max-age-hours", "1000000", *shared.where(folder)]
+
+    done = sweep(shared, status_args)
+
+    assert_sync_unharmed(shared, done, truth_now(shared))
+    assert_overlaps(done)
+    first = done.commands[BEFORE].finish()
+    assert first.returncode == EXIT_BUSY and first.stdout == ""
+    assert re.fullmatch(
+        rf"aiclicks-pipeline: Now a sync of pipeline {PIPELINE} is running \(pid {done.sync_pid} on "
+        r"this machine, started [\d-]+ [\d:]+ UTC; before its first checkpoint\), and it has "
+        r"committed nothing yet: ask again after its first checkpoint\.",
+        one_line(first),
+    ), first.stderr
+    for moment in MOMENTS[1:]:
+        status = done.commands[moment].finish()
+        if moment == ("during", 1) and status.returncode == EXIT_BUSY:
+            # it read before the first load committed: still nothing to tell
+            assert "checkpoint 1 of 3" in one_line(status), status.stderr
+            assert "and it has committed nothing yet" in status.stderr
+            continue
+        assert status.returncode in (EXIT_OK, EXIT_STALE), (moment, status.stderr)
+        assert not any(text in status.stderr for text in DLT_NOISE), status.stderr
+        report = json.loads(status.stdout)
+        (running,) = report["running"]
+        run = {r["run_id"]: r for r in report["runs"] or []}.get(done.summary["run_id"])
+        if moment == ("after", 1):  # the sync paused between its checkpoints 1 and 2
+            assert running["seen_in"] == "run history" and running["pid"] is None
+            assert run["outcome"] == "running" and running["checkpoints_committed"] == 1
+            assert running["checkpoints_total"] == DOMAINS
+        else:
+            assert running["seen_in"] == "run lock" and running["pid"] == done.sync_pid
+            assert re.fullmatch(progress_of(moment), running["progress"]), running
+            assert running["run_id"] == done.summary["run_id"]
+        # the domains' state is that of the loads committed: the load carrying the row, or
+        # the one before while that load runs
+        loaded = [d for d in report["domains"] if d["status"] != "never loaded"]
+        committed = run["checkpoints_committed"] if run else 0
+        assert committed - 1 <= len(loaded) <= DOMAINS
+
+
+def test_run_and_reset(shared):
+    """reset refuses at once while a sync runs (exit 75), in one line saying how far it is,
+    and changes nothing."""
+    done = sweep(shared, lambda moment: ["reset", "--resources", "prompts", "--yes", *shared.where()])
+
+    assert_sync_unharmed(shared, done, truth_now(shared))
+    assert_overlaps(done)
+    for moment in MOMENTS:
+        reset = done.commands[moment].finish()
+        assert reset.returncode == EXIT_BUSY and reset.stdout == "", (moment, reset.stderr)
+        assert re.fullmatch(
+            rf"aiclicks-pipeline: Another sync of pipeline {PIPELINE} is running \(pid "
+            rf"{done.sync_pid}, in {re.escape(str(REPO))}; {progress_of(moment)}\); try again "
+            r"when it ends\.",
+            one_line(reset),
+        ), (moment, reset.stderr)
+
+
+def test_run_and_transform_then_run_and_report(shared):
+    """transform --no-wait says in one line that a sync runs (exit 75); transform waits for
+    the sync to end, saying so, then builds. The report, on the models it built, reads while a
+    second sync runs, at every moment."""
+    waiting = ("during", 1)
+
+    def transform_args(moment):
+        wait = [] if moment == waiting else ["--no-wait"]
+        return ["transform", "--no-freshness", "--work-dir", str(shared.folder / "dbt"), *wait,
+                *shared.where()]
+
+    done = sweep(shared, transform_args)
+
+    truth = truth_now(shared)
+    assert_sync_unharmed(shared, done, truth)
+    assert_overlaps(done)
+    for moment in MOMENTS:
+        transform = done.commands[moment].finish()
+        if moment == waiting:
+            assert transform.returncode == EXIT_OK, transform.stderr
+            assert re.fullmatch(
+                rf"Waiting up to 3600 s for the sync of pipeline {PIPELINE} to end \(pid "
+                rf"{done.sync_pid}, in {re.escape(str(REPO))}; {progress_of(moment)}\); "
+                r"--no-wait to not wait",
+                transform.stderr.strip().splitlines()[0],
+            ), transform.stderr
+            assert f"dbt build on {shared.kind} finished" in transform.stdout
+            assert "failed" not in transform.stdout
+            continue
+        assert transform.returncode == EXIT_BUSY and transform.stdout == "", (moment, transform.stderr)
+        assert re.fullmatch(
+            rf"aiclicks-pipeline: Another sync of pipeline {PIPELINE} is running \(pid "
+            rf"{done.sync_pid}, in {re.escape(str(REPO))}; {progress_of(moment)}\); try again "
+            r"when it ends\.",
+            one_line(transform),
+        ), (moment, transform.stderr)
+
+    reports = shared.folder / "reports"
+    again = sweep(
+        shared,
+        lambda moment: ["report", "--out", str(reports / f"{moment[0]}{moment[1]}.html"), *shared.where()],
+        "--resync-after-minutes", "0",
+    )
+
+    assert_sync_unharmed(shared, again, truth)
+    assert_overlaps(again)
+    for moment in MOMENTS:
+        report = again.commands[moment].finish()
+        assert report.returncode == EXIT_OK, (moment, report.stderr)
+        assert report.stdout.startswith(f"Report of {DOMAINS} domain(s) from the dbt models"), report.stdout
+        assert not any(text in report.stdout + report.stderr for text in DLT_NOISE), report.stderr
+        assert (reports / f"{moment[0]}{moment[1]}.html").stat().st_size > 100_000
