@@ -118,7 +118,8 @@ def apply() -> None:
             if lock_holder(exc) is None or wait_s <= 0:
                 raise
             # dlt wraps this error; its text is what the user is told (errors.KNOWN_CAUSES)
-            raise type(exc)(f"{exc} (waited {time.monotonic() - started:.0f} s for it)") from None
+            exc.args = (f"{exc} (waited {time.monotonic() - started:.0f} s for it)",)
+            raise
 
     borrow_conn.__doc__ = original.__doc__
     DuckDbConnectionPool.borrow_conn = borrow_conn  # type: ignore[method-assign]

@@ -172,12 +172,15 @@ def duckdb_held_open(tmp_path):
 
 
 def test_a_warehouse_file_in_use_by_another_process_is_one_line(sandbox, tmp_path, duckdb_held_open):
-    done = cli_here(*run_args(sandbox, tmp_path), "--resources", "domains", env=key_env(sandbox))
+    # the sync waits for the holder (a reader) up to warehouse_wait_seconds, then gives up
+    env = {**key_env(sandbox), "SOURCES__AICLICKS__WAREHOUSE_WAIT_SECONDS": "1"}
+    done = cli_here(*run_args(sandbox, tmp_path), "--resources", "domains", env=env)
 
     assert done.returncode == 1
     message = one_line(done.stderr)
     assert "cli.duckdb is in use by another process" in message
     assert f"pid {duckdb_held_open.pid}" in message
+    assert "still after waiting 1 s" in message
     assert "credentials" not in message and "Traceback" not in done.stderr
 
 

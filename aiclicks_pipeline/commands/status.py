@@ -49,23 +49,24 @@ class StatusCommand(Command):
         from ..status.running import SyncStarting, running_here, running_in_history
 
         pipeline_name = pipeline_name_for(args)
+        # the syncs running when status begins (a sync ending while it reads is still shown)
+        running = running_here([pipeline_name], args.pipelines_dir)
         try:
             # read, then let go of the warehouse before rendering (a sync may wait for it)
             with open_warehouse_for(args, wait_s=args.wait) as warehouse:
                 status = read_status(warehouse, max_age_hours=args.max_age_hours, runs=args.runs)
         except (WarehouseError, StatusError) as exc:  # no file, nothing loaded, a file held
             # a sync that has committed nothing yet (no file, no tables), or holds the file
-            running = running_here([pipeline_name], args.pipelines_dir)
+            running = running or running_here([pipeline_name], args.pipelines_dir)
             if not running:
                 raise
             if isinstance(exc, BusyError):
                 raise BusyError(f"Now {running[0].describe()}: {exc}") from None
             raise SyncStarting(running[0]) from None
-        if not status.pipelines:  # no state committed: a first sync's first load is under way
-            running = running_here([pipeline_name], args.pipelines_dir)
-            if running:
-                raise SyncStarting(running[0])
-        status.running = running_here([pipeline_name, *status.pipelines], args.pipelines_dir)
+        if running and not status.pipelines:  # no state committed yet: a first sync's first load
+            raise SyncStarting(running[0])
+        shards = [name for name in status.pipelines if name != pipeline_name]
+        status.running = running + running_here(shards, args.pipelines_dir)
         status.running += running_in_history(status.runs, status.running)
         if args.json:
             print(json.dumps(render_json(status), indent=2))
