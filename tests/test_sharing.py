@@ -20,13 +20,16 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 import pytest
 
+from aiclicks_pipeline.checkpoints import SyncFailed
 from aiclicks_pipeline.commands.base import EXIT_BUSY, EXIT_OK, EXIT_STALE
+from aiclicks_pipeline.errors import explain_failure
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 from aiclicks_pipeline.settings import ENDPOINTS
@@ -35,8 +38,10 @@ from .support import (
     REPO,
     START,
     PostgresWarehouse,
+    Warehouse,
     WarehouseFile,
     assert_equals_truth,
+    duckdb_held_by_another_process,
     postgres_url,
 )
 
@@ -323,9 +328,10 @@ def progress_of(moment: Tuple[str, Optional[int]]) -> str:
     return "before its first checkpoint" if moment == BEFORE else r"checkpoint [1-3] of 3(, ETA [^)]+)?"
 
 
-def truth_now(shared: Shared) -> WarehouseTruth:
-    truth = WarehouseTruth(shared.sandbox.account)
-    truth.record_sync(shared.sandbox.clock.now(), days=90)
+def truth_of(sandbox) -> WarehouseTruth:
+    """What a first sync (and any sync again on the sandbox's frozen clock) loads."""
+    truth = WarehouseTruth(sandbox.account)
+    truth.record_sync(sandbox.clock.now(), days=90)
     return truth
 
 
@@ -345,7 +351,7 @@ def test_run_and_status(shared):
 
     done = sweep(shared, status_args)
 
-    assert_sync_unharmed(shared, done, truth_now(shared))
+    assert_sync_unharmed(shared, done, truth_of(shared.sandbox))
     assert_overlaps(done)
     first = done.commands[BEFORE].finish()
     assert first.returncode == EXIT_BUSY and first.stdout == ""
@@ -391,7 +397,7 @@ def test_run_and_reset(shared):
     and changes nothing."""
     done = sweep(shared, lambda moment: ["reset", "--resources", "prompts", "--yes", *shared.where()])
 
-    assert_sync_unharmed(shared, done, truth_now(shared))
+    assert_sync_unharmed(shared, done, truth_of(shared.sandbox))
     assert_overlaps(done)
     for moment in MOMENTS:
         reset = done.commands[moment].finish()
@@ -419,7 +425,7 @@ def test_run_and_transform_then_run_and_report(shared):
 
     done = sweep(shared, transform_args)
 
-    truth = truth_now(shared)
+    truth = truth_of(shared.sandbox)
     assert_sync_unharmed(shared, done, truth)
     assert_overlaps(done)
     for moment in MOMENTS:
@@ -464,3 +470,48 @@ def test_run_and_transform_then_run_and_report(shared):
         assert report.stdout.startswith(f"Report of {DOMAINS} domain(s) from the dbt models"), report.stdout
         assert not any(text in report.stdout + report.stderr for text in DLT_NOISE), report.stderr
         assert (reports / f"{moment[0]}{moment[1]}.html").stat().st_size > 100_000
+
+
+# --- a holder that does not let go --------------------------------------------------------------
+
+
+def test_a_sync_gives_up_on_a_file_held_too_long_and_the_next_run_loads_what_it_left(
+    tmp_path, monkeypatch
+):
+    """A process holding the DuckDB file past `warehouse_wait_seconds` (a notebook left open)
+    fails the checkpoint whose load meets it, in one line saying how long it waited; its load
+    package stays, and the next run loads it first."""
+    monkeypatch.setenv("SOURCES__AICLICKS__WAREHOUSE_WAIT_SECONDS", "1")
+    warehouse = Warehouse(tmp_path)
+    with run_sandbox(seed=11, domains=DOMAINS, prompts=(10, 30), start=START, frozen=True,
+                     rate_limit=None) as sandbox, ExitStack() as held:
+        second = sorted(sandbox.account.domain_ids())[1]
+        holders: List[subprocess.Popen] = []
+
+        def hold_when_checkpoint_2_starts(path: str, query: Dict[str, str]) -> None:
+            if query.get("domain_id") == second and not holders:
+                holders.append(held.enter_context(duckdb_held_by_another_process(warehouse.duckdb_path)))
+
+        sandbox.on_request(hold_when_checkpoint_2_starts)
+        with pytest.raises(SyncFailed) as failed:
+            warehouse.sync(sandbox, checkpoint_requests=1)
+        (holder,) = holders
+        message = explain_failure(failed.value)
+        assert message.startswith(
+            f"The warehouse file {warehouse.duckdb_path} is in use by another process (pid {holder.pid}: "
+        ), message
+        assert message.endswith(
+            "), still after waiting 1 s: close it there (a notebook, a DuckDB shell, another sync) "
+            "and run again."
+        ), message
+        assert failed.value.result.checkpoints_committed == 1
+        assert warehouse.pipeline.has_pending_data
+        held.close()  # the notebook is closed
+
+        again = warehouse.sync(sandbox, checkpoint_requests=1)
+
+    assert len(again.finished_pending) == 1 and again.status == "success"
+    assert_equals_truth(warehouse, truth_of(sandbox))
+    outcomes = {run_id: outcome for run_id, outcome in warehouse.query(
+        "select run_id, outcome from aiclicks._aiclicks_runs")}
+    assert outcomes == {failed.value.result.run_id: "interrupted", again.run_id: "success"}
