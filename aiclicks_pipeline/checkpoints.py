@@ -22,7 +22,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import dlt
 from dlt.common.exceptions import SignalReceivedException
@@ -360,12 +360,7 @@ def run_sync(
 
 def configured_checkpoint_requests(value: Optional[int] = None) -> int:
     """`value`, else `checkpoint_requests` from dlt's config, else the default; 1 or more."""
-    if value is None:
-        value = _configured("checkpoint_requests", DEFAULT_CHECKPOINT_REQUESTS)
-    requests = int(value)
-    if requests < 1:
-        raise UsageError(f"checkpoint_requests must be 1 or more, got {requests}")
-    return requests
+    return _configured_at_least("checkpoint_requests", value, DEFAULT_CHECKPOINT_REQUESTS, int, 1)
 
 
 def configured_resync_after_minutes(value: Optional[float] = None) -> float:
@@ -378,17 +373,22 @@ def configured_resync_after_minutes(value: Optional[float] = None) -> float:
 def configured_warehouse_wait_s(value: Optional[float] = None) -> float:
     """`value`, else `warehouse_wait_seconds` from dlt's config, else the default: how long
     the sync waits for another process holding its DuckDB file (a reader); 0 or more."""
-    if value is None:
-        value = _configured("warehouse_wait_seconds", DEFAULT_WRITER_WAIT_S)
-    seconds = float(value)
-    if seconds < 0:
-        raise UsageError(f"warehouse_wait_seconds must be 0 or more, got {value}")
-    return seconds
+    return _configured_at_least("warehouse_wait_seconds", value, DEFAULT_WRITER_WAIT_S, float, 0)
 
 
 def _configured(option: str, default: Any) -> Any:
     value = dlt.config.get(f"{CONFIG_SECTION}.{option}")
     return default if value is None else value
+
+
+def _configured_at_least(
+    option: str, value: Any, default: Any, kind: Callable[[Any], Any], minimum: Any
+) -> Any:
+    """`value`, else `option` from dlt's config, else `default`, as `kind`; `minimum` or more."""
+    number = kind(_configured(option, default) if value is None else value)
+    if number < minimum:
+        raise UsageError(f"{option} must be {minimum} or more, got {number:g}")
+    return number
 
 
 def _cancel_waits(context: SyncContext) -> None:

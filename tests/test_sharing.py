@@ -328,6 +328,19 @@ def progress_of(moment: Tuple[str, Optional[int]]) -> str:
     return "before its first checkpoint" if moment == BEFORE else r"checkpoint [1-3] of 3(, ETA [^)]+)?"
 
 
+def assert_refused(done: Sweep, moment: Tuple[str, Optional[int]]) -> None:
+    """The command at `moment` refused at once: exit 75, one line naming the sync and how far
+    it is, nothing on stdout."""
+    refused = done.commands[moment].finish()
+    assert refused.returncode == EXIT_BUSY and refused.stdout == "", (moment, refused.stderr)
+    assert re.fullmatch(
+        rf"aiclicks-pipeline: Another sync of pipeline {PIPELINE} is running \(pid "
+        rf"{done.sync_pid}, in {re.escape(str(REPO))}; {progress_of(moment)}\); try again "
+        r"when it ends\.",
+        one_line(refused),
+    ), (moment, refused.stderr)
+
+
 def truth_of(sandbox) -> WarehouseTruth:
     """What a first sync (and any sync again on the sandbox's frozen clock) loads."""
     truth = WarehouseTruth(sandbox.account)
@@ -400,14 +413,7 @@ def test_run_and_reset(shared):
     assert_sync_unharmed(shared, done, truth_of(shared.sandbox))
     assert_overlaps(done)
     for moment in MOMENTS:
-        reset = done.commands[moment].finish()
-        assert reset.returncode == EXIT_BUSY and reset.stdout == "", (moment, reset.stderr)
-        assert re.fullmatch(
-            rf"aiclicks-pipeline: Another sync of pipeline {PIPELINE} is running \(pid "
-            rf"{done.sync_pid}, in {re.escape(str(REPO))}; {progress_of(moment)}\); try again "
-            r"when it ends\.",
-            one_line(reset),
-        ), (moment, reset.stderr)
+        assert_refused(done, moment)
 
 
 def test_run_and_transform_then_run_and_report(shared):
@@ -446,13 +452,7 @@ def test_run_and_transform_then_run_and_report(shared):
             )
             assert domains == DOMAINS
             continue
-        assert transform.returncode == EXIT_BUSY and transform.stdout == "", (moment, transform.stderr)
-        assert re.fullmatch(
-            rf"aiclicks-pipeline: Another sync of pipeline {PIPELINE} is running \(pid "
-            rf"{done.sync_pid}, in {re.escape(str(REPO))}; {progress_of(moment)}\); try again "
-            r"when it ends\.",
-            one_line(transform),
-        ), (moment, transform.stderr)
+        assert_refused(done, moment)
 
     reports = shared.folder / "reports"
     again = sweep(
