@@ -5,8 +5,8 @@ history's final load), on a DuckDB file and on PostgreSQL. The sync ends with ex
 sandbox's ground truth and its history row `success`; each other command exits with its
 documented code, without a traceback or dlt's warning wall.
 
-Each command runs in a process of its own that imported the CLI beforehand and waits for the
-test's word, so that it starts at the moment named, not seconds later: before the first
+Each command (and the sync) is a fork of one process that imported the CLI beforehand, made
+when the test says, so that it starts at the moment named, not seconds of imports later: before the first
 checkpoint the sandbox holds the sync's `/domains` request until the command is done; a load is
 seen as its package in the working folder's `load/normalized/` (dlt moves it to `loaded/` when
 the load commits). Whether a command started while a load ran is measured, not assumed, and a
@@ -49,38 +49,53 @@ PIPELINE = "aiclicks"
 DOMAINS = 3  # one a checkpoint (--checkpoint-requests 1): three checkpoints, four loads
 FINAL_LOAD = DOMAINS + 1  # the run history's final row
 BEFORE = ("before the first checkpoint", None)
+LAST = ("during", FINAL_LOAD)
 # (when, which load): the sweep of each sync
-MOMENTS: List[Tuple[str, Optional[int]]] = [
-    BEFORE, ("during", 1), ("after", 1), ("during", 2), ("during", FINAL_LOAD),
-]
+MOMENTS: List[Tuple[str, Optional[int]]] = [BEFORE, ("during", 1), ("after", 1), ("during", 2), LAST]
 DLT_NOISE = ("Traceback", "PipelineStepFailed", "DestinationConnectionError", "check if you configured")
 POLL_S = 0.003
 LOAD_ID = re.compile(r"\d+\.\d+")
 
-# A CLI process that imports what its command needs, says it is ready, and runs the command
-# when told (a line on stdin), noting when it started (time.monotonic is system-wide on Linux).
-RUNNER = """
+# One process imports the CLI and what the commands need, once; the sync and each command are
+# forks of it, started when the test says (a line on its stdin), their output in files of their
+# folder: a command starts at the moment named, not seconds of imports later. time.monotonic()
+# is the system's, so the fork's start compares with the test's clock.
+ZYGOTE = """
 import importlib, json, os, sys, time
-from pathlib import Path
 os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
-args, modules, folder = json.loads(sys.argv[1]), json.loads(sys.argv[2]), Path(sys.argv[3])
 from aiclicks_pipeline.cli import main
-for module in modules:
+for module in json.loads(sys.argv[1]):
     importlib.import_module(module)
-(folder / "ready").touch()
-sys.stdin.readline()
-(folder / "started").write_text(repr(time.monotonic()))
-sys.exit(main(args))
+print("ready", flush=True)
+for line in sys.stdin:
+    folder, args = json.loads(line)
+    started = time.monotonic()
+    if os.fork() == 0:
+        for fd, name in ((1, "stdout"), (2, "stderr")):
+            os.dup2(os.open(os.path.join(folder, name), os.O_WRONLY | os.O_CREAT, 0o644), fd)
+        for name, value in (("pid", os.getpid()), ("started", started)):
+            with open(os.path.join(folder, name), "w") as file:
+                file.write(repr(value))
+        code = 1
+        try:
+            code = main(args)
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            with open(os.path.join(folder, "code.part"), "w") as file:
+                file.write(str(code))
+            os.rename(os.path.join(folder, "code.part"), os.path.join(folder, "code"))
+            os._exit(code)
 """
-IMPORTS = {
-    "status": ["aiclicks_pipeline.status", "aiclicks_pipeline.warehouse",
-               "dlt.destinations.impl.duckdb.sql_client", "dlt.destinations.impl.postgres.sql_client"],
-    "report": ["aiclicks_pipeline.report", "aiclicks_pipeline.warehouse",
-               "dlt.destinations.impl.duckdb.sql_client", "dlt.destinations.impl.postgres.sql_client"],
-    "reset": ["aiclicks_pipeline.reset", "aiclicks_pipeline.pipeline"],
-    # dbt is imported by the one that waits, after the sync (the others exit before)
-    "transform": ["aiclicks_pipeline.transform", "aiclicks_pipeline.workdir"],
-}
+# what the forks import beforehand: everything but dbt, which `transform` imports after waiting
+IMPORTS = [
+    "aiclicks_pipeline.checkpoints", "aiclicks_pipeline.pipeline", "aiclicks_pipeline.reset",
+    "aiclicks_pipeline.report", "aiclicks_pipeline.status", "aiclicks_pipeline.transform",
+    "aiclicks_pipeline.warehouse", "dlt.destinations.impl.duckdb.sql_client",
+    "dlt.destinations.impl.postgres.sql_client",
+]
 
 
 # --- the warehouses ---------------------------------------------------------------------------
@@ -144,41 +159,71 @@ def environment(extra: Dict[str, str]) -> Dict[str, str]:
     return {**base, **extra}
 
 
-class Command:
-    """One command at one moment: a pre-imported CLI process waiting for the word to run."""
+class Zygote:
+    """The process the commands of a sweep are forked from (ZYGOTE)."""
 
-    def __init__(self, shared: Shared, name: str, args: List[str]) -> None:
-        self.name = name
-        self.args = args
-        self.folder = shared.folder / "commands" / uuid.uuid4().hex[:8]
-        self.folder.mkdir(parents=True)
+    def __init__(self, shared: Shared) -> None:
+        self.folder = shared.folder / "commands"
+        self.folder.mkdir(exist_ok=True)
         self.process = subprocess.Popen(
-            [sys.executable, "-c", RUNNER, json.dumps(args), json.dumps(IMPORTS[args[0]]),
-             str(self.folder)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-c", ZYGOTE, json.dumps(IMPORTS)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             env=environment(shared.env), cwd=REPO,
         )
-        self.done: Optional[subprocess.CompletedProcess] = None
+        self.guard = threading.Lock()  # the sandbox's and the watcher's threads start commands
+        assert self.process.stdout.readline().strip() == "ready"
 
-    @property
-    def ready(self) -> bool:
-        assert self.process.poll() is None, self.process.communicate()
-        return (self.folder / "ready").exists()
+    def command(self, args: List[str]) -> "Command":
+        folder = self.folder / uuid.uuid4().hex[:8]
+        folder.mkdir()
+        return Command(self, folder, args)
+
+    def fork(self, command: "Command") -> None:
+        with self.guard:
+            self.process.stdin.write(json.dumps([str(command.folder), command.args]) + "\n")
+            self.process.stdin.flush()
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+class Command:
+    """One command line, forked from the zygote when told to go."""
+
+    def __init__(self, zygote: Zygote, folder: Path, args: List[str]) -> None:
+        self.zygote = zygote
+        self.folder = folder
+        self.args = args
+        self.went = False
 
     def go(self) -> None:
-        self.process.stdin.write("go\n")
-        self.process.stdin.flush()
+        if not self.went:
+            self.went = True
+            self.zygote.fork(self)
+
+    def _read(self, name: str) -> Optional[str]:
+        path = self.folder / name
+        return path.read_text() if path.exists() else None
 
     @property
     def started_at(self) -> Optional[float]:
-        started = self.folder / "started"
-        return float(started.read_text()) if started.exists() else None
+        started = self._read("started")
+        return float(started) if started else None
 
-    def finish(self, timeout: float = 300) -> subprocess.CompletedProcess:
-        if self.done is None:
-            stdout, stderr = self.process.communicate(timeout=timeout)
-            self.done = subprocess.CompletedProcess(self.args, self.process.returncode, stdout, stderr)
-        return self.done
+    @property
+    def pid(self) -> int:
+        wait_until(lambda: self._read("pid"), 60, f"{self.args[0]} to start")
+        return int(self._read("pid"))
+
+    @property
+    def ended(self) -> bool:
+        return (self.folder / "code").exists()
+
+    def finish(self, timeout: float = 600) -> subprocess.CompletedProcess:
+        wait_until(lambda: self.ended, timeout, f"{self.args[0]} to end")
+        code = int(self._read("code"))
+        return subprocess.CompletedProcess(self.args, code, self._read("stdout"), self._read("stderr"))
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -229,6 +274,7 @@ class Sweep:
     sync_pid: int
     commands: Dict[Tuple[str, Optional[int]], Command] = field(default_factory=dict)
     watcher: Optional[LoadWatcher] = None
+    came: List[Tuple[str, Optional[int]]] = field(default_factory=list)  # the moments that came
 
     def overlapped_loads(self) -> List[Tuple[str, Optional[int]]]:
         """The "during" moments whose command started before that load committed."""
@@ -240,55 +286,55 @@ class Sweep:
         ]
 
 
-def sweep(shared: Shared, make_args: Callable[[Tuple[str, Optional[int]]], List[str]], *run_extra: str) -> Sweep:
-    """Runs a sync with a command started at each moment (`make_args(moment)` its arguments)."""
-    commands = {moment: Command(shared, f"{moment}", make_args(moment)) for moment in MOMENTS}
-    wait_until(lambda: all(c.ready for c in commands.values()), 300, "the commands to import the CLI")
-
+def sweep(
+    shared: Shared,
+    make_args: Callable[[Tuple[str, Optional[int]]], List[str]],
+    *run_extra: str,
+    waiting: Optional[Tuple[str, Optional[int]]] = None,
+) -> Sweep:
+    """Runs a sync with a command started at each moment (`make_args(moment)` its arguments).
+    The sync's next API request waits until the commands started so far have ended (all but
+    the one `waiting` for the sync to end): a command started before the first checkpoint, or
+    during or after a checkpoint's load, ends before the next checkpoint begins. Only the last
+    moment, the run history's final load, is followed by no request: a writer started then may
+    find the sync gone."""
+    zygote = Zygote(shared)
+    commands = {moment: zygote.command(make_args(moment)) for moment in MOMENTS}
     domains_path = ENDPOINTS["domains"]["path"]
     asked_domains = threading.Event()
-    pausing: List[Command] = []
 
     def pause_the_sync(path: str, query: Dict[str, str]) -> None:
-        """The sandbox holds the sync's request until the command paused for is done: before
-        the first checkpoint (the sync holds its lock and asks /domains first), and between
-        two checkpoints (the first request after a load committed)."""
         if path.endswith(domains_path) and not asked_domains.is_set():
-            asked_domains.set()
+            asked_domains.set()  # the sync holds its lock and asks /domains first
             commands[BEFORE].go()
-            pausing.append(commands[BEFORE])
-        while pausing:
-            pausing.pop().process.wait(timeout=300)
+        for moment, command in commands.items():
+            if command.went and moment != waiting:
+                wait_until(lambda: command.ended, 300, f"{command.args[0]} to end")
 
     def on_change(event: str, load: int) -> None:
         command = commands.get((event, load))
         if command is not None:
             command.go()
-            if event == "after":
-                pausing.append(command)
 
     shared.sandbox.app.callbacks.append(pause_the_sync)
     watcher = LoadWatcher(shared.load_dir, on_change)
     watcher.start()
+    sync = zygote.command(shared.run_args(*run_extra))
     try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "aiclicks_pipeline", *shared.run_args(*run_extra)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=environment(shared.env), cwd=REPO,
-        )
-        stdout, stderr = process.communicate(timeout=600)
+        sync.go()
+        done = sync.finish()
     finally:
+        came = [moment for moment, command in commands.items() if command.went]
         watcher.stop.set()
         watcher.join()
         shared.sandbox.app.callbacks.remove(pause_the_sync)
-        for moment, command in commands.items():
-            if command.started_at is None and command.process.poll() is None:
-                command.go()  # a moment that never came (the test fails below): let it end
-    sync = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-    for command in commands.values():
-        command.finish()
-    summary = json.loads(stdout) if stdout.strip() else {}
-    return Sweep(sync, summary, process.pid, commands, watcher)
+        for command in commands.values():
+            command.go()  # a moment that never came (the test fails below): let it end
+        for command in commands.values():
+            command.finish()
+        zygote.close()
+    summary = json.loads(done.stdout) if done.stdout.strip() else {}
+    return Sweep(done, summary, sync.pid, commands, watcher, came)
 
 
 def assert_sync_unharmed(shared: Shared, done: Sweep, truth: WarehouseTruth) -> None:
@@ -305,8 +351,7 @@ def assert_sync_unharmed(shared: Shared, done: Sweep, truth: WarehouseTruth) -> 
         f"where run_id = '{done.summary['run_id']}'"
     )
     assert (outcome, committed) == ("success", DOMAINS)
-    for moment in MOMENTS:
-        assert done.commands[moment].started_at is not None, f"{moment} never came"
+    assert done.came == MOMENTS, f"moments that never came: {set(MOMENTS) - set(done.came)}"
 
 
 def assert_overlaps(done: Sweep) -> None:
@@ -385,7 +430,7 @@ def test_run_and_status(shared):
         assert not any(text in status.stderr for text in DLT_NOISE), status.stderr
         report = json.loads(status.stdout)
         run = {r["run_id"]: r for r in report["runs"] or []}.get(done.summary["run_id"])
-        if moment == ("during", FINAL_LOAD) and not report["running"]:
+        if moment == LAST and not report["running"]:
             # the sync's last load committed and it let go of its lock before status looked
             assert run["outcome"] == "success", report
             continue
@@ -410,10 +455,16 @@ def test_run_and_reset(shared):
     and changes nothing."""
     done = sweep(shared, lambda moment: ["reset", "--resources", "prompts", "--yes", *shared.where()])
 
-    assert_sync_unharmed(shared, done, truth_of(shared.sandbox))
+    truth = truth_of(shared.sandbox)
+    last = done.commands[LAST].finish()
+    if last.returncode == EXIT_OK:  # it came to the lock after the sync let go: a reset as any
+        assert f"Reset {DOMAINS} (table, domain) pair(s)" in last.stdout, last.stdout
+        truth.forget(["prompts"], shared.sandbox.account.domain_ids())
+    assert_sync_unharmed(shared, done, truth)
     assert_overlaps(done)
     for moment in MOMENTS:
-        assert_refused(done, moment)
+        if moment != LAST or last.returncode != EXIT_OK:
+            assert_refused(done, moment)
 
 
 def test_run_and_transform_then_run_and_report(shared):
@@ -429,7 +480,7 @@ def test_run_and_transform_then_run_and_report(shared):
                 "--schema", shared.models, "--work-dir", str(shared.folder / "dbt"), *wait,
                 *shared.where()]
 
-    done = sweep(shared, transform_args)
+    done = sweep(shared, transform_args, waiting=waiting)
 
     truth = truth_of(shared.sandbox)
     assert_sync_unharmed(shared, done, truth)
@@ -451,6 +502,16 @@ def test_run_and_transform_then_run_and_report(shared):
                 f"select count(distinct domain_id) from {shared.models}.aiclicks__daily_visibility"
             )
             assert domains == DOMAINS
+            continue
+        finished = done.commands[moment].finish()
+        if moment == LAST and "Another sync" not in finished.stderr:
+            # it came to the lock after the sync let go of it: a build as any, or a refusal
+            # naming the transform that waited
+            assert finished.returncode == EXIT_OK or re.fullmatch(
+                rf"aiclicks-pipeline: Another transform of pipeline {PIPELINE} is running \(pid "
+                r"\d+, in [^;)]+\); try again when it ends\.",
+                one_line(finished),
+            ), finished.stderr
             continue
         assert_refused(done, moment)
 
