@@ -232,6 +232,10 @@ def test_a_bad_value_from_dlts_config_is_one_line_too(sandbox, tmp_path):
     message = one_line(done.stderr)
     assert message == "aiclicks-pipeline: initial_days must be between 1 and 365, got 500"
 
+    done = cli_here(*run_args(sandbox, tmp_path),
+                    env={**key_env(sandbox), "SOURCES__AICLICKS__WAREHOUSE_WAIT_SECONDS": "-3"})
+    assert_refused_before_anything(done, sandbox, tmp_path, "warehouse_wait_seconds must be 0 or more, got -3")
+
 
 @pytest.mark.parametrize("args, expected", [
     (["rn"], "unknown command 'rn' (did you mean run?); choose from run, status, "),
@@ -239,6 +243,9 @@ def test_a_bad_value_from_dlts_config_is_one_line_too(sandbox, tmp_path):
     (["reset", "--resources", "citatons"], "Unknown resource 'citatons' (did you mean citations?)"),
     (["validate", "--base-url", "api.aiclicks.io"], "base_url must start with http:// or https://"),
     (["transform", "--target", "postgre"], "unknown value for --target 'postgre' (did you mean postgres?)"),
+    (["status", "--wait", "-1"], "argument --wait: give 0 or more seconds, not -1"),
+    (["transform", "--wait", "soon"], "argument --wait: not a number of seconds: 'soon'"),
+    (["transform", "--wait", "5", "--no-wait"], "argument --no-wait: not allowed with argument --wait"),
 ])
 def test_unknown_commands_options_and_names_say_what_was_meant(tmp_path, args, expected):
     done = cli_here(*args)
