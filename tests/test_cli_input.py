@@ -232,9 +232,12 @@ def test_a_bad_value_from_dlts_config_is_one_line_too(sandbox, tmp_path):
     message = one_line(done.stderr)
     assert message == "aiclicks-pipeline: initial_days must be between 1 and 365, got 500"
 
-    done = cli_here(*run_args(sandbox, tmp_path),
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    done = cli_here(*run_args(sandbox, fresh),
                     env={**key_env(sandbox), "SOURCES__AICLICKS__WAREHOUSE_WAIT_SECONDS": "-3"})
-    assert_refused_before_anything(done, sandbox, tmp_path, "warehouse_wait_seconds must be 0 or more, got -3")
+    assert_refused_before_anything(done, sandbox, fresh, "warehouse_wait_seconds must be 0 or more, got -3")
 
 
 @pytest.mark.parametrize("args, expected", [
