@@ -43,6 +43,7 @@ from .support import (
     assert_equals_truth,
     duckdb_held_by_another_process,
     postgres_url,
+    wait_until,
 )
 
 PIPELINE = "aiclicks"
@@ -224,13 +225,6 @@ class Command:
         wait_until(lambda: self.ended, timeout, f"{self.args[0]} to end")
         code = int(self._read("code"))
         return subprocess.CompletedProcess(self.args, code, self._read("stdout"), self._read("stderr"))
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 class LoadWatcher(threading.Thread):

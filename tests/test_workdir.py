@@ -22,7 +22,7 @@ from aiclicks_pipeline.workdir import (
     running_holder,
 )
 
-from .support import PIPELINE, Folder, days_asked, small_sandbox
+from .support import PIPELINE, Folder, days_asked, small_sandbox, wait_until
 
 EXIT_BUSY = 75
 
@@ -269,7 +269,7 @@ def test_a_command_queues_behind_the_lock_and_takes_it_when_the_sync_ends(tmp_pa
     queued = threading.Thread(target=queue)
     queued.start()
     try:
-        wait_for(lambda: told, "the queued command to be told who holds the lock")
+        wait_until(lambda: told, 60, "the queued command to be told who holds the lock")
         assert told[0]["checkpoint"] == 2 and not taken.is_set()
     finally:
         holder.stdin.close()  # the sync ends
@@ -305,9 +305,3 @@ def test_looking_at_the_lock_never_makes_a_sync_fail_to_take_it(tmp_path):
             looker.join()
     assert looks[0] > 300
 
-
-def wait_for(condition, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
