@@ -81,8 +81,6 @@ LOCK_POLL_S = 0.2
 # the description is written in place, padded to this size, in one write: a reader sees the
 # old or the new one (or, rarely, a torn one it reads again), never a mix of both lengths
 HOLDER_SIZE = 2048
-
-
 STARTING = "starting"  # a sync's phase before its first checkpoint (it plans)
 
 
@@ -231,10 +229,9 @@ def describe_sync_progress(holder: Dict[str, Any]) -> Optional[str]:
 
 
 def _write_holder(fd: int, holder: Dict[str, Any]) -> None:
-    data = json.dumps(holder).encode()
-    os.pwrite(fd, data.ljust(HOLDER_SIZE), 0)
-    if len(data) > HOLDER_SIZE:
-        os.ftruncate(fd, len(data))
+    data = json.dumps(holder).encode().ljust(HOLDER_SIZE)
+    os.pwrite(fd, data, 0)
+    os.ftruncate(fd, len(data))  # nothing of a longer description before stays behind it
 
 
 def _read_holder(fd: int) -> Dict[str, Any]:
