@@ -304,4 +304,3 @@ def test_looking_at_the_lock_never_makes_a_sync_fail_to_take_it(tmp_path):
         for looker in lookers:
             looker.join()
     assert looks[0] > 300
-

@@ -73,4 +73,3 @@ class StatusCommand(Command):
         else:
             print(render_text(status, worst=args.worst, detail=args.detail, domain_ids=args.domains))
         return EXIT_STALE if status.is_stale else EXIT_OK
-
