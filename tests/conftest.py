@@ -43,8 +43,8 @@ def sql_warehouse(request, tmp_path):
 # the longest files first, so that no long file starts last and leaves one worker on it alone
 # at the end. Files not named here follow in their usual order.
 LONGEST_FIRST = [
-    "test_kill.py", "test_interrupts.py", "test_dbt.py", "test_checkpoints.py", "test_cli.py",
-    "test_resilience.py", "test_source.py", "test_dlt_tools.py", "test_destinations.py",
+    "test_kill.py", "test_interrupts.py", "test_dbt.py", "test_sharing.py", "test_checkpoints.py",
+    "test_cli.py", "test_resilience.py", "test_source.py", "test_dlt_tools.py", "test_destinations.py",
     "test_kill_cli.py", "test_odd_runs.py", "test_workdir.py", "test_reset.py", "test_status.py",
     "test_history.py", "test_report.py", "test_clock_skew.py", "test_run_transform.py",
 ]
