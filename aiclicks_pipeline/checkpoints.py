@@ -22,7 +22,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import dlt
 from dlt.common.exceptions import SignalReceivedException
@@ -53,6 +53,7 @@ from .source import aiclicks_source, shard_filter
 from .stored_state import prune_stored_states
 from .sync import SyncContext, SyncStats, SyncStopped
 from .sync_trace import SyncTrace
+from .warehouse_wait import DEFAULT_WRITER_WAIT_S, set_writer_wait_s
 from .windows import lost_dates_line, utc_now
 from .workdir import discard_interrupted_extracts, finish_pending_loads, prune_loaded_packages
 
@@ -280,6 +281,8 @@ def run_sync(
     check_names("resource", resources, list(ENDPOINTS))
     configured_checkpoint_requests(checkpoint_requests)  # refused before anything happens
     resync_after_minutes = configured_resync_after_minutes(resync_after_minutes)
+    # a reader of the DuckDB file (status, report) makes a load wait, not fail (warehouse_wait.py)
+    set_writer_wait_s(configured_warehouse_wait_s())
     cap_malloc_arenas()  # before the steps start their threads (memory.py)
     context = SyncContext()
     if stop is not None:
@@ -374,12 +377,7 @@ def configured_checkpoint_requests(
     value: Optional[int] = None, default: int = DEFAULT_CHECKPOINT_REQUESTS
 ) -> int:
     """`value`, else `checkpoint_requests` from dlt's config, else `default`; 1 or more."""
-    if value is None:
-        value = _configured("checkpoint_requests", default)
-    requests = int(value)
-    if requests < 1:
-        raise UsageError(f"checkpoint_requests must be 1 or more, got {requests}")
-    return requests
+    return _configured_at_least("checkpoint_requests", value, default, int, 1)
 
 
 def configured_resync_after_minutes(value: Optional[float] = None) -> float:
@@ -389,9 +387,25 @@ def configured_resync_after_minutes(value: Optional[float] = None) -> float:
     return float(value)
 
 
+def configured_warehouse_wait_s(value: Optional[float] = None) -> float:
+    """`value`, else `warehouse_wait_seconds` from dlt's config, else the default: how long
+    the sync waits for another process holding its DuckDB file (a reader); 0 or more."""
+    return _configured_at_least("warehouse_wait_seconds", value, DEFAULT_WRITER_WAIT_S, float, 0)
+
+
 def _configured(option: str, default: Any) -> Any:
     value = dlt.config.get(f"{CONFIG_SECTION}.{option}")
     return default if value is None else value
+
+
+def _configured_at_least(
+    option: str, value: Any, default: Any, kind: Callable[[Any], Any], minimum: Any
+) -> Any:
+    """`value`, else `option` from dlt's config, else `default`, as `kind`; `minimum` or more."""
+    number = kind(_configured(option, default) if value is None else value)
+    if number < minimum:
+        raise UsageError(f"{option} must be {minimum} or more, got {number:g}")
+    return number
 
 
 def _cancel_waits(context: SyncContext) -> None:

@@ -285,10 +285,14 @@ KNOWN_CAUSES: List[Tuple["re.Pattern[str]", Callable[["re.Match[str]"], str]]] =
         re.compile(
             r'Could not set lock on file "(?P<path>[^"]+)"'
             r"(?:: Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\))?"
+            # how long this process waited for it (warehouse_wait.py)
+            r"(?:.*\(waited (?P<waited>\d+) s for it\))?",
+            re.S,
         ),
         lambda match: (
             f"The warehouse file {match['path']} is in use by another process"
             + (f" (pid {match['pid']}: {match['program']})" if match["pid"] else "")
+            + (f", still after waiting {match['waited']} s" if match["waited"] else "")
             + ": close it there (a notebook, a DuckDB shell, another sync) and run again."
         ),
     ),

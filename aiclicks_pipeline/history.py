@@ -235,9 +235,12 @@ class RunHistory:
             with dlt.config.values(run_settings(pipeline)):
                 info = pipeline.run(source, loader_file_format=file_format)
         except Exception as exc:  # noqa: BLE001 - the sync's result matters more than its record
+            from .errors import explain_failure
+
             # after a failed run the cause is already told (often the same: the warehouse)
             level = logging.INFO if result.status == "failed" else logging.WARNING
-            logger.log(level, "The run's history row could not be written (%s: %s)", type(exc).__name__, exc)
+            cause = explain_failure(exc) or f"{type(exc).__name__}: {exc}"
+            logger.log(level, "The run's history row could not be written: %s", cause)
             return None
         return info.loads_ids[-1] if info and info.loads_ids else None
 

@@ -25,7 +25,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from .dbt_runs import PROFILES_DIR, PROJECT_DIR, DbtRuns
 from .dbt_targets import TARGETS, DbtTarget
-from .errors import AIclicksError, UsageError
+from .errors import AIclicksError, BusyError, UsageError
 from .settings import (
     DEFAULT_DATASET,
     DEFAULT_DUCKDB_FILE,
@@ -59,6 +59,10 @@ class TransformError(AIclicksError):
 
     def done_so_far(self) -> Optional[str]:
         return self.result.summary() if self.result is not None else None
+
+
+class TransformBusy(TransformError, BusyError):
+    """Another process holds the DuckDB file (exit 75: try again)."""
 
 
 class DbtNotInstalled(TransformError):
@@ -181,6 +185,7 @@ def run_transform(
     check_freshness: bool = True,
     destination: Any = None,
     pipeline_name: str = DEFAULT_PIPELINE_NAME,
+    wait_s: Optional[float] = None,
 ) -> TransformResult:
     """`dbt build` of the aiclicks dbt project (seed, models, every dbt test) on the tables the
     dataset holds, then `dbt source freshness`.
@@ -202,11 +207,14 @@ def run_transform(
         destination, pipeline_name: the destination the sync loaded, as for `run` (default
             `destination_type` from dlt's config, else DuckDB); its credentials come from dlt's
             config of that pipeline (dbt_targets.py: the profile's AICLICKS_* variables win).
+        wait_s: how long to wait for a DuckDB file another process holds (default: a reader's,
+            warehouse.py).
 
     Raises:
         UsageError: a bad argument (a ValueError).
-        TransformError: no dbt target for the destination, dbt missing, the DuckDB file missing
-            or in use, the dataset holds no table, a model failed to build or a dbt test failed
+        TransformBusy: another process holds the DuckDB file (a TransformError, exit 75).
+        TransformError: no dbt target for the destination, dbt missing, the DuckDB file missing,
+            the dataset holds no table, a model failed to build or a dbt test failed
             (the message names each failing node), or a source is older than its error threshold
             (the models are built; `.result` has them).
     """
@@ -215,7 +223,9 @@ def run_transform(
         raise UsageError(f"The models need a schema of their own, not the dataset {dataset!r}")
     dbt_runner = _dbt_runner(dbt_target)
     started = time.monotonic()
-    profile = _profile(dbt_target, destination or target, dataset, duckdb_file, pipeline_name, schema)
+    profile = _profile(
+        dbt_target, destination or target, dataset, duckdb_file, pipeline_name, schema, wait_s
+    )
     with profile as (env, config, where):
         work = Path(work_dir).resolve() if work_dir else dbt_target.work_dir(config)
         given_vars = {"aiclicks_dataset": dataset, **(dbt_vars or {})}
@@ -270,20 +280,24 @@ def _profile(
     duckdb_file: Optional[str],
     pipeline_name: str,
     schema: str,
+    wait_s: Optional[float],
 ) -> Iterator[Tuple[Dict[str, str], Any, str]]:
     """The profile's environment, from the pipeline's destination configuration; that
     configuration; and where the data is. A DuckDB file must exist and no other process hold
-    it: it is opened as a writer, then closed again before dbt opens it."""
+    it (past `wait_s`): it is opened as a writer, then closed again before dbt opens it."""
     from .destinations import WarehouseError
-    from .warehouse import describe, destination_config, throwaway_pipeline
+    from .warehouse import DEFAULT_READ_WAIT_S, describe, destination_config, throwaway_pipeline
 
+    wait_s = DEFAULT_READ_WAIT_S if wait_s is None else wait_s
     try:
-        opened = throwaway_pipeline(destination, dataset, duckdb_file, pipeline_name, read_only=False)
+        opened = throwaway_pipeline(
+            destination, dataset, duckdb_file, pipeline_name, read_only=False, wait_s=wait_s
+        )
         with opened as pipeline:
             config = destination_config(pipeline)
             where = describe(pipeline)
     except WarehouseError as exc:
-        raise TransformError(str(exc)) from None
+        raise (TransformBusy if isinstance(exc, BusyError) else TransformError)(str(exc)) from None
     dbt_target.check_names(config, dataset, schema)
     with tempfile.TemporaryDirectory(prefix="aiclicks_dbt_profile_") as folder:
         env = {"AICLICKS_DBT_SCHEMA": schema, **dbt_target.profile_env(config, os.environ, Path(folder))}
@@ -340,9 +354,11 @@ def _loaded_tables(dbt: DbtRuns, dbt_vars: Mapping[str, Any], where: str) -> Lis
     outcome = dbt.invoke(["run-operation", "aiclicks_loaded_tables"], dbt_vars, listen, console=False)
     if not found:
         detail = str(outcome.exception) if outcome.exception is not None else " ".join(errors)
+        busy = busy_message(detail)
+        if busy:
+            raise TransformBusy(busy)
         raise TransformError(
-            busy_message(detail)
-            or f"dbt could not read {where}: {_one_line(detail) or 'see ' + str(dbt.log_path)}"
+            f"dbt could not read {where}: {_one_line(detail) or 'see ' + str(dbt.log_path)}"
         )
     if not found[-1]:
         raise TransformError(
@@ -365,7 +381,7 @@ def _build(
     result.elapsed_s = time.monotonic() - started
     failure = _build_failure(outcome, result, dbt)
     if failure:
-        raise TransformError(failure, result)
+        raise failure
     return result
 
 
@@ -396,8 +412,9 @@ def _build_result(outcome: Any, dbt: DbtRuns, schema: str, missing: List[str]) -
     )
 
 
-def _build_failure(outcome: Any, result: TransformResult, dbt: DbtRuns) -> Optional[str]:
-    """What a failed build says, in one paragraph naming each failing node; None when it passed."""
+def _build_failure(outcome: Any, result: TransformResult, dbt: DbtRuns) -> Optional[TransformError]:
+    """The error of a failed build, in one paragraph naming each failing node; None when it
+    passed."""
     from .destinations import busy_message
 
     if outcome.success and not result.failures:
@@ -405,18 +422,19 @@ def _build_failure(outcome: Any, result: TransformResult, dbt: DbtRuns) -> Optio
     detail = " ".join([str(outcome.exception or "")] + result.failures)
     in_use = busy_message(detail)
     if in_use:
-        return in_use
+        return TransformBusy(in_use, result)
     reasons = result.failures or [
         f"{type(outcome.exception).__name__}: {_one_line(str(outcome.exception))}"
         if outcome.exception is not None
         else "dbt reported a failure; see its log"
     ]
     skipped = result.statuses.get(("model", "skipped"), 0)
-    return (
+    return TransformError(
         f"dbt build on {dbt.target} failed ({len(result.failures)} failing node(s)"
         + (f", {skipped} model(s) skipped" if skipped else "")
         + f"; log in {dbt.log_path}):\n  "
-        + "\n  ".join(reasons)
+        + "\n  ".join(reasons),
+        result,
     )
 
 
@@ -486,6 +504,7 @@ __all__ = [
     "SOURCE_TABLES",
     "SourceFreshness",
     "TARGETS",
+    "TransformBusy",
     "TransformError",
     "TransformResult",
     "run_transform",

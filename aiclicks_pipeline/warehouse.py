@@ -4,8 +4,11 @@
 `open_warehouse` takes the destination options `run` takes (destination, dataset, DuckDB file,
 pipeline name; credentials from dlt's config, as for the sync) and reads through dlt's own SQL
 client from a throwaway working folder: no sync's working folder is read or changed and no run
-lock is taken. A DuckDB file is opened read-only (destinations.py: a file a sync is writing is
-one `WarehouseBusy` naming that process); a server warehouse is read while a sync writes it.
+lock is taken. A DuckDB file is opened read-only; one a sync is loading is waited for, up to
+`wait_s` (warehouse_wait.py), then it is one `WarehouseBusy` naming that process
+(destinations.py). A reader holds the file only while it reads: a caller reads what it needs
+inside the block and renders after it, for the sync waits for it meanwhile. A server warehouse
+is read while a sync writes it.
 `pipeline_warehouse` is the same reader on a pipeline's own client, for what runs under the run
 lock and changes the warehouse (reset, the run history).
 
@@ -15,14 +18,20 @@ keys. Only `fetchall()` is used: it reads every result page on every destination
 """
 
 import tempfile
+import time
 from contextlib import ExitStack, contextmanager
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TypeVar
 
 import dlt
 from dlt.pipeline.pipeline import Pipeline
 
-from .destinations import destination_kind, opened_destination
+from .destinations import WarehouseBusy, destination_kind, opened_destination
 from .settings import DEFAULT_DATASET, DEFAULT_MODELS_SCHEMA, DEFAULT_PIPELINE_NAME
+from .warehouse_wait import retry_while_held
+
+T = TypeVar("T")
+# how long a reader waits for a DuckDB file a sync is loading (a checkpoint's load takes seconds)
+DEFAULT_READ_WAIT_S = 30.0
 
 
 class Warehouse:
@@ -78,13 +87,15 @@ def open_warehouse(
     duckdb_file: Optional[str] = None,
     pipeline_name: str = DEFAULT_PIPELINE_NAME,
     models_schema: str = DEFAULT_MODELS_SCHEMA,
+    wait_s: float = DEFAULT_READ_WAIT_S,
 ) -> Iterator[Warehouse]:
     """A reader of the warehouse a sync with these options wrote (see the module's docstring).
 
     Raises:
-        WarehouseError: no DuckDB file there; WarehouseBusy: another process writes it.
+        WarehouseError: no DuckDB file there; WarehouseBusy: another process still writes it
+        after `wait_s` seconds.
     """
-    with throwaway_pipeline(destination, dataset, duckdb_file, pipeline_name) as pipeline:
+    with throwaway_pipeline(destination, dataset, duckdb_file, pipeline_name, wait_s=wait_s) as pipeline:
         with pipeline_warehouse(pipeline, models_schema) as warehouse:
             yield warehouse
 
@@ -120,11 +131,18 @@ def throwaway_pipeline(
     duckdb_file: Optional[str] = None,
     pipeline_name: str = DEFAULT_PIPELINE_NAME,
     read_only: bool = True,
+    wait_s: float = DEFAULT_READ_WAIT_S,
 ) -> Iterator[Pipeline]:
     """A dlt pipeline on the warehouse a sync with these options wrote, its working folder a
     temporary one deleted after. Its name is the sync's, so dlt finds the same configuration
-    (`[<pipeline name>.destination.<name>]` included)."""
-    with opened_destination(destination, duckdb_file, read_only=read_only) as opened:
+    (`[<pipeline name>.destination.<name>]` included). A DuckDB file another process holds is
+    waited for, up to `wait_s` seconds."""
+    with ExitStack() as stack:
+        opened = open_waiting(
+            lambda: stack.enter_context(opened_destination(destination, duckdb_file, read_only)),
+            wait_s,
+            "read" if read_only else "write",
+        )
         with tempfile.TemporaryDirectory(prefix="aiclicks_reader_") as folder:
             yield dlt.pipeline(
                 pipeline_name=pipeline_name,
@@ -132,6 +150,22 @@ def throwaway_pipeline(
                 dataset_name=dataset,
                 pipelines_dir=folder,
             )
+
+
+def open_waiting(attempt: Callable[[], T], wait_s: float, purpose: str) -> T:
+    """`attempt()` (opening the warehouse), tried again while another process holds the DuckDB
+    file (`WarehouseBusy`), for up to `wait_s` seconds; then the WarehouseBusy, saying so."""
+    started = time.monotonic()
+    try:
+        return retry_while_held(attempt, _busy, wait_s, purpose, notice=False)
+    except WarehouseBusy as exc:
+        if wait_s <= 0:
+            raise
+        raise WarehouseBusy(f"{exc} (waited {time.monotonic() - started:.0f} s)") from None
+
+
+def _busy(exc: BaseException) -> Optional[str]:
+    return str(exc) if isinstance(exc, WarehouseBusy) else None
 
 
 def destination_config(pipeline: Pipeline) -> Optional[Any]:
@@ -160,9 +194,11 @@ def describe(pipeline: Pipeline) -> str:
 
 
 __all__ = [
+    "DEFAULT_READ_WAIT_S",
     "Warehouse",
     "describe",
     "destination_config",
+    "open_waiting",
     "open_warehouse",
     "pipeline_warehouse",
     "throwaway_pipeline",

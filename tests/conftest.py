@@ -83,8 +83,8 @@ def s3_double(tmp_path_factory):
 LONGEST_FIRST = [
     # every warehouse case on five destinations (emulator and S3 double included)
     "test_destinations.py",
-    "test_kill.py", "test_interrupts.py", "test_dbt.py", "test_checkpoints.py", "test_cli.py",
-    "test_resilience.py", "test_source.py", "test_history.py", "test_dlt_tools.py",
+    "test_kill.py", "test_interrupts.py", "test_dbt.py", "test_sharing.py", "test_checkpoints.py",
+    "test_cli.py", "test_resilience.py", "test_source.py", "test_history.py", "test_dlt_tools.py",
     "test_kill_cli.py", "test_odd_runs.py", "test_workdir.py", "test_reset.py", "test_status.py",
     "test_report.py", "test_clock_skew.py", "test_run_transform.py",
 ]

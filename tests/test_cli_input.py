@@ -172,12 +172,15 @@ def duckdb_held_open(tmp_path):
 
 
 def test_a_warehouse_file_in_use_by_another_process_is_one_line(sandbox, tmp_path, duckdb_held_open):
-    done = cli_here(*run_args(sandbox, tmp_path), "--resources", "domains", env=key_env(sandbox))
+    # the sync waits for the holder (a reader) up to warehouse_wait_seconds, then gives up
+    env = {**key_env(sandbox), "SOURCES__AICLICKS__WAREHOUSE_WAIT_SECONDS": "1"}
+    done = cli_here(*run_args(sandbox, tmp_path), "--resources", "domains", env=env)
 
     assert done.returncode == 1
     message = one_line(done.stderr)
     assert "cli.duckdb is in use by another process" in message
     assert f"pid {duckdb_held_open.pid}" in message
+    assert "still after waiting 1 s" in message
     assert "credentials" not in message and "Traceback" not in done.stderr
 
 
@@ -233,12 +236,22 @@ def test_a_bad_value_from_dlts_config_is_one_line_too(sandbox, tmp_path):
     )
 
 
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    done = cli_here(*run_args(sandbox, fresh),
+                    env={**key_env(sandbox), "SOURCES__AICLICKS__WAREHOUSE_WAIT_SECONDS": "-3"})
+    assert_refused_before_anything(done, sandbox, fresh, "warehouse_wait_seconds must be 0 or more, got -3")
+
+
 @pytest.mark.parametrize("args, expected", [
     (["rn"], "unknown command 'rn' (did you mean run?); choose from run, status, "),
     (["status", "--max-age", "3"], "aiclicks-pipeline status: unknown option --max-age (did you mean --max-age-hours?)"),
     (["reset", "--resources", "citatons"], "Unknown resource 'citatons' (did you mean citations?)"),
     (["validate", "--base-url", "api.aiclicks.io"], "base_url must start with http:// or https://"),
     (["transform", "--target", "postgre"], "unknown value for --target 'postgre' (did you mean postgres?)"),
+    (["status", "--wait", "-1"], "argument --wait: give 0 or more seconds, not -1"),
+    (["transform", "--wait", "soon"], "argument --wait: not a number of seconds: 'soon'"),
+    (["transform", "--wait", "5", "--no-wait"], "argument --no-wait: not allowed with argument --wait"),
 ])
 def test_unknown_commands_options_and_names_say_what_was_meant(tmp_path, args, expected):
     done = cli_here(*args)

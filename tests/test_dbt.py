@@ -18,7 +18,7 @@ import yaml
 
 from aiclicks_pipeline import cli
 from aiclicks_pipeline.checkpoints import run_sync
-from aiclicks_pipeline.commands.base import EXIT_FAILED, EXIT_OK
+from aiclicks_pipeline.commands.base import EXIT_BUSY, EXIT_FAILED, EXIT_OK
 from aiclicks_pipeline.dbt_targets import TARGETS
 from aiclicks_pipeline.pipeline import make_pipeline
 from aiclicks_pipeline.sandbox import run_sandbox
@@ -541,9 +541,12 @@ def test_transform_says_in_one_line_that_another_process_holds_the_duckdb_file(b
     held = tmp_path / "held.duckdb"
     shutil.copy(built.duckdb_path, held)
     with duckdb_held_by_another_process(held) as holder:
-        code = cli.main(["transform", "--duckdb-file", str(held), "--work-dir", str(tmp_path / "dbt")])
+        code = cli.main([
+            "transform", "--duckdb-file", str(held), "--work-dir", str(tmp_path / "dbt"),
+            "--pipelines-dir", str(tmp_path / "pipelines"), "--no-wait",
+        ])
     output, error = capsys.readouterr()
-    assert code == EXIT_FAILED
+    assert code == EXIT_BUSY
     assert error.count("\n") == 1 and "Traceback" not in error + output
     assert f"The DuckDB file {held} is in use by another process (PID {holder.pid}" in error
     # released, the same file builds

@@ -34,7 +34,10 @@ def progress_at(waiting_s=37.2, rate_limited=2):
     progress.checkpoints, progress.checkpoint = 9, 4
     stats = SimpleNamespace(requests=185, rows_extracted=123456,
                             rate_limited=rate_limited)
-    throttle = SimpleNamespace(limit=60, longest_window_s=60.0, waiting_s=lambda: waiting_s)
+    # the key pool's answers (keypool.KeyPool): 60 requests a minute, a wait under way
+    throttle = SimpleNamespace(
+        waiting_s=lambda: waiting_s, requests_per_second=lambda: 1.0, eta_s=lambda left: left * 1.0
+    )
     progress.context = SimpleNamespace(stats=stats, session=SimpleNamespace(throttle=throttle))
     return progress
 

@@ -384,7 +384,9 @@ def test_cli_says_in_one_line_that_a_sync_holds_the_duckdb_file(loaded, tmp_path
     held = tmp_path / "held.duckdb"
     shutil.copyfile(loaded.plain, held)
     with duckdb_held_by_another_process(held) as holder:
-        done = cli_here("report", "--duckdb-file", str(held), "--out", str(tmp_path / "r.html"))
+        done = cli_here(
+            "report", "--duckdb-file", str(held), "--out", str(tmp_path / "r.html"), "--wait", "0"
+        )
     assert done.returncode == EXIT_BUSY
     (line,) = done.stderr.strip().splitlines()
     assert f"The DuckDB file {held} is in use by another process (PID {holder.pid}" in line

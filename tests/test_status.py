@@ -4,6 +4,9 @@ DuckDB files, and PostgreSQL while a sync runs."""
 
 import hashlib
 import json
+import os
+import re
+import threading
 from datetime import timedelta
 
 import duckdb
@@ -15,7 +18,7 @@ from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS
 from aiclicks_pipeline.status import read_status, render_json, render_text
 from aiclicks_pipeline.warehouse import open_warehouse
-from aiclicks_pipeline.workdir import pipeline_lock
+from aiclicks_pipeline.workdir import STARTING, pipeline_lock
 
 from .support import (
     START,
@@ -146,15 +149,26 @@ def test_cli_reads_without_the_api_or_the_run_lock_and_exits_2_when_stale(sandbo
     assert file_digest(warehouse.duckdb_path) == before
 
 
-def test_a_duckdb_file_being_written_is_one_line_and_exit_75(sandbox4, warehouse):
+def test_a_duckdb_file_being_written_is_waited_for_then_one_line_and_exit_75(sandbox4, warehouse):
     warehouse.sync(sandbox4)
+    path = str(warehouse.duckdb_path)
+
+    # held for a moment (a checkpoint's load): status waits for it, then reads
     with duckdb_held_by_another_process(warehouse.duckdb_path) as holder:
-        done = cli_here("status", "--duckdb-file", str(warehouse.duckdb_path))
+        threading.Timer(1.0, holder.stdin.close).start()  # the load ends a second later
+        waited = cli_here("status", "-v", "--duckdb-file", path, "--max-age-hours", "1000000")
+    assert waited.returncode == EXIT_OK, waited.stderr
+    assert "OK: every domain's data is under" in waited.stdout
+    assert re.search(r"Waited \d+\.\d s to read a DuckDB file another process held", waited.stderr)
+
+    # held past --wait: one line naming the holder, exit 75
+    with duckdb_held_by_another_process(warehouse.duckdb_path) as holder:
+        done = cli_here("status", "--duckdb-file", path, "--wait", "0.5")
 
     assert done.returncode == EXIT_BUSY
     (line,) = done.stderr.strip().splitlines()
     assert f"The DuckDB file {warehouse.duckdb_path} is in use by another process (PID {holder.pid}" in line
-    assert "try again when it ends" in line
+    assert "try again when it ends (waited 0 s)" in line or "try again when it ends (waited 1 s)" in line
 
 
 def test_no_duckdb_file_is_one_line_and_exit_1(tmp_path):
@@ -198,3 +212,42 @@ def test_postgres_status_while_a_sync_runs(sandbox4, tmp_path):
         assert list(report["pipelines"]) == [warehouse.pipeline.pipeline_name]
     finally:
         warehouse.drop()
+
+
+def test_a_running_sync_shows_from_its_lock_and_before_its_first_commit_exits_75(sandbox4, warehouse, tmp_path):
+    """The run lock on this machine names the running sync (pid, checkpoint k of n, ETA); a
+    sync that has committed nothing yet leaves status nothing to tell: one line, exit 75."""
+    where = ["--duckdb-file", str(warehouse.duckdb_path), "--pipeline-name", warehouse.name,
+             "--pipelines-dir", str(warehouse.pipelines_dir), "--max-age-hours", "1000000"]
+    with pipeline_lock(warehouse.name, str(warehouse.pipelines_dir)) as lock:
+        lock.describe(phase=STARTING)
+        first = cli_here("status", *where)
+    assert first.returncode == EXIT_BUSY and first.stdout == ""
+    (line,) = first.stderr.strip().splitlines()
+    assert line.startswith(
+        f"aiclicks-pipeline: Now a sync of pipeline {warehouse.name} is running (pid {os.getpid()} "
+        "on this machine, started "
+    ), line
+    assert line.endswith(
+        "; before its first checkpoint), and it has committed nothing yet: ask again after its "
+        "first checkpoint."
+    ), line
+
+    warehouse.sync(sandbox4)
+    with pipeline_lock(warehouse.name, str(warehouse.pipelines_dir)) as lock:
+        lock.describe(checkpoint=2, checkpoints=3, eta="5 s", run_id="r2")
+        shown = cli_here("status", *where)
+        as_json = cli_here("status", "--json", *where)
+    assert shown.returncode == EXIT_OK, shown.stderr
+    assert re.search(
+        rf"\nNow a sync of pipeline {warehouse.name} is running \(pid {os.getpid()} on this machine, "
+        r"started [\d-]+ [\d:]+ UTC; checkpoint 2 of 3, ETA 5 s as of \d\d:\d\d:\d\d UTC\)\.\n",
+        shown.stdout,
+    ), shown.stdout
+    (running,) = json.loads(as_json.stdout)["running"]
+    assert running["seen_in"] == "run lock" and running["run_id"] == "r2"
+    assert running["progress"] == "checkpoint 2 of 3, ETA 5 s" and running["pid"] == os.getpid()
+
+    # without it: no sync shown (the last run's row is `success`)
+    after = cli_here("status", "--json", *where)
+    assert json.loads(after.stdout)["running"] == []

@@ -7,6 +7,7 @@ test has its own `DLT_DATA_DIR` (dlt's `~/.dlt`), so nothing touches the user's.
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -14,9 +15,14 @@ from typing import Dict, List, Tuple
 from aiclicks_pipeline.pipeline import make_pipeline
 from aiclicks_pipeline.settings import DEFAULT_DUCKDB_FILE
 from aiclicks_pipeline.source import aiclicks_source
-from aiclicks_pipeline.workdir import pipeline_lock
+from aiclicks_pipeline.workdir import (
+    AnotherSyncRunning,
+    describe_holder,
+    pipeline_lock,
+    running_holder,
+)
 
-from .support import PIPELINE, Folder, days_asked, small_sandbox
+from .support import PIPELINE, Folder, days_asked, small_sandbox, wait_until
 
 EXIT_BUSY = 75
 
@@ -200,3 +206,101 @@ def test_plan_beside_a_running_sync_says_so_and_touches_nothing(tmp_path):
         planned = folder.cli(sandbox, "plan")
         assert planned.returncode == 0, planned.stderr
         assert " requests for 2 domain(s)" in planned.stdout
+
+
+# --- the run lock's description: what another process on this machine is told --------------------
+
+HOLDER = """
+import sys
+from aiclicks_pipeline.workdir import pipeline_lock
+with pipeline_lock(sys.argv[1], sys.argv[2]) as lock:
+    lock.describe(checkpoint=2, checkpoints=5, eta="1 min", run_id="r1")
+    print("held", flush=True)
+    sys.stdin.read()  # until the test closes it
+"""
+
+
+def hold_lock(pipelines_dir: Path) -> subprocess.Popen:
+    """A sync of pipeline `aiclicks` in checkpoint 2 of 5, holding the lock in another process."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, PIPELINE, str(pipelines_dir)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_the_lock_describes_the_sync_and_others_read_it_without_taking_it(tmp_path):
+    folder = str(tmp_path / "pipelines")
+    assert running_holder(PIPELINE, folder) is None  # no working folder here
+
+    holder = hold_lock(tmp_path / "pipelines")
+    try:
+        seen = running_holder(PIPELINE, folder)
+        assert seen["pid"] == holder.pid and seen["run_id"] == "r1"
+        assert describe_holder(seen) == f"pid {holder.pid}, in {os.getcwd()}; checkpoint 2 of 5, ETA 1 min"
+        # refused at once, in one line saying how far it is
+        try:
+            with pipeline_lock(PIPELINE, folder, activity="reset"):
+                raise AssertionError("the lock was taken from its holder")
+        except AnotherSyncRunning as busy:
+            assert str(busy) == (
+                f"Another sync of pipeline {PIPELINE} is running (pid {holder.pid}, in "
+                f"{os.getcwd()}; checkpoint 2 of 5, ETA 1 min); try again when it ends."
+            )
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    # released: nothing holds it, and the file describes no one
+    assert running_holder(PIPELINE, folder) is None
+    assert (tmp_path / "pipelines" / f"{PIPELINE}.lock").read_bytes() == b""
+
+
+def test_a_command_queues_behind_the_lock_and_takes_it_when_the_sync_ends(tmp_path):
+    folder = str(tmp_path / "pipelines")
+    holder = hold_lock(tmp_path / "pipelines")
+    told: List[dict] = []
+    taken = threading.Event()
+
+    def queue() -> None:
+        with pipeline_lock(PIPELINE, folder, "transform", wait_s=120, on_wait=told.append):
+            taken.set()
+
+    queued = threading.Thread(target=queue)
+    queued.start()
+    try:
+        wait_until(lambda: told, 60, "the queued command to be told who holds the lock")
+        assert told[0]["checkpoint"] == 2 and not taken.is_set()
+    finally:
+        holder.stdin.close()  # the sync ends
+        holder.wait(timeout=60)
+    queued.join(timeout=60)
+    assert taken.is_set() and len(told) == 1
+
+
+def test_looking_at_the_lock_never_makes_a_sync_fail_to_take_it(tmp_path):
+    """`running_holder` looks with a shared lock for an instant; a sync taking the lock in
+    that instant retries instead of reporting a holder that is none."""
+    folder = str(tmp_path / "pipelines")
+    stop = threading.Event()
+    looks = [0]
+
+    def look() -> None:
+        while not stop.is_set():
+            running_holder(PIPELINE, folder)
+            looks[0] += 1
+
+    lookers = [threading.Thread(target=look) for _ in range(2)]
+    with pipeline_lock(PIPELINE, folder):
+        pass  # the lock file exists
+    for looker in lookers:
+        looker.start()
+    try:
+        for _ in range(300):
+            with pipeline_lock(PIPELINE, folder):
+                pass
+    finally:
+        stop.set()
+        for looker in lookers:
+            looker.join()
+    assert looks[0] > 300

@@ -76,6 +76,28 @@ def add_destination_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipelines-dir", help="where dlt keeps its working state")
 
 
+def add_wait_argument(parser: argparse.ArgumentParser) -> None:
+    """`--wait`: how long a reader waits for a DuckDB file a sync is loading (warehouse.py)."""
+    from ..warehouse import DEFAULT_READ_WAIT_S
+
+    parser.add_argument(
+        "--wait", type=seconds, default=DEFAULT_READ_WAIT_S, metavar="SECONDS",
+        help="how long to wait for a DuckDB file a sync is loading before exit 75 "
+        f"(default {DEFAULT_READ_WAIT_S:g})",
+    )
+
+
+def seconds(text: str) -> float:
+    """A number of seconds, 0 or more (an option's type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"give 0 or more seconds, not {text}")
+    return value
+
+
 def check_source_arguments(args: argparse.Namespace) -> None:
     """The source options, as aiclicks_source and run_sync would check them, but now; and the
     API key (its presence and shape: nothing is sent)."""
@@ -142,12 +164,15 @@ def pipeline_name_for(args: argparse.Namespace) -> str:
 
 
 @contextmanager
-def locked(args: argparse.Namespace, activity: str = "sync") -> Iterator[None]:
-    """Holds the pipeline's run lock (workdir.py) from before dlt opens its working folder."""
+def locked(
+    args: argparse.Namespace, activity: str = "sync", wait_s: float = 0.0, on_wait: Any = None
+) -> Iterator[Any]:
+    """Holds the pipeline's run lock (workdir.py) from before dlt opens its working folder;
+    yields it (a sync describes itself in it). `wait_s`: queue that long behind a holder."""
     from ..workdir import pipeline_lock
 
-    with pipeline_lock(pipeline_name_for(args), args.pipelines_dir, activity):
-        yield
+    with pipeline_lock(pipeline_name_for(args), args.pipelines_dir, activity, wait_s, on_wait) as lock:
+        yield lock
 
 
 def pipeline_for(args: argparse.Namespace, progress: Any = None) -> Any:

@@ -2,7 +2,14 @@
 
 import argparse
 
-from .base import EXIT_OK, Command, add_destination_arguments, csv_list, pipeline_name_for
+from .base import (
+    EXIT_OK,
+    Command,
+    add_destination_arguments,
+    add_wait_argument,
+    csv_list,
+    pipeline_name_for,
+)
 
 
 class ReportCommand(Command):
@@ -14,6 +21,7 @@ class ReportCommand(Command):
         from ..settings import DEFAULT_MODELS_SCHEMA
 
         add_destination_arguments(parser)
+        add_wait_argument(parser)
         parser.add_argument("--domains", type=csv_list, help="comma-separated domain ids (default: all)")
         parser.add_argument("--out", default=DEFAULT_REPORT_FILE, help="the HTML file to write")
         parser.add_argument(
@@ -24,7 +32,7 @@ class ReportCommand(Command):
     def execute(self, args: argparse.Namespace) -> int:
         from ..report import write_report
 
-        # a warehouse a sync holds raises WarehouseBusy: exit 75 (cli.main)
+        # a DuckDB file a sync holds longer than --wait raises WarehouseBusy: exit 75 (cli.main)
         result = write_report(
             out=args.out,
             duckdb_file=args.duckdb_file,
@@ -33,6 +41,7 @@ class ReportCommand(Command):
             models_schema=args.models_schema,
             domain_ids=args.domains,
             pipeline_name=pipeline_name_for(args),
+            wait_s=args.wait,
         )
         print(result.summary())
         return EXIT_OK

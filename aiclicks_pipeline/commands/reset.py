@@ -49,7 +49,9 @@ class ResetCommand(Command):
         from ..reset import apply_reset, plan_reset
         from ..workdir import discard_interrupted_extracts, finish_pending_loads
 
-        with locked(args):
+        # a sync running refuses at once: exit 75, saying how far it is (a reset would clash
+        # with the cursors it commits at each checkpoint)
+        with locked(args, "reset"):
             pipeline = pipeline_for(args)
             discard_interrupted_extracts(pipeline)
             finished = finish_pending_loads(pipeline)

@@ -3,11 +3,13 @@ user can stop (Ctrl-C, SIGTERM), resume and watch."""
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..checks import check_names, check_output_file
+from ..progress import SyncProgress
 from .base import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -21,6 +23,8 @@ from .base import (
     pipeline_for,
     source_options,
 )
+
+logger = logging.getLogger("aiclicks_pipeline")
 
 
 class RunCommand(Command):
@@ -71,13 +75,14 @@ class RunCommand(Command):
     def check_arguments(self, args: argparse.Namespace) -> None:
         from dlt.common.destination import LOADER_FILE_FORMATS
 
-        from ..checkpoints import configured_checkpoint_requests
+        from ..checkpoints import configured_checkpoint_requests, configured_warehouse_wait_s
         from ..destinations import configured_destination, destination_kind
         from ..transform import TARGETS
 
         check_source_arguments(args)
         check_destination_arguments(args, create_folder=True)
         configured_checkpoint_requests(args.checkpoint_requests)
+        configured_warehouse_wait_s()
         if args.loader_file_format:
             check_names("loader file format", [args.loader_file_format], sorted(LOADER_FILE_FORMATS))
         if args.summary_file:
@@ -92,13 +97,15 @@ class RunCommand(Command):
     def execute(self, args: argparse.Namespace) -> int:
         from ..checkpoints import INTERRUPTED, SyncFailed, run_sync
         from ..interrupts import StopRequest, stop_on_signals
-        from ..progress import SyncProgress
+        from ..workdir import STARTING
 
         stop = StopRequest()
-        progress = SyncProgress(mode="quiet" if args.quiet else "auto")
+        progress = DescribedProgress(mode="quiet" if args.quiet else "auto")
         result: Any = None
         with stop_on_signals(stop, farewell=lambda: _farewell(args, progress, stop)):
-            with locked(args):
+            with locked(args) as lock:
+                progress.lock = lock
+                lock.describe(phase=STARTING)  # until its first checkpoint (DescribedProgress)
                 pipeline = pipeline_for(args)
                 try:
                     result = run_sync(
@@ -128,6 +135,38 @@ class RunCommand(Command):
         if args.transform:
             _transform(args, pipeline)  # a failed build raises TransformError: exit 1
         return EXIT_PARTIAL if partial else EXIT_OK
+
+
+class DescribedProgress(SyncProgress):
+    """The sync's progress display, that also describes the sync in the run lock it holds
+    (`lock`, workdir.py) at its start and at each checkpoint: where `status`, `reset` and
+    `transform` on this machine read its checkpoint k of n, ETA and run id."""
+
+    lock: Any = None
+
+    def start(self, context: Any, result: Any, checkpoints: int) -> None:
+        super().start(context, result, checkpoints)
+        self._describe()
+
+    def checkpoint_started(self, number: int) -> None:
+        super().checkpoint_started(number)
+        self._describe()
+
+    def _describe(self) -> None:
+        if self.lock is None or self.result is None:
+            return
+        facts = self.facts()
+        eta = self._eta_text(max(facts["planned_requests"] - facts["requests"], 0))
+        try:
+            self.lock.describe(
+                checkpoint=self.checkpoint,
+                checkpoints=self.checkpoints,
+                eta=eta.replace("ETA ", "", 1) or None,
+                run_id=self.result.run_id,
+                where=self.result.where_text(),
+            )
+        except OSError as exc:  # the description is a courtesy; the sync goes on
+            logger.info("The run lock's description was not written: %s", exc)
 
 
 def _transform(args: argparse.Namespace, pipeline: Any) -> None:

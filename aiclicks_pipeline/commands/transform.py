@@ -1,10 +1,20 @@
 """`aiclicks-pipeline transform`: dbt build of the packaged models on the loaded data, then
-dbt source freshness, in the warehouse `run` with the same destination options loads."""
+dbt source freshness, in the warehouse `run` with the same destination options loads.
+
+It writes the warehouse, so it takes the pipeline's run lock like a sync: behind a running sync
+it waits for the sync to end (the models are then built from a finished sync; up to `--wait`
+seconds, saying so in one line), or with `--no-wait` says in one line that a sync is running
+and exits 75. A sync started while it builds exits 75 in the same way."""
 
 import argparse
 import json
+import sys
+from typing import Any, Dict
 
-from .base import EXIT_OK, Command, add_destination_arguments, pipeline_name_for
+from .base import EXIT_OK, Command, add_destination_arguments, locked, pipeline_name_for, seconds
+
+# how long transform waits for a running sync of its pipeline to end, by default
+DEFAULT_SYNC_WAIT_S = 3600.0
 
 
 class TransformCommand(Command):
@@ -43,26 +53,54 @@ class TransformCommand(Command):
         parser.add_argument(
             "--quiet", action="store_true", help="the summary only (the default without --dbt-log)"
         )
+        waiting = parser.add_mutually_exclusive_group()
+        waiting.add_argument(
+            "--wait", type=seconds, default=DEFAULT_SYNC_WAIT_S, metavar="SECONDS",
+            help="behind a running sync of the pipeline, wait this long for it to end, then "
+            f"build (default {DEFAULT_SYNC_WAIT_S:g}); else exit 75",
+        )
+        waiting.add_argument(
+            "--no-wait", dest="wait", action="store_const", const=0.0,
+            help="behind a running sync, say so and exit 75 at once",
+        )
 
     def execute(self, args: argparse.Namespace) -> int:
         from ..transform import run_transform
+        from ..warehouse import DEFAULT_READ_WAIT_S
 
-        # a TransformError carries what did build, shown above its message (cli.main)
-        result = run_transform(
-            duckdb_file=args.duckdb_file,
-            dataset=args.dataset,
-            target=args.target,
-            schema=args.schema,
-            work_dir=args.work_dir,
-            select=args.select,
-            show_dbt_log=args.dbt_log and not args.quiet,
-            dbt_vars=args.vars,
-            check_freshness=not args.no_freshness,
-            destination=args.destination,
-            pipeline_name=pipeline_name_for(args),
-        )
+        # behind a running sync: wait for it to end, or AnotherSyncRunning (exit 75)
+        name = pipeline_name_for(args)
+        waiting = lambda holder: _waiting(name, holder, args.wait)  # noqa: E731
+        with locked(args, "transform", wait_s=args.wait, on_wait=waiting):
+            # a TransformError carries what did build, shown above its message (cli.main)
+            result = run_transform(
+                duckdb_file=args.duckdb_file,
+                dataset=args.dataset,
+                target=args.target,
+                schema=args.schema,
+                work_dir=args.work_dir,
+                select=args.select,
+                show_dbt_log=args.dbt_log and not args.quiet,
+                dbt_vars=args.vars,
+                check_freshness=not args.no_freshness,
+                destination=args.destination,
+                pipeline_name=name,
+                # a DuckDB file a reader holds: a moment at most; with --no-wait, not at all
+                wait_s=min(args.wait, DEFAULT_READ_WAIT_S),
+            )
         print(result.summary())
         return EXIT_OK
+
+
+def _waiting(pipeline_name: str, holder: Dict[str, Any], wait_s: float) -> None:
+    from ..workdir import describe_holder
+
+    print(
+        f"Waiting up to {wait_s:g} s for the {holder.get('activity', 'sync')} of pipeline "
+        f"{pipeline_name} to end ({describe_holder(holder)}); --no-wait to not wait",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def json_object(text: str) -> dict:

@@ -18,7 +18,7 @@ from ..settings import (
     DEFAULT_MODELS_SCHEMA,
     DEFAULT_PIPELINE_NAME,
 )
-from ..warehouse import open_warehouse
+from ..warehouse import DEFAULT_READ_WAIT_S, open_warehouse
 from .data import ReportData, read_report
 from .html import INSTALL_HINT, ReportNotInstalled, plotly_js, render_html
 from .warehouse import ReportError
@@ -52,6 +52,7 @@ def write_report(
     models_schema: str = DEFAULT_MODELS_SCHEMA,
     domain_ids: Optional[Sequence[str]] = None,
     pipeline_name: str = DEFAULT_PIPELINE_NAME,
+    wait_s: float = DEFAULT_READ_WAIT_S,
 ) -> ReportResult:
     """Reads the warehouse and writes the report to `out`.
 
@@ -62,10 +63,12 @@ def write_report(
             dlt's config as for `aiclicks-pipeline run` (of pipeline `pipeline_name`).
         dataset: the dataset the sync loaded; models_schema: where `transform` wrote the models.
         domain_ids: only these domains (default every domain loaded).
+        wait_s: how long to wait for a DuckDB file a sync is loading.
 
     Raises:
         ReportNotInstalled: plotly (the `report` extra) is missing.
-        WarehouseError: no such DuckDB file; WarehouseBusy: a sync is writing it.
+        WarehouseError: no such DuckDB file; WarehouseBusy: a sync still writes it after
+            `wait_s`.
         ReportError: no data loaded, no dbt models built (run transform), or an unknown domain.
     """
     started = time.monotonic()
@@ -77,6 +80,7 @@ def write_report(
         duckdb_file=duckdb_file,
         pipeline_name=pipeline_name,
         models_schema=models_schema,
+        wait_s=wait_s,
     ) as reader:
         data = read_report(reader, domain_ids=domain_ids)
     page = render_html(data)

@@ -57,6 +57,8 @@ class WarehouseStatus:
     tables: List[TableStatus]
     domains: List[DomainStatus]
     runs: Optional[List[Dict[str, Any]]]  # None: no run history in the dataset
+    # the syncs running now, as the run lock here or the run history shows them (running.py)
+    running: List[Any] = field(default_factory=list)
 
     def by_status(self, status: str) -> List[DomainStatus]:
         return [d for d in self.domains if d.status == status]

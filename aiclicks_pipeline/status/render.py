@@ -48,6 +48,7 @@ def render_json(status: WarehouseStatus) -> Dict[str, Any]:
         },
         "domains": [_domain_json(d) for d in status.worst()],
         "runs": status.runs,
+        "running": [sync.as_json() for sync in status.running],
     }
 
 
@@ -65,6 +66,7 @@ def render_text(
             f"{name} (state of {_minute(at)})" for name, at in sorted(status.pipelines.items())
         )
         lines.append(f"Pipelines: {states}")
+    lines += [f"Now {sync.describe()}." for sync in status.running]
     lines.append("")
     lines.append(f"  {'table':<22}{'rows':>10}  {'last load (UTC)':<18}  newest generated_at (UTC)")
     for t in status.tables:

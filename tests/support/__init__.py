@@ -15,12 +15,12 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime, timezone
 from email.utils import formatdate
-from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Dict, Iterator, Tuple
-
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, Tuple
 from urllib.parse import urlsplit
 
 import duckdb
@@ -120,6 +120,15 @@ def duckdb_held_by_another_process(path: Path) -> Iterator[subprocess.Popen]:
     finally:
         holder.stdin.close()
         holder.wait(timeout=60)
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> None:
+    """Polls `condition` until it holds (never a sleep standing for a wait); fails naming `what`
+    after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
 
 
 # --- a plain forwarding HTTP proxy -----------------------------------------------------------------
