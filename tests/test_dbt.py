@@ -487,7 +487,9 @@ def test_transform_builds_whatever_a_partial_sync_loaded(tmp_path, capsys):
 
 
 def test_transform_reports_source_freshness_and_fails_on_a_stale_source(built, tmp_path, capsys):
-    aged = tmp_path / "aged.duckdb"
+    # a copy keeps the file's name: the built views name their catalog (the file's stem)
+    aged = tmp_path / "aged" / Path(built.duckdb_path).name
+    aged.parent.mkdir()
     shutil.copy(built.duckdb_path, aged)
     # ages against the warehouse's own clock, the one dbt's freshness reads; default thresholds
     # warn after 36 h and error after 72 h
@@ -538,7 +540,9 @@ def test_transform_reports_source_freshness_and_fails_on_a_stale_source(built, t
 # --- the DuckDB file in use ----------------------------------------------------------------------
 
 def test_transform_says_in_one_line_that_another_process_holds_the_duckdb_file(built, tmp_path, capsys):
-    held = tmp_path / "held.duckdb"
+    # a copy keeps the file's name: the built views name their catalog (the file's stem)
+    held = tmp_path / "held" / Path(built.duckdb_path).name
+    held.parent.mkdir()
     shutil.copy(built.duckdb_path, held)
     with duckdb_held_by_another_process(held) as holder:
         code = cli.main([
