@@ -40,7 +40,6 @@ from .interrupts import StopRequest
 from .memory import cap_malloc_arenas, release_free_memory
 from .pipeline import (
     SCHEMA_CONTRACTS,
-    describe_where,
     preferred_file_format,
     run_settings,
     where_loaded,
@@ -48,6 +47,7 @@ from .pipeline import (
 from .plan import known_rows, requests_for, resource_states
 from .progress import SyncProgress
 from .rows import envelope_items, without_repeated_items
+from .run_status import FAILED, INTERRUPTED, PARTIAL, SUCCESS
 from .settings import DOMAIN_RESOURCES, ENDPOINTS
 from .source import aiclicks_source, shard_filter
 from .stored_state import prune_stored_states
@@ -63,8 +63,6 @@ DEFAULT_CHECKPOINT_REQUESTS = 120
 DEFAULT_RESYNC_AFTER_MINUTES = 60.0
 CONFIG_SECTION = "sources.aiclicks"
 
-SUCCESS, PARTIAL, INTERRUPTED, FAILED = "success", "partial", "interrupted", "failed"
-
 
 @dataclass
 class Checkpoint:
@@ -76,7 +74,8 @@ class Checkpoint:
 
 @dataclass
 class SyncResult:
-    """What a run did, for the user, a scheduler (`as_json`) and the run history."""
+    """What a run did: the data the user, a scheduler and the run history read (worded by
+    sync_summary.py, recorded by history.py)."""
 
     status: str = SUCCESS
     rows: Dict[str, int] = field(default_factory=dict)
@@ -112,110 +111,6 @@ class SyncResult:
         return max(
             self.domains_total - self.domains_committed - self.domains_fresh - len(self.skipped_domains), 0
         )
-
-    def progress_line(self) -> str:
-        """`committed 212 of 500 domains; run again to continue` and the like: the counts of
-        `as_json()["domains"]`, in words."""
-        if self.status == INTERRUPTED and not self.domains_total:
-            return "stopped before the first checkpoint; nothing was committed"
-        if not self.domains_total:
-            return "no domains to sync"
-        text = f"committed {self.domains_committed} of {self.domains_total} domains"
-        if self.domains_fresh:
-            text += f", {self.domains_fresh} left out (synced within the resync interval)"
-        if self.skipped_domains:
-            text += f", {len(self.skipped_domains)} skipped"
-        if self.domains_left:
-            text += "; run again to continue"
-        return text
-
-    def where_text(self) -> str:
-        return describe_where(self.where)
-
-    def partial_line(self) -> Optional[str]:
-        """Why a run that ended is partial (exit 3), or None when it is not."""
-        reasons = []
-        if self.skipped_domains:
-            reasons.append(f"{len(self.skipped_domains)} domain(s) skipped (listed above)")
-        if self.unknown_domains:
-            reasons.append(
-                f"{len(self.unknown_domains)} --domains id(s) the key does not list "
-                f"({', '.join(self.unknown_domains)})"
-            )
-        if reasons:
-            loaded = self.domains_committed + self.domains_fresh
-            return f"Partial sync: {'; '.join(reasons)}; the other {loaded} domain(s) are loaded."
-        if not self.domains_total:
-            return "Partial sync: no domains to sync (the key lists none, or the shard holds none)."
-        return None
-
-    def summary(self, title: Optional[str] = None) -> str:
-        """What a user reads after a sync: rows per table, requests, 429s, windows, skips."""
-        stats = self.stats
-        title = title or {INTERRUPTED: "Sync stopped", FAILED: "Sync failed"}.get(self.status, "Sync finished")
-        lines = [f"\n{title} after {self.elapsed_s:.1f}s: {self.progress_line()}"]
-        if self.where:
-            lines.append(f"  into {self.where_text()}")
-        if self.finished_pending:
-            lines.append(f"  first finished {len(self.finished_pending)} load(s) an interrupted run left")
-        lines.append(f"  {'table':<28}{'rows written':>14}")
-        lines += [f"  {table:<28}{count:>14}" for table, count in self.rows.items()]
-        lines.append(f"  {'total':<28}{self.total_rows:>14}")
-        lines.append(
-            f"  requests: {stats.requests} (planned {self.planned_requests}), "
-            f"429s met: {stats.rate_limited}, connection errors: {stats.connection_errors}, "
-            f"responses already loaded (skipped): {stats.skipped_responses}"
-        )
-        if self.checkpoints_total:
-            lines.append(f"  checkpoints committed: {self.checkpoints_committed} of {self.checkpoints_total}")
-        if self.windows_asked:
-            windows = ", ".join(f"{name}={days}" for name, days in sorted(self.windows_asked.items()))
-            lines.append(f"  days asked: {windows}")
-        if stats.rate_limit_wait_s >= 1:
-            lines.append(
-                f"  waited {stats.rate_limit_wait_s:.0f}s for the API's rate limit "
-                "(the key's requests per minute), not for the API or the warehouse"
-            )
-        if self.unrecoverable_dates:
-            lines.append(f"  {lost_dates_line(self.unrecoverable_dates)}")
-        if self.skipped_domains:
-            lines.append(f"  SKIPPED {len(self.skipped_domains)} domain(s):")
-            lines += [f"    {domain_id}: {reason}" for domain_id, reason in self.skipped_domains.items()]
-        return "\n".join(lines)
-
-    def as_json(self) -> Dict[str, Any]:
-        return {
-            "status": self.status,
-            "run_id": self.run_id,
-            "destination": dict(self.where),
-            "started_at": self.started_at.isoformat() if self.started_at else None,
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-            "duration_s": round(self.elapsed_s, 3),
-            "requests": self.stats.requests,
-            "planned_requests": self.planned_requests,
-            "rate_limited": self.stats.rate_limited,
-            "rate_limit_wait_s": round(self.stats.rate_limit_wait_s, 3),
-            "connection_errors": self.stats.connection_errors,
-            "responses_by_status": self.stats.as_dict()["responses_by_status"],
-            "rows": dict(self.rows),
-            "rows_total": self.total_rows,
-            "domains": {
-                "total": self.domains_total,
-                "committed": self.domains_committed,
-                "fresh": self.domains_fresh,
-                "skipped": len(self.skipped_domains),
-                "left": self.domains_left,
-            },
-            "skipped_domains": dict(self.skipped_domains),
-            "unknown_domains": list(self.unknown_domains),
-            "checkpoints": {"total": self.checkpoints_total, "committed": self.checkpoints_committed},
-            "days_asked": {name: days for name, days in sorted(self.windows_asked.items())},
-            "unrecoverable_dates": dict(self.unrecoverable_dates),
-            "finished_pending_loads": list(self.finished_pending),
-            "load_ids": list(self.load_ids),
-            "signal": self.signal,
-            "error": self.error,
-        }
 
 
 class SyncFailed(Exception):
