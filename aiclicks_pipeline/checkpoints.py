@@ -15,7 +15,8 @@ Before the first checkpoint a run:
 4. leaves out every (domain, resource) synced within `resync_after_minutes` (60 by default:
    the API serves cached responses for up to an hour, so asking again sooner only spends the
    rate limit), unless `full_refresh` or `resync_after_minutes=0`;
-5. plans the checkpoints from what the warehouse holds (plan.py: pages per list).
+5. cuts what is due into checkpoints (`cut_into_checkpoints`), the requests of each estimated
+   from what the warehouse holds as `plan` estimates them (plan.py: pages per list).
 """
 
 import logging
@@ -49,7 +50,7 @@ from .progress import SyncProgress
 from .rows import envelope_items, without_repeated_items
 from .run_status import FAILED, INTERRUPTED, PARTIAL, SUCCESS
 from .settings import DOMAIN_RESOURCES, ENDPOINTS
-from .source import aiclicks_source, shard_filter
+from .source import aiclicks_source, configured_source_options, domain_filter, new_sync_context
 from .stored_state import prune_stored_states
 from .sync import SyncContext, SyncStats, SyncStopped
 from .sync_trace import SyncTrace
@@ -113,6 +114,21 @@ class SyncResult:
         )
 
 
+@dataclass
+class SyncRun:
+    """What stays the same over one sync, made once before its first checkpoint: what every
+    checkpoint is loaded with."""
+
+    pipeline: Pipeline
+    context: SyncContext
+    envelope: Dict[str, Any]  # the run's one `/domains` response
+    source_options: Dict[str, Any]  # `aiclicks_source` arguments as given to run_sync
+    file_format: Optional[str]
+    schema_contract: Optional[str]
+    history: RunHistory
+    result: SyncResult
+
+
 class SyncFailed(Exception):
     """A run failed part way: `result` says what its committed checkpoints hold. The cause
     (`__cause__`) is the error itself, which `errors.find_api_error` finds through this."""
@@ -122,7 +138,7 @@ class SyncFailed(Exception):
         self.result = result
 
 
-def plan_checkpoints(
+def cut_into_checkpoints(
     work: Sequence[Tuple[str, Sequence[str], int]], checkpoint_requests: int
 ) -> List[Checkpoint]:
     """`work`: (domain_id, due resources, planned requests) per domain. Domains due for the same
@@ -179,18 +195,17 @@ def run_sync(
     # a reader of the DuckDB file (status, report) makes a load wait, not fail (warehouse_wait.py)
     set_writer_wait_s(configured_warehouse_wait_s())
     cap_malloc_arenas()  # before the steps start their threads (memory.py)
-    context = SyncContext()
+    history = RunHistory(pipeline.pipeline_name)
+    result = SyncResult(started_at=utc_now(), run_id=history.run_id, where=where_loaded(pipeline))
+    started = time.monotonic()
+    # the run's keys, session and windows, from the source's options resolved once
+    context = new_sync_context(**configured_source_options(**source_options))
     if stop is not None:
         stop.on_stop(context.stop.set)
         stop.on_stop(lambda: _cancel_waits(context))
         pipeline.runtime_config.intercept_signals = False  # our handlers, not dlt's (interrupts.py)
         if stop.requested:
             context.stop.set()
-    history = RunHistory(pipeline.pipeline_name)
-    result = SyncResult(started_at=utc_now(), run_id=history.run_id, where=where_loaded(pipeline))
-    started = time.monotonic()
-    # resolves the keys and options from dlt's config and makes the run's session, once
-    aiclicks_source(sync_context=context, **source_options)
     keys = context.session.keys
     # a checkpoint is two minutes of the real limit however many keys share the requests
     checkpoint_requests = configured_checkpoint_requests(
@@ -217,16 +232,16 @@ def run_sync(
             history.mark_interrupted(pipeline)
             # the server's clock now (its Date headers): a cached `/domains` is up to an hour old
             context.begin(context.session.server_clock.now(), states)
-            checkpoints = _plan(pipeline, context, envelope, resources, full_refresh,
-                                resync_after_minutes, checkpoint_requests, source_options, result)
+            run = SyncRun(pipeline, context, envelope, source_options, file_format, schema_contract,
+                          history, result)
+            checkpoints = _due_checkpoints(run, resources, full_refresh, resync_after_minutes,
+                                           checkpoint_requests)
             progress.start(context, result, len(checkpoints))
             for checkpoint in checkpoints:
                 context.check_stop()
                 progress.checkpoint_started(checkpoint.number)
-                _run_checkpoint(pipeline, context, checkpoint, envelope, source_options,
-                                file_format, schema_contract,
-                                refresh="drop_resources" if full_refresh and checkpoint.number == 1 else None,
-                                result=result, history=history)
+                _run_checkpoint(run, checkpoint,
+                                refresh="drop_resources" if full_refresh and checkpoint.number == 1 else None)
                 trace.add(pipeline)
                 progress.checkpoint_committed()
                 # a loaded package keeps a copy of the state (MBs at thousands of domains)
@@ -326,22 +341,20 @@ def listed_domain_ids(envelope: Dict[str, Any]) -> List[str]:
     return [str(item.get("id")) for item in envelope_items(envelope)]
 
 
-def _plan(
-    pipeline: Pipeline,
-    context: SyncContext,
-    envelope: Dict[str, Any],
+def _due_checkpoints(
+    run: SyncRun,
     resources: Optional[Sequence[str]],
     full_refresh: bool,
     resync_after_minutes: float,
     checkpoint_requests: int,
-    source_options: Dict[str, Any],
-    result: SyncResult,
 ) -> List[Checkpoint]:
-    """The domains this run syncs, what is due of each, and the checkpoints they make."""
-    listed = listed_domain_ids(envelope)
+    """What is due: the domains this run syncs, the resources due of each and their planned
+    requests, cut into checkpoints; the counts go into the run's result."""
+    pipeline, context, source_options, result = run.pipeline, run.context, run.source_options, run.result
+    listed = listed_domain_ids(run.envelope)
     wanted_ids = list(source_options.get("domain_ids") or [])
-    in_shard = shard_filter(source_options.get("shard"))
-    domains = [d for d in listed if (not wanted_ids or d in wanted_ids) and in_shard(d)]
+    wanted = domain_filter(wanted_ids, source_options.get("shard"))
+    domains = [domain_id for domain_id in listed if wanted(domain_id)]
     for domain_id in result.unknown_domains:
         logger.warning(
             "Domain %s is not among the %d domains this key can see (it was deleted, or it is "
@@ -369,7 +382,7 @@ def _plan(
             continue
         planned = sum(requests_for(rows, name, domain_id)[0] for name in due if name in DOMAIN_RESOURCES)
         work.append((domain_id, due, planned))
-    checkpoints = plan_checkpoints(work, checkpoint_requests)
+    checkpoints = cut_into_checkpoints(work, checkpoint_requests)
     result.checkpoints_total = len(checkpoints)
     result.planned_requests = 1 + sum(c.planned_requests for c in checkpoints)
     if result.domains_fresh:
@@ -380,22 +393,12 @@ def _plan(
     return checkpoints
 
 
-def _run_checkpoint(
-    pipeline: Pipeline,
-    context: SyncContext,
-    checkpoint: Checkpoint,
-    envelope: Dict[str, Any],
-    source_options: Dict[str, Any],
-    file_format: Optional[str],
-    schema_contract: Optional[str],
-    refresh: Optional[str],
-    result: SyncResult,
-    history: RunHistory,
-) -> None:
+def _run_checkpoint(run: SyncRun, checkpoint: Checkpoint, refresh: Optional[str]) -> None:
     """One checkpoint: its domains' due resources extracted, normalized and loaded, with the
     run's history row so far (history.py; not beside a refresh, which would apply to it too)."""
-    options = {**source_options, "domain_ids": checkpoint.domain_ids, "shard": None}
-    source = aiclicks_source(sync_context=context, domains_envelope=envelope, **options)
+    pipeline, context, result, schema_contract = run.pipeline, run.context, run.result, run.schema_contract
+    options = {**run.source_options, "domain_ids": checkpoint.domain_ids, "shard": None}
+    source = aiclicks_source(sync_context=context, domains_envelope=run.envelope, **options)
     source = source.with_resources(*checkpoint.resources)
     if schema_contract:
         source.schema_contract = SCHEMA_CONTRACTS.get(schema_contract, schema_contract)
@@ -405,11 +408,11 @@ def _run_checkpoint(
     # sync into one trace it pickles after each step), no pending data to meet (finished first);
     # the run's history row goes last, into the same load (history.py)
     run_row = with_destination_hints(
-        history.running_source(result, context, checkpoint.domain_ids, source.schema),
+        run.history.running_source(result, context, checkpoint.domain_ids, source.schema),
         pipeline.destination,
     )
     load_info = pipeline.run([source] if refresh else [source, run_row], refresh=refresh,
-                             loader_file_format=file_format)
+                             loader_file_format=run.file_format)
     prune_replaced_child_rows(pipeline, load_info.loads_ids if load_info else [])
     trace = pipeline.last_trace
     normalize_info = trace.last_normalize_info if trace else None
@@ -462,4 +465,4 @@ def _describe(exc: BaseException) -> str:
     return str(api_error) if api_error is not None else f"{type(exc).__name__}: {exc}"
 
 
-__all__ = ["Checkpoint", "SyncFailed", "SyncResult", "plan_checkpoints", "run_sync"]
+__all__ = ["Checkpoint", "SyncFailed", "SyncResult", "SyncRun", "cut_into_checkpoints", "run_sync"]

@@ -1,5 +1,5 @@
 """A sync in checkpoints: committed piece by piece, resumed with what is left, watched (the cut
-into checkpoints: unit/test_checkpoint_plan.py)."""
+into checkpoints: unit/test_checkpoint_cuts.py)."""
 
 import io
 import json
