@@ -15,7 +15,8 @@ Before the first checkpoint a run:
 4. leaves out every (domain, resource) synced within `resync_after_minutes` (60 by default:
    the API serves cached responses for up to an hour, so asking again sooner only spends the
    rate limit), unless `full_refresh` or `resync_after_minutes=0`;
-5. plans the checkpoints from what the warehouse holds (plan.py: pages per list).
+5. cuts what is due into checkpoints (`cut_into_checkpoints`), the requests of each estimated
+   from what the warehouse holds as `plan` estimates them (plan.py: pages per list).
 """
 
 import logging
@@ -40,7 +41,6 @@ from .interrupts import StopRequest
 from .memory import cap_malloc_arenas, release_free_memory
 from .pipeline import (
     SCHEMA_CONTRACTS,
-    describe_where,
     preferred_file_format,
     run_settings,
     where_loaded,
@@ -48,8 +48,9 @@ from .pipeline import (
 from .plan import known_rows, requests_for, resource_states
 from .progress import SyncProgress
 from .rows import envelope_items, without_repeated_items
+from .run_status import FAILED, INTERRUPTED, PARTIAL, SUCCESS
 from .settings import DOMAIN_RESOURCES, ENDPOINTS
-from .source import aiclicks_source, shard_filter
+from .source import aiclicks_source, configured_source_options, domain_filter, new_sync_context
 from .stored_state import prune_stored_states
 from .sync import SyncContext, SyncStats, SyncStopped
 from .sync_trace import SyncTrace
@@ -63,8 +64,6 @@ DEFAULT_CHECKPOINT_REQUESTS = 120
 DEFAULT_RESYNC_AFTER_MINUTES = 60.0
 CONFIG_SECTION = "sources.aiclicks"
 
-SUCCESS, PARTIAL, INTERRUPTED, FAILED = "success", "partial", "interrupted", "failed"
-
 
 @dataclass
 class Checkpoint:
@@ -76,7 +75,8 @@ class Checkpoint:
 
 @dataclass
 class SyncResult:
-    """What a run did, for the user, a scheduler (`as_json`) and the run history."""
+    """What a run did: the data the user, a scheduler and the run history read (worded by
+    sync_summary.py, recorded by history.py)."""
 
     status: str = SUCCESS
     rows: Dict[str, int] = field(default_factory=dict)
@@ -113,109 +113,20 @@ class SyncResult:
             self.domains_total - self.domains_committed - self.domains_fresh - len(self.skipped_domains), 0
         )
 
-    def progress_line(self) -> str:
-        """`committed 212 of 500 domains; run again to continue` and the like: the counts of
-        `as_json()["domains"]`, in words."""
-        if self.status == INTERRUPTED and not self.domains_total:
-            return "stopped before the first checkpoint; nothing was committed"
-        if not self.domains_total:
-            return "no domains to sync"
-        text = f"committed {self.domains_committed} of {self.domains_total} domains"
-        if self.domains_fresh:
-            text += f", {self.domains_fresh} left out (synced within the resync interval)"
-        if self.skipped_domains:
-            text += f", {len(self.skipped_domains)} skipped"
-        if self.domains_left:
-            text += "; run again to continue"
-        return text
 
-    def where_text(self) -> str:
-        return describe_where(self.where)
+@dataclass
+class SyncRun:
+    """What stays the same over one sync, made once before its first checkpoint: what every
+    checkpoint is loaded with."""
 
-    def partial_line(self) -> Optional[str]:
-        """Why a run that ended is partial (exit 3), or None when it is not."""
-        reasons = []
-        if self.skipped_domains:
-            reasons.append(f"{len(self.skipped_domains)} domain(s) skipped (listed above)")
-        if self.unknown_domains:
-            reasons.append(
-                f"{len(self.unknown_domains)} --domains id(s) the key does not list "
-                f"({', '.join(self.unknown_domains)})"
-            )
-        if reasons:
-            loaded = self.domains_committed + self.domains_fresh
-            return f"Partial sync: {'; '.join(reasons)}; the other {loaded} domain(s) are loaded."
-        if not self.domains_total:
-            return "Partial sync: no domains to sync (the key lists none, or the shard holds none)."
-        return None
-
-    def summary(self, title: Optional[str] = None) -> str:
-        """What a user reads after a sync: rows per table, requests, 429s, windows, skips."""
-        stats = self.stats
-        title = title or {INTERRUPTED: "Sync stopped", FAILED: "Sync failed"}.get(self.status, "Sync finished")
-        lines = [f"\n{title} after {self.elapsed_s:.1f}s: {self.progress_line()}"]
-        if self.where:
-            lines.append(f"  into {self.where_text()}")
-        if self.finished_pending:
-            lines.append(f"  first finished {len(self.finished_pending)} load(s) an interrupted run left")
-        lines.append(f"  {'table':<28}{'rows written':>14}")
-        lines += [f"  {table:<28}{count:>14}" for table, count in self.rows.items()]
-        lines.append(f"  {'total':<28}{self.total_rows:>14}")
-        lines.append(
-            f"  requests: {stats.requests} (planned {self.planned_requests}), "
-            f"429s met: {stats.rate_limited}, connection errors: {stats.connection_errors}, "
-            f"responses already loaded (skipped): {stats.skipped_responses}"
-        )
-        if self.checkpoints_total:
-            lines.append(f"  checkpoints committed: {self.checkpoints_committed} of {self.checkpoints_total}")
-        if self.windows_asked:
-            windows = ", ".join(f"{name}={days}" for name, days in sorted(self.windows_asked.items()))
-            lines.append(f"  days asked: {windows}")
-        if stats.rate_limit_wait_s >= 1:
-            lines.append(
-                f"  waited {stats.rate_limit_wait_s:.0f}s for the API's rate limit "
-                "(the key's requests per minute), not for the API or the warehouse"
-            )
-        if self.unrecoverable_dates:
-            lines.append(f"  {lost_dates_line(self.unrecoverable_dates)}")
-        if self.skipped_domains:
-            lines.append(f"  SKIPPED {len(self.skipped_domains)} domain(s):")
-            lines += [f"    {domain_id}: {reason}" for domain_id, reason in self.skipped_domains.items()]
-        return "\n".join(lines)
-
-    def as_json(self) -> Dict[str, Any]:
-        return {
-            "status": self.status,
-            "run_id": self.run_id,
-            "destination": dict(self.where),
-            "started_at": self.started_at.isoformat() if self.started_at else None,
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-            "duration_s": round(self.elapsed_s, 3),
-            "requests": self.stats.requests,
-            "planned_requests": self.planned_requests,
-            "rate_limited": self.stats.rate_limited,
-            "rate_limit_wait_s": round(self.stats.rate_limit_wait_s, 3),
-            "connection_errors": self.stats.connection_errors,
-            "responses_by_status": self.stats.as_dict()["responses_by_status"],
-            "rows": dict(self.rows),
-            "rows_total": self.total_rows,
-            "domains": {
-                "total": self.domains_total,
-                "committed": self.domains_committed,
-                "fresh": self.domains_fresh,
-                "skipped": len(self.skipped_domains),
-                "left": self.domains_left,
-            },
-            "skipped_domains": dict(self.skipped_domains),
-            "unknown_domains": list(self.unknown_domains),
-            "checkpoints": {"total": self.checkpoints_total, "committed": self.checkpoints_committed},
-            "days_asked": {name: days for name, days in sorted(self.windows_asked.items())},
-            "unrecoverable_dates": dict(self.unrecoverable_dates),
-            "finished_pending_loads": list(self.finished_pending),
-            "load_ids": list(self.load_ids),
-            "signal": self.signal,
-            "error": self.error,
-        }
+    pipeline: Pipeline
+    context: SyncContext
+    envelope: Dict[str, Any]  # the run's one `/domains` response
+    source_options: Dict[str, Any]  # `aiclicks_source` arguments as given to run_sync
+    file_format: Optional[str]
+    schema_contract: Optional[str]
+    history: RunHistory
+    result: SyncResult
 
 
 class SyncFailed(Exception):
@@ -227,7 +138,7 @@ class SyncFailed(Exception):
         self.result = result
 
 
-def plan_checkpoints(
+def cut_into_checkpoints(
     work: Sequence[Tuple[str, Sequence[str], int]], checkpoint_requests: int
 ) -> List[Checkpoint]:
     """`work`: (domain_id, due resources, planned requests) per domain. Domains due for the same
@@ -284,18 +195,17 @@ def run_sync(
     # a reader of the DuckDB file (status, report) makes a load wait, not fail (warehouse_wait.py)
     set_writer_wait_s(configured_warehouse_wait_s())
     cap_malloc_arenas()  # before the steps start their threads (memory.py)
-    context = SyncContext()
+    history = RunHistory(pipeline.pipeline_name)
+    result = SyncResult(started_at=utc_now(), run_id=history.run_id, where=where_loaded(pipeline))
+    started = time.monotonic()
+    # the run's keys, session and windows, from the source's options resolved once
+    context = new_sync_context(**configured_source_options(**source_options))
     if stop is not None:
         stop.on_stop(context.stop.set)
         stop.on_stop(lambda: _cancel_waits(context))
         pipeline.runtime_config.intercept_signals = False  # our handlers, not dlt's (interrupts.py)
         if stop.requested:
             context.stop.set()
-    history = RunHistory(pipeline.pipeline_name)
-    result = SyncResult(started_at=utc_now(), run_id=history.run_id, where=where_loaded(pipeline))
-    started = time.monotonic()
-    # resolves the keys and options from dlt's config and makes the run's session, once
-    aiclicks_source(sync_context=context, **source_options)
     keys = context.session.keys
     # a checkpoint is two minutes of the real limit however many keys share the requests
     checkpoint_requests = configured_checkpoint_requests(
@@ -322,16 +232,16 @@ def run_sync(
             history.mark_interrupted(pipeline)
             # the server's clock now (its Date headers): a cached `/domains` is up to an hour old
             context.begin(context.session.server_clock.now(), states)
-            checkpoints = _plan(pipeline, context, envelope, resources, full_refresh,
-                                resync_after_minutes, checkpoint_requests, source_options, result)
+            run = SyncRun(pipeline, context, envelope, source_options, file_format, schema_contract,
+                          history, result)
+            checkpoints = _due_checkpoints(run, resources, full_refresh, resync_after_minutes,
+                                           checkpoint_requests)
             progress.start(context, result, len(checkpoints))
             for checkpoint in checkpoints:
                 context.check_stop()
                 progress.checkpoint_started(checkpoint.number)
-                _run_checkpoint(pipeline, context, checkpoint, envelope, source_options,
-                                file_format, schema_contract,
-                                refresh="drop_resources" if full_refresh and checkpoint.number == 1 else None,
-                                result=result, history=history)
+                _run_checkpoint(run, checkpoint,
+                                refresh="drop_resources" if full_refresh and checkpoint.number == 1 else None)
                 trace.add(pipeline)
                 progress.checkpoint_committed()
                 # a loaded package keeps a copy of the state (MBs at thousands of domains)
@@ -431,22 +341,20 @@ def listed_domain_ids(envelope: Dict[str, Any]) -> List[str]:
     return [str(item.get("id")) for item in envelope_items(envelope)]
 
 
-def _plan(
-    pipeline: Pipeline,
-    context: SyncContext,
-    envelope: Dict[str, Any],
+def _due_checkpoints(
+    run: SyncRun,
     resources: Optional[Sequence[str]],
     full_refresh: bool,
     resync_after_minutes: float,
     checkpoint_requests: int,
-    source_options: Dict[str, Any],
-    result: SyncResult,
 ) -> List[Checkpoint]:
-    """The domains this run syncs, what is due of each, and the checkpoints they make."""
-    listed = listed_domain_ids(envelope)
+    """What is due: the domains this run syncs, the resources due of each and their planned
+    requests, cut into checkpoints; the counts go into the run's result."""
+    pipeline, context, source_options, result = run.pipeline, run.context, run.source_options, run.result
+    listed = listed_domain_ids(run.envelope)
     wanted_ids = list(source_options.get("domain_ids") or [])
-    in_shard = shard_filter(source_options.get("shard"))
-    domains = [d for d in listed if (not wanted_ids or d in wanted_ids) and in_shard(d)]
+    wanted = domain_filter(wanted_ids, source_options.get("shard"))
+    domains = [domain_id for domain_id in listed if wanted(domain_id)]
     for domain_id in result.unknown_domains:
         logger.warning(
             "Domain %s is not among the %d domains this key can see (it was deleted, or it is "
@@ -474,7 +382,7 @@ def _plan(
             continue
         planned = sum(requests_for(rows, name, domain_id)[0] for name in due if name in DOMAIN_RESOURCES)
         work.append((domain_id, due, planned))
-    checkpoints = plan_checkpoints(work, checkpoint_requests)
+    checkpoints = cut_into_checkpoints(work, checkpoint_requests)
     result.checkpoints_total = len(checkpoints)
     result.planned_requests = 1 + sum(c.planned_requests for c in checkpoints)
     if result.domains_fresh:
@@ -485,22 +393,12 @@ def _plan(
     return checkpoints
 
 
-def _run_checkpoint(
-    pipeline: Pipeline,
-    context: SyncContext,
-    checkpoint: Checkpoint,
-    envelope: Dict[str, Any],
-    source_options: Dict[str, Any],
-    file_format: Optional[str],
-    schema_contract: Optional[str],
-    refresh: Optional[str],
-    result: SyncResult,
-    history: RunHistory,
-) -> None:
+def _run_checkpoint(run: SyncRun, checkpoint: Checkpoint, refresh: Optional[str]) -> None:
     """One checkpoint: its domains' due resources extracted, normalized and loaded, with the
     run's history row so far (history.py; not beside a refresh, which would apply to it too)."""
-    options = {**source_options, "domain_ids": checkpoint.domain_ids, "shard": None}
-    source = aiclicks_source(sync_context=context, domains_envelope=envelope, **options)
+    pipeline, context, result, schema_contract = run.pipeline, run.context, run.result, run.schema_contract
+    options = {**run.source_options, "domain_ids": checkpoint.domain_ids, "shard": None}
+    source = aiclicks_source(sync_context=context, domains_envelope=run.envelope, **options)
     source = source.with_resources(*checkpoint.resources)
     if schema_contract:
         source.schema_contract = SCHEMA_CONTRACTS.get(schema_contract, schema_contract)
@@ -510,11 +408,11 @@ def _run_checkpoint(
     # sync into one trace it pickles after each step), no pending data to meet (finished first);
     # the run's history row goes last, into the same load (history.py)
     run_row = with_destination_hints(
-        history.running_source(result, context, checkpoint.domain_ids, source.schema),
+        run.history.running_source(result, context, checkpoint.domain_ids, source.schema),
         pipeline.destination,
     )
     load_info = pipeline.run([source] if refresh else [source, run_row], refresh=refresh,
-                             loader_file_format=file_format)
+                             loader_file_format=run.file_format)
     prune_replaced_child_rows(pipeline, load_info.loads_ids if load_info else [])
     trace = pipeline.last_trace
     normalize_info = trace.last_normalize_info if trace else None
@@ -567,4 +465,4 @@ def _describe(exc: BaseException) -> str:
     return str(api_error) if api_error is not None else f"{type(exc).__name__}: {exc}"
 
 
-__all__ = ["Checkpoint", "SyncFailed", "SyncResult", "plan_checkpoints", "run_sync"]
+__all__ = ["Checkpoint", "SyncFailed", "SyncResult", "SyncRun", "cut_into_checkpoints", "run_sync"]

@@ -12,6 +12,7 @@ import duckdb
 from .checkpoints import run_sync
 from .pipeline import make_pipeline
 from .settings import DEFAULT_DATASET
+from .sync_summary import render_text
 
 DEMO_DUCKDB_FILE = "aiclicks_demo.duckdb"
 # a time-scaled rate limit: the default 60 requests, per 10 s instead of 60 s
@@ -103,7 +104,7 @@ def run_demo(workdir: str = "demo_output", domains: int = 3, seed: int = 7, out:
         options = {"base_url": sandbox.base_url, "api_key": sandbox.api_key}
 
         first = run_sync(pipeline, **options)
-        print(first.summary("Full sync (first run)"), file=out)
+        print(render_text(first, "Full sync (first run)"), file=out)
         with duckdb.connect(str(duckdb_path), read_only=True) as connection:
             for title, sql in QUERIES.items():
                 print_query(connection, title, sql, out)
@@ -111,7 +112,7 @@ def run_demo(workdir: str = "demo_output", domains: int = 3, seed: int = 7, out:
         sandbox.advance(days=1)
         print("\nThe sandbox moved on one day; syncing again.", file=out)
         second = run_sync(pipeline, **options)
-        print(second.summary("Incremental sync (one day later)"), file=out)
+        print(render_text(second, "Incremental sync (one day later)"), file=out)
 
     show_dbt_models(duckdb_path, folder, out)
     print(f"\nThe warehouse is {duckdb_path} (schema {DEFAULT_DATASET}); open it with duckdb.", file=out)

@@ -37,6 +37,7 @@ from dlt.extract import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
 from .destinations import with_destination_hints
+from .run_status import FAILED, INTERRUPTED, RUNNING
 from .source import SOURCE_NAME
 from .windows import parse_timestamp, utc_now
 
@@ -47,8 +48,6 @@ logger = logging.getLogger("aiclicks_pipeline")
 
 RUNS_TABLE = "_aiclicks_runs"
 LOAD_IDS_TABLE = f"{RUNS_TABLE}__load_ids"
-RUNNING, INTERRUPTED = "running", "interrupted"
-JSON_COLUMNS = ("rows", "skipped_domains", "unknown_domains")
 
 _COUNT = "bigint"
 COLUMNS: Dict[str, Dict[str, Any]] = {
@@ -238,7 +237,7 @@ class RunHistory:
             from .errors import explain_failure
 
             # after a failed run the cause is already told (often the same: the warehouse)
-            level = logging.INFO if result.status == "failed" else logging.WARNING
+            level = logging.INFO if result.status == FAILED else logging.WARNING
             cause = explain_failure(exc) or f"{type(exc).__name__}: {exc}"
             logger.log(level, "The run's history row could not be written: %s", cause)
             return None

@@ -6,6 +6,9 @@ left, when its window resets; the response's `X-RateLimit-Limit` is the limit pe
 the two give the window's length) and `/domains` once (the domains and the server's clock),
 reads the per-domain cursors from the pipeline's state (local, else restored from the
 destination), and estimates page counts from what the warehouse already holds.
+
+In this package "plan" means this estimate only: the `planned_requests` of a run are the same
+estimate (`requests_for`) for what the run finds due (checkpoints.py).
 """
 
 import logging
@@ -18,7 +21,7 @@ from dlt.pipeline.pipeline import Pipeline
 from requests import Response
 
 from .settings import DEFAULT_DATASET, DOMAIN_RESOURCES, ENDPOINTS
-from .source import SOURCE_NAME, shard_filter
+from .source import SOURCE_NAME, domain_filter
 from .sync import SyncContext
 from .throttle import WINDOW_S, Budget, seconds_for
 from .values import as_int
@@ -125,11 +128,11 @@ def make_plan(
     windows = {"initial_days": initial_days, "lookback_days": lookback_days, "snapshot_days": snapshot_days}
     context = SyncContext(**{k: v for k, v in windows.items() if v is not None})
     context.begin(validate_body.get("generated_at") or domains_body.get("generated_at"), states)
-    in_shard = shard_filter(shard)
+    wanted = domain_filter(domain_ids, shard)
     rows = known_rows(pipeline)
     for domain in (domains_body.get("data") or {}).get("items") or []:
         domain_id = str(domain.get("id"))
-        if (domain_ids and domain_id not in domain_ids) or not in_shard(domain_id):
+        if not wanted(domain_id):
             continue
         due = context.due_resources(domain_id, DOMAIN_RESOURCES, plan.resync_after_minutes * 60)
         plan.domains[domain_id] = [

@@ -18,6 +18,8 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, TextIO, Tuple
 
+from .pipeline import describe_where
+
 TTY_REFRESH_S = 0.5
 PLAIN_INTERVAL_S = 30.0
 FALLBACK_COLUMNS = 80
@@ -62,7 +64,7 @@ class SyncProgress:
             return
         fresh = f" ({result.domains_fresh} synced within the resync interval are left out)" if result.domains_fresh else ""
         planned = result.planned_requests
-        where = f" into {result.where_text()}" if result.where else ""
+        where = f" into {describe_where(result.where)}" if result.where else ""
         self._emit(
             f"Syncing {result.domains_total - result.domains_fresh} of {result.domains_total} "
             f"domain(s){fresh}{where} in {checkpoints} checkpoint(s): about {planned} requests"

@@ -85,7 +85,7 @@ class EndpointSpec(TypedDict, total=False):
     # shape "fanout": the list inside each item, and the field that tells its entries apart
     nested_items: Tuple[str, str]
     # a domain-scoped table's key starts with domain_id, though an id is unique by itself: a
-    # checkpoint merges a run of domains in id order (checkpoints.plan_checkpoints), and DuckDB
+    # checkpoint merges a run of domains in id order (checkpoints.cut_into_checkpoints), and DuckDB
     # then reads only the row groups holding them instead of the key column of the whole table
     # (a late load of a 2,000-domain sync: 5 MB read instead of 116 MB)
     primary_key: Tuple[str, ...]

@@ -9,14 +9,22 @@ what the declarative config cannot say is added through dlt's own hooks:
 - a `yield_map` processing step unpacks the envelope into rows (rows.py), stamps them with
   `domain_id`, `generated_at` and `snapshot_date`, drops a response not newer than the cursor,
   and moves the per-domain cursor (sync.py).
+
+A sync (checkpoints.py) makes its context once, with `new_sync_context` from the options as
+`configured_source_options` resolves them, and gives it to each checkpoint's source.
 """
 
 import hashlib
 from functools import partial
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 import dlt
+from dlt.common.configuration import known_sections
+from dlt.common.configuration.container import Container
+from dlt.common.configuration.resolve import inject_section, resolve_configuration
+from dlt.common.configuration.specs.config_section_context import ConfigSectionContext
 from dlt.common.jsonpath import compile_path
+from dlt.common.pipeline import PipelineContext
 from dlt.sources import DltResource
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 from requests import Response
@@ -41,6 +49,8 @@ from .windows import parse_timestamp
 
 
 SOURCE_NAME = "aiclicks"
+# where dlt's config holds the source's options: `[sources.aiclicks]`, SOURCES__AICLICKS__*
+SOURCE_SECTIONS = (known_sections.SOURCES, "aiclicks", SOURCE_NAME)
 # the hidden parent resource that lists the domains
 DOMAIN_LIST = "domain_list"
 # the whole envelope is the page; compiled once, as dlt would otherwise parse the path anew for
@@ -85,36 +95,29 @@ def aiclicks_source(
         request_timeout: Seconds before a request times out (and is retried).
         max_attempts: Attempts per request before a 429, 5xx or dropped connection fails the sync.
         backoff_factor: Seconds of the first exponential back-off step.
-        sync_context: Collects the run's request counts and skipped domains; made when absent.
-            One context may serve several sources in a row (the checkpoints of a sync): they
-            share its HTTP session, throttle and state snapshot.
+        sync_context: Collects the run's request counts and skipped domains; made from the
+            options above when absent (`new_sync_context`). One context may serve several
+            sources in a row (the checkpoints of a sync): they share its HTTP session, keys,
+            throttle, `days` windows and state snapshot, and the options above that make
+            those are then not used.
         domains_envelope: A `/domains` response already fetched (the checkpoints of a sync
             fetch it once); when given, the source asks `/domains` nothing.
 
     Returns:
         The resources, one per table; select some with `.with_resources(...)`.
     """
-    keys = resolve_api_keys(api_key, api_keys)
-    client_base_url = api_root(base_url)
-    in_shard = shard_filter(shard)
-    wanted_ids = set(domain_ids or [])
-
-    def wanted_domain(domain_id: str) -> bool:
-        return (not wanted_ids or domain_id in wanted_ids) and in_shard(domain_id)
-
-    context = sync_context or SyncContext()
-    context.set_windows(initial_days, lookback_days, snapshot_days)
-    if context.session is None:
-        context.session = AIclicksSession(
-            context,
-            keys=KeyPool(keys),
-            timeout=request_timeout,
-            max_attempts=max_attempts,
-            backoff_factor=backoff_factor,
-        )
-        context.base_url = client_base_url
-        # the request id; the session sends each request with one of the pool's keys
-        context.auth = ApiKeyAuth(token=keys[0])
+    wanted_domain = domain_filter(domain_ids, shard)
+    context = sync_context or new_sync_context(
+        api_key=api_key,
+        api_keys=api_keys,
+        base_url=base_url,
+        initial_days=initial_days,
+        lookback_days=lookback_days,
+        snapshot_days=snapshot_days,
+        request_timeout=request_timeout,
+        max_attempts=max_attempts,
+        backoff_factor=backoff_factor,
+    )
     domain_list: Any = (
         _domain_list_config(context, wanted_domain)
         if domains_envelope is None
@@ -297,9 +300,62 @@ def _new_rows(
         yield page
 
 
-def shard_filter(shard: Optional[str]) -> Callable[[str], bool]:
-    """`"k/n"` -> whether a domain id falls in share k of n (by a stable hash of the id)."""
-    if not shard:
-        return lambda domain_id: True
-    k, n = parse_shard(shard)
-    return lambda domain_id: int(hashlib.sha1(domain_id.encode()).hexdigest(), 16) % n == k - 1
+def new_sync_context(
+    api_key: Optional[str],
+    api_keys: Optional[List[str]],
+    base_url: str,
+    initial_days: int,
+    lookback_days: int,
+    snapshot_days: int,
+    request_timeout: float,
+    max_attempts: int,
+    backoff_factor: float,
+    **other_options: Any,
+) -> SyncContext:
+    """A sync's context, whole: its `days` windows, and its HTTP session with the key pool of
+    every configured key (the one place a run's session and keys are made). Takes the source's
+    options by name (`aiclicks_source`); `other_options` (the domains to load, ...) are not the
+    context's."""
+    keys = resolve_api_keys(api_key, api_keys)
+    pool = KeyPool(keys)
+    return SyncContext(
+        initial_days=initial_days,
+        lookback_days=lookback_days,
+        snapshot_days=snapshot_days,
+        base_url=api_root(base_url),
+        # the request id; the session sends each request with one of the pool's keys
+        auth=ApiKeyAuth(token=keys[0]),
+        make_session=lambda context: AIclicksSession(
+            context,
+            keys=pool,
+            timeout=request_timeout,
+            max_attempts=max_attempts,
+            backoff_factor=backoff_factor,
+        ),
+    )
+
+
+def configured_source_options(**given: Any) -> Dict[str, Any]:
+    """Every option of `aiclicks_source`, resolved as the source resolves them but without
+    making one: those `given`, the rest from dlt's config (`.dlt/config.toml`,
+    `.dlt/secrets.toml`, `SOURCES__AICLICKS__*`, a pipeline's own section when one is active)."""
+    active = Container()[PipelineContext]
+    pipeline_name = active.pipeline().pipeline_name if active.is_active() else None
+    section = ConfigSectionContext(
+        pipeline_name=pipeline_name, sections=SOURCE_SECTIONS, source_state_key=SOURCE_NAME
+    )
+    with inject_section(section):
+        return dict(resolve_configuration(aiclicks_source.ref.SPEC(), explicit_value=given))
+
+
+def domain_filter(domain_ids: Optional[Sequence[str]], shard: Optional[str]) -> Callable[[str], bool]:
+    """Whether a domain id is one to load: among `domain_ids` (any when empty) and in share k
+    of n of `shard` `"k/n"` (by a stable hash of the id; any when None)."""
+    wanted = set(domain_ids or [])
+    k, n = parse_shard(shard) if shard else (1, 1)
+
+    def wanted_domain(domain_id: str) -> bool:
+        in_shard = n == 1 or int(hashlib.sha1(domain_id.encode()).hexdigest(), 16) % n == k - 1
+        return (not wanted or domain_id in wanted) and in_shard
+
+    return wanted_domain

@@ -11,6 +11,8 @@ never against values the same run wrote.
 
 One context serves every checkpoint of a run: the HTTP session (and with it the throttle's
 knowledge of the rate limit), the counters and the stop flag live here, not in a checkpoint.
+It is built whole, session included, by one factory (source.new_sync_context); nothing is
+filled in from outside afterwards.
 """
 
 import logging
@@ -18,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Dict, Iterable, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Set, Tuple
 
 from .settings import (
     DEFAULT_INITIAL_DAYS,
@@ -73,23 +75,33 @@ class SyncStats:
 
 
 class SyncContext:
-    """Shared by every resource and every copy of a paginator in one sync."""
+    """Shared by every resource and every copy of a paginator in one sync.
+
+    The `days` options are checked here, before any request: no window may pass the API's
+    horizon (settings.MAX_DAYS). `make_session(context)` makes the run's HTTP session, which
+    counts its requests and meets the stop flag here; `base_url` and `auth` go with it (the
+    request id; the session sends each request with one of its pool's keys). Without them the
+    context only plans (plan.py) or counts (a session of its own, outside a sync)."""
 
     def __init__(
         self,
         initial_days: int = DEFAULT_INITIAL_DAYS,
         lookback_days: int = DEFAULT_LOOKBACK_DAYS,
         snapshot_days: int = DEFAULT_SNAPSHOT_DAYS,
+        base_url: Optional[str] = None,
+        auth: Any = None,
+        make_session: Optional[Callable[["SyncContext"], Any]] = None,
     ) -> None:
-        self.set_windows(initial_days, lookback_days, snapshot_days)
+        self.initial_days, self.lookback_days, snapshot_days = check_windows(
+            initial_days, lookback_days, snapshot_days
+        )
+        self.snapshot_days = covering_bucket(snapshot_days)
         self.server_now: Optional[datetime] = None
         self._server_now_at = time.monotonic()
         self.start_cursors: Optional[Dict[str, Dict[str, str]]] = None
         self.start_synced: Dict[str, Dict[str, float]] = {}
-        # made by the first source of the run, reused by every checkpoint's source
-        self.session: Any = None
-        self.auth: Any = None
-        self.base_url: Optional[str] = None
+        self.base_url = base_url
+        self.auth = auth
         self.stop = threading.Event()
         self.skipped_domains: Dict[str, str] = {}
         # per domain, the resource states this run changed (rolled back if the domain is skipped)
@@ -101,16 +113,13 @@ class SyncContext:
         self.horizon_gaps: Dict[str, Tuple[date, date]] = {}
         self.stats = SyncStats()
         self.lock = threading.Lock()
+        # last: the session keeps this context, whole by now
+        self.session: Any = make_session(self) if make_session is not None else None
 
-    def set_windows(self, initial_days: int, lookback_days: int, snapshot_days: int) -> None:
-        """The `days` options, checked before any request: no window may pass the API's
-        horizon (settings.MAX_DAYS)."""
-        self.initial_days, self.lookback_days, snapshot_days = check_windows(
-            initial_days, lookback_days, snapshot_days
-        )
-        self.snapshot_days = covering_bucket(snapshot_days)
-
-    # one object per sync, whatever dlt deep-copies (paginators are copied per domain)
+    # dlt copies what it is given: rest_api deep-copies its whole config to check it, and a
+    # domain's resource copies its paginator for every domain. The session, the paginators'
+    # `window_days` and the response steps all hold this context, and a copy would count
+    # requests, miss a stop and roll back cursors where the run never looks: a copy is this one.
     def __deepcopy__(self, memo: Dict[int, Any]) -> "SyncContext":
         return self
 

@@ -10,31 +10,38 @@ configuration (dbt_targets.py). Before building, it asks the warehouse which sou
 dbt's `target/` and `logs/` go to a work folder outside the installed package (dbt_runs.py: the
 summary is printed, dbt's own lines go to a log file); nothing is downloaded and nothing phones
 home.
+
+`run_transform` is the steps in order; each has one home: the arguments, the target and its
+profile below (the target's own side in dbt_targets.py), the dbt commands and the reading of
+their results in dbt_runs.py, the result, its wording and the errors in transform_result.py.
 """
 
-import json
 import os
 import tempfile
 import time
-from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
-from .dbt_runs import PROFILES_DIR, PROJECT_DIR, DbtRuns
+from .dbt_gen import ENABLED_VAR, SOURCE_TABLES
+from .dbt_runs import PROFILES_DIR, PROJECT_DIR, DbtRuns, build, loaded_tables, source_freshness
 from .dbt_targets import TARGETS, DbtTarget
-from .errors import AIclicksError, BusyError, UsageError
+from .errors import BusyError, UsageError
 from .settings import (
     DEFAULT_DATASET,
     DEFAULT_DUCKDB_FILE,
     DEFAULT_MODELS_SCHEMA,
     DEFAULT_PIPELINE_NAME,
-    ENDPOINTS,
+)
+from .transform_result import (
+    DbtNotInstalled,
+    SourceFreshness,
+    TransformBusy,
+    TransformError,
+    TransformResult,
+    freshness_failure,
 )
 
-PACKAGE_NAME = "aiclicks"
 MARTS = (
     "aiclicks__daily_visibility",
     "aiclicks__share_of_voice",
@@ -42,135 +49,7 @@ MARTS = (
     "aiclicks__citation_sources",
     "aiclicks__fanout_query_frequency",
 )
-# the package's sources: every table dlt loads, with dlt's child table of citations
-SOURCE_TABLES: Tuple[str, ...] = (*ENDPOINTS, "citations__models")
-ENABLED_VAR = "aiclicks_enabled_{}"
 INSTALL_HINT = "pip install 'aiclicks-pipeline[dbt]'"
-LOADED_TABLES_LOG = "aiclicks_loaded_tables: "
-
-
-class TransformError(AIclicksError):
-    """dbt could not build the models, a dbt test failed, or a source is stale past its error
-    threshold. The message is one paragraph saying what; `result` holds what did run."""
-
-    def __init__(self, message: str, result: Optional["TransformResult"] = None) -> None:
-        super().__init__(message)
-        self.result = result
-
-    def done_so_far(self) -> Optional[str]:
-        return self.result.summary() if self.result is not None else None
-
-
-class TransformBusy(TransformError, BusyError):
-    """Another process holds the DuckDB file (exit 75: try again)."""
-
-
-class DbtNotInstalled(TransformError):
-    """dbt, or the target's dbt adapter, is not installed."""
-
-
-@dataclass
-class SourceFreshness:
-    """`dbt source freshness` of one source table: its newest `generated_at` against now."""
-
-    table: str
-    # pass, warn, error or "runtime error" (the check itself failed)
-    status: str
-    max_loaded_at: Optional[datetime] = None
-    age_hours: Optional[float] = None
-    warn_after_hours: Optional[float] = None
-    error_after_hours: Optional[float] = None
-    message: Optional[str] = None
-
-    def describe(self) -> str:
-        if self.status == "runtime error":
-            return f"{self.table}: could not be checked: {self.message or 'see the dbt log'}"
-        # dbt reports an empty table as loaded in the year 1
-        if self.max_loaded_at is None or self.max_loaded_at.year == 1:
-            return f"{self.table}: no rows"
-        # a clock ahead of the warehouse's (a sandbox moved on a day) is not an age
-        age = f", {max(self.age_hours, 0.0):.1f} h old" if self.age_hours is not None else ""
-        limit = {"warn": self.warn_after_hours, "error": self.error_after_hours}.get(self.status)
-        over = f" (over {_format_hours(limit)} h)" if limit is not None else ""
-        newest = self.max_loaded_at.strftime("%Y-%m-%d %H:%M UTC")
-        return f"{self.table}: newest generated_at {newest}{age}{over}"
-
-
-@dataclass
-class TransformResult:
-    target: str
-    schema: str
-    work_dir: Path
-    elapsed_s: float
-    # (resource type, status) -> nodes, e.g. ("model", "success"): 16, ("test", "pass"): 119
-    statuses: Dict[tuple, int] = field(default_factory=dict)
-    warnings: List[str] = field(default_factory=list)
-    # source tables the dataset does not hold, and the models switched off (for them, or by the
-    # caller's aiclicks_enabled_<table> vars)
-    missing_tables: List[str] = field(default_factory=list)
-    skipped_models: List[str] = field(default_factory=list)
-    # one per source table checked; empty when the check was not run
-    freshness: List[SourceFreshness] = field(default_factory=list)
-    # "<kind> <node>: <error>" of each model or test that failed
-    failures: List[str] = field(default_factory=list)
-    log_path: Optional[Path] = None
-
-    def count(self, resource_type: str, status: Optional[str] = None) -> int:
-        return sum(
-            n for (kind, state), n in self.statuses.items()
-            if kind == resource_type and (status is None or state == status)
-        )
-
-    def freshness_of(self, status: str) -> List[SourceFreshness]:
-        return [source for source in self.freshness if source.status == status]
-
-    @property
-    def stale(self) -> List[SourceFreshness]:
-        """Sources past their error threshold, or whose check failed."""
-        return [s for s in self.freshness if s.status in ("error", "runtime error")]
-
-    def summary(self) -> str:
-        lines = [
-            f"dbt build on {self.target} finished in {self.elapsed_s:.1f}s: "
-            f"{self.count('model')} models and {self.count('seed')} seed(s) built into schema "
-            f"{self.schema}, {self.count('test', 'pass')} of {self.count('test')} dbt tests passed"
-            + (f", {len(self.warnings)} warned" if self.warnings else "")
-            + (f", {len(self.failures)} failed" if self.failures else ""),
-        ]
-        lines += [f"  warning: {warning}" for warning in self.warnings]
-        if self.missing_tables:
-            lines.append(f"  not in the dataset: {', '.join(self.missing_tables)}")
-        if self.skipped_models:
-            marts = [name for name in self.skipped_models if not name.startswith("stg_")]
-            staging = len(self.skipped_models) - len(marts)
-            lines.append(
-                f"  skipped: {len(marts)} mart(s) ({', '.join(marts) or 'none'}) and {staging} "
-                "staging model(s), their source tables not loaded (or switched off)"
-            )
-        if self.freshness:
-            counts = Counter(source.status for source in self.freshness)
-            first = self.freshness[0]
-            thresholds = ", ".join(
-                f"{name} after {_format_hours(hours)} h"
-                for name, hours in (("warn", first.warn_after_hours), ("error", first.error_after_hours))
-                if hours is not None
-            )
-            lines.append(
-                f"  source freshness ({thresholds or 'no thresholds'}): "
-                + ", ".join(f"{counts[s]} {s}" for s in ("pass", "warn", "error", "runtime error") if counts[s])
-            )
-            # the sources past a threshold, one line each; all of them when every one is fine
-            # but the newest load is what a reader checks ("newest ... h old")
-            shown = [s for s in self.freshness if s.status != "pass"] or self.freshness[:1]
-            width = max(len(source.status) for source in shown)
-            lines += [f"    {s.status:<{width}}  {s.describe()}" for s in shown]
-        log = self.log_path or self.work_dir / "logs"
-        lines.append(f"  dbt's log: {log}; artifacts: {self.work_dir / 'target'}")
-        return "\n".join(lines)
-
-
-def _format_hours(hours: float) -> str:
-    return f"{hours:.0f}" if float(hours).is_integer() else f"{hours:.1f}"
 
 
 def run_transform(
@@ -218,9 +97,7 @@ def run_transform(
             (the message names each failing node), or a source is older than its error threshold
             (the models are built; `.result` has them).
     """
-    dbt_target = _target_of(destination, target)
-    if schema == dataset:
-        raise UsageError(f"The models need a schema of their own, not the dataset {dataset!r}")
+    dbt_target = _target_of(destination, target, dataset, schema)
     dbt_runner = _dbt_runner(dbt_target)
     started = time.monotonic()
     profile = _profile(
@@ -231,32 +108,27 @@ def run_transform(
         given_vars = {"aiclicks_dataset": dataset, **(dbt_vars or {})}
         try:
             with _environment(env), DbtRuns(dbt_runner, dbt_target.name, work, show_dbt_log) as dbt:
-                loaded = _loaded_tables(dbt, given_vars, where)
+                loaded = loaded_tables(dbt, given_vars, where)
                 missing = [table for table in SOURCE_TABLES if table not in loaded]
                 build_vars = {**{ENABLED_VAR.format(table): False for table in missing}, **given_vars}
-                result = _build(dbt, build_vars, select, schema, missing, started)
+                result = build(dbt, build_vars, select, schema, missing, started)
                 if check_freshness:
-                    result.freshness = _source_freshness(dbt, build_vars)
+                    result.freshness = source_freshness(dbt, build_vars)
         finally:
             dbt_target.release()
     result.elapsed_s = time.monotonic() - started
-    stale = result.stale
-    if stale:
-        raise TransformError(
-            f"Source freshness on {dbt_target.name}: {len(stale)} of {len(result.freshness)} "
-            f"source table(s) past the error threshold: " + "; ".join(s.describe() for s in stale)
-            + ". The models were built from what is there; sync again (`aiclicks-pipeline run`), "
-            "or raise the var aiclicks_freshness_error_after_hours",
-            result,
-        )
+    stale = freshness_failure(result)
+    if stale is not None:
+        raise stale
     return result
 
 
 # --- before dbt: the target, its profile, dbt itself ----------------------------------------------
 
 
-def _target_of(destination: Any, target: Optional[str]) -> DbtTarget:
-    """The dbt target of the destination (`target` names one, and must agree with it)."""
+def _target_of(destination: Any, target: Optional[str], dataset: str, schema: str) -> DbtTarget:
+    """The dbt target of the destination (`target` names one, and must agree with it), once the
+    arguments are checked."""
     from .destinations import configured_destination, destination_kind
 
     if target is not None and target not in TARGETS:
@@ -269,6 +141,8 @@ def _target_of(destination: Any, target: Optional[str]) -> DbtTarget:
             f"The dbt package has no target for destination {kind}; its targets are "
             f"{', '.join(TARGETS)}"
         )
+    if schema == dataset:
+        raise UsageError(f"The models need a schema of their own, not the dataset {dataset!r}")
     return TARGETS[kind]
 
 
@@ -331,169 +205,6 @@ def _environment(values: Dict[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-# --- the dbt commands ------------------------------------------------------------------------------
-
-
-def _loaded_tables(dbt: DbtRuns, dbt_vars: Mapping[str, Any], where: str) -> List[str]:
-    """The package's source tables that exist, as the warehouse answers through dbt's adapter."""
-    from .destinations import busy_message
-
-    found: List[List[str]] = []
-    errors: List[str] = []
-
-    def listen(event: Any) -> None:
-        message = event.info.msg or ""
-        if event.info.name == "JinjaLogInfo" and message.startswith(LOADED_TABLES_LOG):
-            found.append(json.loads(message[len(LOADED_TABLES_LOG):]))
-        elif event.info.level == "error" and message.strip():
-            errors.append(message)
-
-    # dbt's console stays silent: a failure is reported in one line below
-    outcome = dbt.invoke(["run-operation", "aiclicks_loaded_tables"], dbt_vars, listen, console=False)
-    if not found:
-        detail = str(outcome.exception) if outcome.exception is not None else " ".join(errors)
-        busy = busy_message(detail)
-        if busy:
-            raise TransformBusy(busy)
-        raise TransformError(
-            f"dbt could not read {where}: {_one_line(detail) or 'see ' + str(dbt.log_path)}"
-        )
-    if not found[-1]:
-        raise TransformError(
-            f"No AIclicks table in {where}: load the data first (`aiclicks-pipeline run`), "
-            "or name the dataset it went to (--dataset)"
-        )
-    return found[-1]
-
-
-def _build(
-    dbt: DbtRuns,
-    dbt_vars: Mapping[str, Any],
-    select: Optional[Sequence[str]],
-    schema: str,
-    missing: List[str],
-    started: float,
-) -> TransformResult:
-    outcome = dbt.invoke(["build", *(["--select", *select] if select else [])], dbt_vars)
-    result = _build_result(outcome, dbt, schema, missing)
-    result.elapsed_s = time.monotonic() - started
-    failure = _build_failure(outcome, result, dbt)
-    if failure:
-        raise failure
-    return result
-
-
-def _build_result(outcome: Any, dbt: DbtRuns, schema: str, missing: List[str]) -> TransformResult:
-    statuses: Counter = Counter()
-    failures, warnings = [], []
-    for node_result in getattr(outcome.result, "results", None) or []:
-        node = node_result.node
-        kind = str(getattr(node.resource_type, "value", node.resource_type))
-        status = str(getattr(node_result.status, "value", node_result.status))
-        statuses[(kind, status)] += 1
-        described = f"{kind} {node.name}: {_one_line(node_result.message or status)}"
-        if status in ("error", "fail", "runtime error"):
-            failures.append(described)
-        elif status == "warn":
-            warnings.append(described)
-    return TransformResult(
-        target=dbt.target,
-        schema=schema,
-        work_dir=dbt.work,
-        elapsed_s=0.0,
-        statuses=dict(statuses),
-        warnings=warnings,
-        missing_tables=missing,
-        skipped_models=_disabled_models(dbt.work),
-        failures=failures,
-        log_path=dbt.log_path,
-    )
-
-
-def _build_failure(outcome: Any, result: TransformResult, dbt: DbtRuns) -> Optional[TransformError]:
-    """The error of a failed build, in one paragraph naming each failing node; None when it
-    passed."""
-    from .destinations import busy_message
-
-    if outcome.success and not result.failures:
-        return None
-    detail = " ".join([str(outcome.exception or "")] + result.failures)
-    in_use = busy_message(detail)
-    if in_use:
-        return TransformBusy(in_use, result)
-    reasons = result.failures or [
-        f"{type(outcome.exception).__name__}: {_one_line(str(outcome.exception))}"
-        if outcome.exception is not None
-        else "dbt reported a failure; see its log"
-    ]
-    skipped = result.statuses.get(("model", "skipped"), 0)
-    return TransformError(
-        f"dbt build on {dbt.target} failed ({len(result.failures)} failing node(s)"
-        + (f", {skipped} model(s) skipped" if skipped else "")
-        + f"; log in {dbt.log_path}):\n  "
-        + "\n  ".join(reasons),
-        result,
-    )
-
-
-def _disabled_models(work: Path) -> List[str]:
-    """The package's models the build left out (switched off by their enabled var)."""
-    try:
-        manifest = json.loads((work / "target" / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return []
-    names = {
-        node["name"]
-        for versions in manifest.get("disabled", {}).values()
-        for node in versions
-        if node.get("resource_type") == "model" and node.get("package_name") == PACKAGE_NAME
-    }
-    # staging first, then the marts
-    return sorted(names, key=lambda name: (not name.startswith("stg_"), name))
-
-
-def _source_freshness(dbt: DbtRuns, dbt_vars: Mapping[str, Any]) -> List[SourceFreshness]:
-    """`dbt source freshness` of every source table (its results in dbt's own target/sources.json)."""
-    outcome = dbt.invoke(["source", "freshness"], dbt_vars)
-    checked = []
-    for node_result in getattr(outcome.result, "results", None) or []:
-        node = node_result.node
-        threshold = getattr(node, "freshness", None)
-        checked.append(
-            SourceFreshness(
-                table=node.name,
-                status=str(getattr(node_result.status, "value", node_result.status)),
-                max_loaded_at=getattr(node_result, "max_loaded_at", None),
-                age_hours=(
-                    node_result.age / 3600 if getattr(node_result, "age", None) is not None else None
-                ),
-                warn_after_hours=_hours(getattr(threshold, "warn_after", None)),
-                error_after_hours=_hours(getattr(threshold, "error_after", None)),
-                message=_one_line(node_result.message) if node_result.message else None,
-            )
-        )
-    if not checked and outcome.exception is not None:
-        checked.append(
-            SourceFreshness(table="(all)", status="runtime error", message=_one_line(str(outcome.exception)))
-        )
-    order = {name: index for index, name in enumerate(SOURCE_TABLES)}
-    return sorted(checked, key=lambda source: order.get(source.table, len(order)))
-
-
-_PERIOD_HOURS = {"minute": 1 / 60, "hour": 1.0, "day": 24.0}
-
-
-def _hours(limit: Any) -> Optional[float]:
-    """A dbt freshness threshold (count, period) in hours; None when not set."""
-    if limit is None or limit.count is None or limit.period is None:
-        return None
-    return limit.count * _PERIOD_HOURS[str(getattr(limit.period, "value", limit.period))]
-
-
-def _one_line(text: Optional[str]) -> str:
-    return " ".join((text or "").split())
 
 
 __all__ = [

@@ -12,6 +12,7 @@ from aiclicks_pipeline.history import RUNS_TABLE
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS, MAX_DAYS
+from aiclicks_pipeline.sync_summary import render_text
 
 from .support import START, assert_table_matches, cli_here
 
@@ -58,7 +59,7 @@ def test_a_sync_after_a_gap_longer_than_the_horizon_loads_the_90_days_and_names_
         # 2026-07-18: 2026-06-16 .. 2026-07-17 cannot be had any more
         lost = {domain_id: ["2026-06-16", "2026-07-17"] for domain_id in sandbox.account.domain_ids()}
         assert result.unrecoverable_dates == lost
-        line = [text for text in result.summary().splitlines() if "NOT RECOVERABLE" in text]
+        line = [text for text in render_text(result).splitlines() if "NOT RECOVERABLE" in text]
         assert len(line) == 1
         assert "2026-06-16 to 2026-07-17 of 3 domain(s)" in line[0] and "2026-07-18" in line[0]
         (row,) = warehouse.query(

@@ -1,5 +1,5 @@
 """A sync in checkpoints: committed piece by piece, resumed with what is left, watched (the cut
-into checkpoints: unit/test_checkpoint_plan.py)."""
+into checkpoints: unit/test_checkpoint_cuts.py)."""
 
 import io
 import json
@@ -10,6 +10,7 @@ from aiclicks_pipeline.progress import SyncProgress
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 from aiclicks_pipeline.settings import DEFAULT_DATASET
+from aiclicks_pipeline.sync_summary import progress_line, render_json
 
 from .support import START, Warehouse, assert_equals_truth, assert_keys_unique
 
@@ -77,7 +78,7 @@ def test_a_stop_between_checkpoints_keeps_what_was_committed_and_the_rerun_does_
 
     assert first.status == "interrupted" and 0 < first.checkpoints_committed < first.checkpoints_total
     assert 0 < first.domains_committed < len(domains)
-    assert "run again to continue" in first.progress_line()
+    assert "run again to continue" in progress_line(first)
     committed = first.domains_committed
     sandbox6.reset_stats()
 
@@ -116,7 +117,7 @@ def test_the_resync_interval_is_configurable(sandbox6, warehouse, monkeypatch):
 
 def test_the_json_summary_has_what_a_scheduler_needs(sandbox6, warehouse):
     result = warehouse.sync(sandbox6, checkpoint_requests=30)
-    summary = json.loads(json.dumps(result.as_json()))
+    summary = json.loads(json.dumps(render_json(result)))
 
     assert summary["status"] == "success"
     assert summary["requests"] == result.stats.requests and summary["rate_limited"] == 0

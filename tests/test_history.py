@@ -14,6 +14,7 @@ from aiclicks_pipeline.history import COLUMNS, LOAD_IDS_TABLE, RUNS_TABLE
 from aiclicks_pipeline.interrupts import StopRequest
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.settings import DEFAULT_DATASET
+from aiclicks_pipeline.sync_summary import render_json
 
 from .support import START
 
@@ -55,7 +56,7 @@ def test_each_run_leaves_one_row_with_its_figures_and_loads(sandbox4, any_wareho
     assert set(recorded) == {first.run_id, second.run_id}
     for result in (first, second):
         row = recorded[result.run_id]
-        summary = result.as_json()
+        summary = render_json(result)
         assert row["outcome"] == "success" == summary["status"]
         assert row["pipeline_name"] == any_warehouse.pipeline.pipeline_name
         assert row["requests"] == summary["requests"] > 0

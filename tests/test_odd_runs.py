@@ -17,7 +17,7 @@ from aiclicks_pipeline.checkpoints import SyncFailed, SyncResult
 from aiclicks_pipeline.sandbox import NO_DOMAINS_API_KEY, run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 from aiclicks_pipeline.settings import ENDPOINTS
-from aiclicks_pipeline.source import shard_filter
+from aiclicks_pipeline.source import domain_filter
 
 from .support import (
     ATTACH, START, Folder, WarehouseFile, assert_keys_unique, assert_table_matches, cli_here, python,
@@ -87,7 +87,7 @@ def test_an_account_without_domains_and_a_key_that_sees_none_warn_and_exit_3(tmp
 def test_a_shard_without_domains_warns_and_exits_3(tmp_path):
     with three_domains() as sandbox:
         ids = sandbox.account.domain_ids()
-        empty = next(f"{k}/8" for k in range(1, 9) if not any(map(shard_filter(f"{k}/8"), ids)))
+        empty = next(f"{k}/8" for k in range(1, 9) if not any(map(domain_filter(None, f"{k}/8"), ids)))
         folder = project(tmp_path)
 
         done, summary = run_cli(folder, sandbox, "--shard", empty)

@@ -95,7 +95,9 @@ class RunCommand(Command):
             )
 
     def execute(self, args: argparse.Namespace) -> int:
-        from ..checkpoints import INTERRUPTED, SyncFailed, run_sync
+        from ..checkpoints import SyncFailed, run_sync
+        from ..run_status import INTERRUPTED
+        from ..sync_summary import partial_line, progress_line
         from ..interrupts import StopRequest, stop_on_signals
         from ..workdir import STARTING
 
@@ -125,11 +127,11 @@ class RunCommand(Command):
                     raise
         _report(args, result)
         if result.status == INTERRUPTED:
-            print(f"Stopped by {_signal_name(stop)}: {result.progress_line()}.", file=sys.stderr)
+            print(f"Stopped by {_signal_name(stop)}: {progress_line(result)}.", file=sys.stderr)
             if args.transform:
                 print("Not transformed: the sync did not finish.", file=sys.stderr)
             return stop.exit_code
-        partial = result.partial_line()
+        partial = partial_line(result)
         if partial:
             print(partial, file=sys.stderr)
         if args.transform:
@@ -153,6 +155,8 @@ class DescribedProgress(SyncProgress):
         self._describe()
 
     def _describe(self) -> None:
+        from ..sync_summary import where_text
+
         if self.lock is None or self.result is None:
             return
         facts = self.facts()
@@ -163,7 +167,7 @@ class DescribedProgress(SyncProgress):
                 checkpoints=self.checkpoints,
                 eta=eta.replace("ETA ", "", 1) or None,
                 run_id=self.result.run_id,
-                where=self.result.where_text(),
+                where=where_text(self.result),
             )
         except OSError as exc:  # the description is a courtesy; the sync goes on
             logger.info("The run lock's description was not written: %s", exc)
@@ -187,28 +191,33 @@ def _transform(args: argparse.Namespace, pipeline: Any) -> None:
 
 def _report(args: argparse.Namespace, result: Any) -> None:
     """The readable summary (stdout, or stderr with --json) and the JSON one where asked."""
-    summary = json.dumps(result.as_json(), indent=2)
+    from ..sync_summary import render_json, render_text
+
+    summary = json.dumps(render_json(result), indent=2)
     if args.summary_file:
         Path(args.summary_file).write_text(summary + "\n")
     if args.json:
-        print(result.summary(), file=sys.stderr)
+        print(render_text(result), file=sys.stderr)
         print(summary)
     else:
-        print(result.summary())
+        print(render_text(result))
 
 
 def _farewell(args: argparse.Namespace, progress: Any, stop: Any) -> str:
     """What the watchdog prints (and writes to --summary-file) when it has to end the process
     (interrupts.py): the run's result so far, as an interrupted one."""
+    from ..run_status import INTERRUPTED
+    from ..sync_summary import progress_line, render_json
+
     result = progress.result
     if result is None:
         return f"Stopped by {_signal_name(stop)}: nothing was committed."
-    result.status, result.signal = "interrupted", stop.signum
+    result.status, result.signal = INTERRUPTED, stop.signum
     if progress.context is not None:
         result.stats = progress.context.stats
     if args.summary_file:
-        Path(args.summary_file).write_text(json.dumps(result.as_json(), indent=2) + "\n")
-    return f"Stopped by {_signal_name(stop)}: {result.progress_line()}."
+        Path(args.summary_file).write_text(json.dumps(render_json(result), indent=2) + "\n")
+    return f"Stopped by {_signal_name(stop)}: {progress_line(result)}."
 
 
 def _signal_name(stop: Any) -> str:

@@ -4,7 +4,7 @@ the last runs) and for a monitor (`render_json`)."""
 import statistics
 from typing import Any, Dict, List, Optional, Sequence
 
-from ..history import RUNNING
+from ..run_status import RUNNING
 from ..windows import parse_timestamp
 from .model import (
     FRESH,

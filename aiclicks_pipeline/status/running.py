@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Optional
 
 from ..errors import BusyError
-from ..history import RUNNING
+from ..run_status import RUNNING
 from ..windows import parse_timestamp
 from ..workdir import describe_sync_progress, running_holder
 

@@ -6,7 +6,7 @@ from datetime import date
 import pytest
 
 from aiclicks_pipeline.rows import envelope_items, envelope_rows, without_repeated_items
-from aiclicks_pipeline.source import shard_filter
+from aiclicks_pipeline.source import domain_filter
 from aiclicks_pipeline.values import as_int, query_value
 
 GENERATED_AT = "2026-06-17T23:30:00-01:00"  # the UTC day after its local one
@@ -79,14 +79,22 @@ def test_fanout_is_one_row_per_emission_with_its_prompts_id_and_text():
 
 def test_shards_split_the_domains_without_overlap_or_gap():
     ids = [f"domain-{n}" for n in range(200)]
-    shares = [[i for i in ids if shard_filter(f"{k}/4")(i)] for k in range(1, 5)]
+    shares = [[i for i in ids if domain_filter(None, f"{k}/4")(i)] for k in range(1, 5)]
     assert sorted(sum(shares, [])) == sorted(ids)
     assert all(shares)  # a stable hash spreads 200 ids over every share
-    assert shard_filter("2/4")("domain-7") == shard_filter("2/4")("domain-7")
-    assert all(shard_filter(None)(i) for i in ids)
+    assert domain_filter(None, "2/4")("domain-7") == domain_filter(None, "2/4")("domain-7")
+    assert all(domain_filter(None, None)(i) for i in ids)
 
 
 @pytest.mark.parametrize("shard", ["2", "a/b", "0/4", "5/4"])
 def test_a_malformed_shard_says_how_it_should_look(shard):
     with pytest.raises(ValueError, match="shard"):
-        shard_filter(shard)
+        domain_filter(None, shard)
+
+
+def test_the_domain_filter_keeps_the_ids_asked_for_that_fall_in_the_shard():
+    ids = [f"domain-{n}" for n in range(40)]
+    asked = ids[:10]
+    in_shard = [i for i in ids if domain_filter(None, "1/2")(i)]
+    assert [i for i in ids if domain_filter(asked, None)(i)] == asked
+    assert [i for i in ids if domain_filter(asked, "1/2")(i)] == [i for i in asked if i in in_shard]

@@ -64,6 +64,8 @@ def sync_shard(shard, k: int, pipeline_name: str) -> dict:
     run's JSON summary (the task's XCom); raises when the run failed or was partial."""
     from aiclicks_pipeline.checkpoints import SyncFailed, run_sync
     from aiclicks_pipeline.pipeline import make_pipeline
+    from aiclicks_pipeline.run_status import SUCCESS
+    from aiclicks_pipeline.sync_summary import progress_line, render_json, render_text
     from aiclicks_pipeline.workdir import pipeline_lock
 
     kept = os.environ.get("AICLICKS_PIPELINES_DIR")
@@ -80,19 +82,19 @@ def sync_shard(shard, k: int, pipeline_name: str) -> dict:
             try:
                 result = run_sync(pipeline, shard=shard, **({"api_key": api_key} if api_key else {}))
             except SyncFailed as failed:
-                print(failed.result.summary())
+                print(render_text(failed.result))
                 raise
     finally:
         if not kept:
             shutil.rmtree(pipelines_dir, ignore_errors=True)
-    print(result.summary())
-    if result.status != "success" or not result.domains_total:  # the CLI's exit 3
+    print(render_text(result))
+    if result.status != SUCCESS or not result.domains_total:  # the CLI's exit 3
         missing = [*result.skipped_domains, *result.unknown_domains]
         raise RuntimeError(
-            f"The sync of {pipeline_name} was partial: {result.progress_line()}; "
+            f"The sync of {pipeline_name} was partial: {progress_line(result)}; "
             f"not loaded: {', '.join(missing) or 'no domain to sync'}"
         )
-    return result.as_json()
+    return render_json(result)
 
 
 with DAG(

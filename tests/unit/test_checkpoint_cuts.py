@@ -1,7 +1,7 @@
-"""checkpoints.plan_checkpoints: a sync's domains cut into checkpoints, and the keys that make
+"""checkpoints.cut_into_checkpoints: a sync's domains cut into checkpoints, and the keys that make
 a checkpoint's merge read only its own domains."""
 
-from aiclicks_pipeline.checkpoints import plan_checkpoints
+from aiclicks_pipeline.checkpoints import cut_into_checkpoints
 from aiclicks_pipeline.settings import ENDPOINTS
 
 
@@ -13,7 +13,7 @@ def test_checkpoints_group_domains_by_what_is_due_and_cut_at_the_size_in_id_orde
         ("a", {"prompts", "visibility_daily"}, 5),
         ("c", {"prompts", "visibility_daily"}, 5),
     ]
-    checkpoints = plan_checkpoints(work, checkpoint_requests=10)
+    checkpoints = cut_into_checkpoints(work, checkpoint_requests=10)
 
     assert [(c.domain_ids, c.planned_requests) for c in checkpoints] == [
         (["a", "b"], 10), (["c"], 5), (["e"], 30), (["d"], 1),
