@@ -32,7 +32,13 @@ from .destinations import configured_loader_file_format, with_destination_hints
 from .history import RunHistory
 from .interrupts import StopRequest
 from .memory import cap_malloc_arenas, release_free_memory
-from .pipeline import SCHEMA_CONTRACTS, preferred_file_format, run_settings
+from .pipeline import (
+    SCHEMA_CONTRACTS,
+    arrow_rows,
+    destination_kept_open,
+    preferred_file_format,
+    run_settings,
+)
 from .plan import known_rows, requests_for, resource_states
 from .progress import SyncProgress
 from .rows import envelope_items, without_repeated_items
@@ -273,10 +279,11 @@ def run_sync(
             for checkpoint in checkpoints:
                 context.check_stop()
                 progress.checkpoint_started(checkpoint.number)
-                _run_checkpoint(pipeline, context, checkpoint, envelope, source_options,
-                                file_format, schema_contract,
-                                refresh="drop_resources" if full_refresh and checkpoint.number == 1 else None,
-                                result=result, history=history)
+                with destination_kept_open(pipeline):
+                    _run_checkpoint(pipeline, context, checkpoint, envelope, source_options,
+                                    file_format, schema_contract,
+                                    refresh="drop_resources" if full_refresh and checkpoint.number == 1 else None,
+                                    result=result, history=history)
                 progress.checkpoint_committed()
                 # a loaded package keeps a copy of the state (MBs at thousands of domains)
                 prune_loaded_packages(pipeline)
@@ -408,7 +415,8 @@ def _run_checkpoint(
 ) -> None:
     """One checkpoint: its domains' due resources extracted, normalized and loaded, with the
     run's history row so far (history.py; not beside a refresh, which would apply to it too)."""
-    options = {**source_options, "domain_ids": checkpoint.domain_ids, "shard": None}
+    options = {**source_options, "domain_ids": checkpoint.domain_ids, "shard": None,
+               "arrow_tables": arrow_rows(file_format)}
     source = aiclicks_source(sync_context=context, domains_envelope=envelope, **options)
     source = source.with_resources(*checkpoint.resources)
     if schema_contract:
