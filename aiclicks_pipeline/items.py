@@ -6,7 +6,9 @@ and for every Arrow table: one item per response (thousands a sync) cost more th
 them. So rows go to dlt in batches of up to BATCH_ROWS.
 
 dlt writes an Arrow table into a parquet file as it is and skips its row-by-row normalizer
-(flatten, coerce, ids), which took more CPU than anything else a sync does per row. Only rows
+(flatten, coerce, ids), which took more CPU than anything else a sync does per row. The table
+carries the load's id as dlt's normalizer would add it; dlt adds the row ids (`_dlt_id`, with
+the hints a nested table's merge needs: pipeline.ARROW_SETTINGS) as it normalizes it. Only rows
 that fit the declared table go this way: a field the table does not declare (the API adds
 fields without notice, docs/api-notes.md; a list, which dlt unnests into a child table) or a
 value of another type than declared sends the response's rows to dlt as dicts, whose normalizer
@@ -17,6 +19,9 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from dlt.common.schema.typing import C_DLT_LOAD_ID
+from dlt.common.storages.load_package import load_package_state
 
 from .settings import ENDPOINTS
 
@@ -59,6 +64,14 @@ def rows_table(resource: str, rows: List[Dict[str, Any]]) -> Optional[pa.Table]:
         arrays.append(array)
         fields.append(pa.field(name, array.type, nullable=name not in key))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def with_load_id(table: pa.Table) -> pa.Table:
+    """`table` with dlt's `_dlt_load_id`: the id of the load package being extracted. (dlt can
+    add it too, as it extracts the table, but then also hints a `precision` the column never had.)"""
+    load_id = load_package_state()["load_id"]
+    field = pa.field(C_DLT_LOAD_ID, pa.string(), nullable=False)
+    return table.append_column(field, pa.array([load_id] * table.num_rows, pa.string()))
 
 
 def typed_array(values: List[Any], data_type: str) -> Optional[pa.Array]:
@@ -118,7 +131,7 @@ class RowBatches:
 
     def flush(self) -> Iterator[Any]:
         if self.tables:
-            yield pa.concat_tables(self.tables)
+            yield with_load_id(pa.concat_tables(self.tables))
         if self.dicts:
             yield self.dicts
         self.tables, self.dicts, self.count = [], [], 0

@@ -102,13 +102,10 @@ def arrow_rows(file_format: Optional[str]) -> bool:
 LOCAL_WRITER_SETTINGS: Dict[str, Any] = {"data_writer.disable_compression": True}
 # every run: a loaded package keeps its metadata, not its data files (disk use stays flat)
 RUN_SETTINGS: Dict[str, Any] = {"load.delete_completed_jobs": True}
-# what the tables of Arrow rows need, whatever is configured: dlt adds `_dlt_load_id` to them
-# as it extracts them and `_dlt_id` as it normalizes them (their dict rows get both from dlt's
-# normalizer), else the rows miss columns every table has, `NOT NULL`
-ARROW_SETTINGS: Dict[str, Any] = {
-    "normalize.parquet_normalizer.add_dlt_load_id": True,
-    "normalize.parquet_normalizer.add_dlt_id": True,
-}
+# whatever is configured: dlt gives the Arrow rows (items.py) their `_dlt_id` as it normalizes
+# them, with the hints dlt's normalizer gives it (unique, row_key: a nested table's merge needs
+# them on its root), else they miss a column every table has, `NOT NULL`
+ARROW_SETTINGS: Dict[str, Any] = {"normalize.parquet_normalizer.add_dlt_id": True}
 
 
 def run_settings(pipeline: Pipeline) -> Dict[str, Any]:
