@@ -239,6 +239,7 @@ def _domain_pages(
     """A domain-scoped endpoint: every page of each listed domain, in domain order, handed to dlt
     in a few large items (RowBatches) rather than one per response."""
     spec = ENDPOINTS[name]
+    state = dlt.current.resource_state(name)  # the same dict for the whole extraction
     batches = RowBatches(name, arrow_tables)
     for domain in domains:
         domain_id = str(domain.get("id"))
@@ -251,7 +252,7 @@ def _domain_pages(
         )
         for page in pages:
             for envelope in page:
-                yield from batches.add(_domain_rows(name, context, domain_id, envelope))
+                yield from batches.add(_domain_rows(name, context, state, domain_id, envelope))
     yield from batches.flush()
 
 
@@ -266,8 +267,7 @@ def _check_response(context: SyncContext, response: Response) -> None:
     raise_for_api_error(response)
 
 
-# The unpack steps yield each envelope's rows as one list: a page, as rest_api's dependent
-# resources expect from their parent (they iterate the items of each page they receive).
+# `/domains` is unpacked into one list, a page: the domain-scoped transformers get it whole.
 
 
 def _domain_list_rows(
@@ -290,10 +290,11 @@ def _domains_table(
 ) -> Iterator[Any]:
     """Each domain's row, with a cursor per domain like every other table: the checkpoints
     of a sync each carry their own domains' rows."""
+    state = dlt.current.resource_state("domains")
     rows = []
     for row in page:
-        for new in _new_rows("domains", context, str(row.get("id")), row.get("generated_at"), [row], count_skip=False):
-            rows.extend(new)
+        rows += _new_rows("domains", context, state, str(row.get("id")), row.get("generated_at"), [row],
+                          count_skip=False)
     if rows:
         yield from RowBatches("domains", arrow_tables).add(rows, flush=True)
     elif page:
@@ -301,13 +302,13 @@ def _domains_table(
 
 
 def _domain_rows(
-    name: str, context: SyncContext, domain_id: str, envelope: Dict[str, Any]
+    name: str, context: SyncContext, state: Dict[str, Any], domain_id: str, envelope: Dict[str, Any]
 ) -> List[Dict[str, Any]]:
     """The rows of one response of `domain_id` not loaded yet (none for a cache hit)."""
     generated_at = envelope.get("generated_at")
     days = as_int(envelope.get("days")) or context.window_days(name, domain_id)
     rows = envelope_rows(name, _parsed_generated_at(envelope), domain_id, days)
-    return [row for page in _new_rows(name, context, domain_id, generated_at, rows) for row in page]
+    return _new_rows(name, context, state, domain_id, generated_at, rows)
 
 
 def _parsed_generated_at(envelope: Dict[str, Any]) -> Dict[str, Any]:
@@ -326,25 +327,25 @@ def _parsed_generated_at(envelope: Dict[str, Any]) -> Dict[str, Any]:
 def _new_rows(
     name: str,
     context: SyncContext,
+    state: Dict[str, Any],
     cursor_key: str,
     generated_at: Optional[str],
     rows: Iterable[Dict[str, Any]],
     count_skip: bool = True,
-) -> Iterator[List[Dict[str, Any]]]:
-    """The rows of a response newer than the cursor the sync started with; moves the cursor
-    and records the domain as synced (also when the response was already loaded)."""
+) -> List[Dict[str, Any]]:
+    """The rows of a response newer than the cursor the sync started with; moves the cursor in
+    the resource's `state` and records the domain as synced (also when the response was
+    already loaded, which gives no rows)."""
     already_loaded = context.is_already_loaded(name, cursor_key, generated_at)
-    context.record_response(
-        name, dlt.current.resource_state(name), cursor_key, None if already_loaded else generated_at
-    )
+    context.record_response(name, state, cursor_key, None if already_loaded else generated_at)
     if already_loaded:
         if count_skip:
             context.count_skipped_response()
-        return
-    page = list(rows)
-    if page:
-        context.count_rows(len(page))
-        yield page
+        return []
+    new = list(rows)
+    if new:
+        context.count_rows(len(new))
+    return new
 
 
 def shard_filter(shard: Optional[str]) -> Callable[[str], bool]:
