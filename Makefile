@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 DEMO_STAMP := $(VENV)/.installed-demo
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-fast bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +32,14 @@ demo: $(DEMO_STAMP)
 	$(BIN)/aiclicks-pipeline demo
 
 # a worker per core (at most 4), a test file per worker: most tests wait on servers, windows
-# and child processes, so two workers on two cores take about half the time of one
+# and child processes, so two workers on two cores take about half the time of one; the 25
+# slowest tests end the output (CI's too), so a test that grows slow is seen
 test: $(DEV_STAMP)
-	$(BIN)/pytest -q --numprocesses=auto --maxprocesses=4 --dist=loadfile
+	$(BIN)/pytest -q --numprocesses=auto --maxprocesses=4 --dist=loadfile --durations=25
+
+# the pure unit tests (tests/unit/, marker `unit`): no server, warehouse, subprocess or sleep
+test-fast: $(DEV_STAMP)
+	$(BIN)/pytest -q tests/unit
 
 # not part of the test suite: a few minutes; writes bench/RESULTS.md
 bench: $(DEV_STAMP)

@@ -2,8 +2,8 @@
 
 At the API's real limit a large account syncs for hours, and such runs get stopped (Ctrl-C, a
 scheduler's SIGTERM, a preempted worker) or killed. So a run is cut into checkpoints: batches
-of domains worth about `checkpoint_requests` requests (120 by default: two minutes of the real
-limit of 60 a minute). Each checkpoint is one dlt load (extract, normalize, load) whose
+of domains worth about `checkpoint_requests` requests (120 by default, 120 a key with several:
+two minutes of the real limit of 60 a minute). Each checkpoint is one dlt load (extract, normalize, load) whose
 per-domain cursors and sync times move with it. A run that stops loses at most the checkpoint
 in flight; the next run skips what is already synced and continues with what is left.
 
@@ -22,31 +22,41 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import dlt
 from dlt.common.exceptions import SignalReceivedException
 from dlt.pipeline.pipeline import Pipeline
 
-from .destinations import configured_loader_file_format, with_destination_hints
+from .checks import check_domain_ids, check_names
+from .destinations import (
+    configured_loader_file_format,
+    prune_replaced_child_rows,
+    with_destination_hints,
+)
+from .errors import UsageError
 from .history import RunHistory
 from .interrupts import StopRequest
 from .memory import cap_malloc_arenas, release_free_memory
 from .pipeline import (
     SCHEMA_CONTRACTS,
     arrow_rows,
+    describe_where,
     destination_kept_open,
     preferred_file_format,
     run_settings,
+    where_loaded,
 )
 from .plan import known_rows, requests_for, resource_states
 from .progress import SyncProgress
 from .rows import envelope_items, without_repeated_items
 from .settings import DOMAIN_RESOURCES, ENDPOINTS
-from .source import SOURCE_NAME, aiclicks_source, shard_filter
+from .source import aiclicks_source, shard_filter
 from .stored_state import prune_stored_states
 from .sync import SyncContext, SyncStats, SyncStopped
-from .windows import utc_now
+from .sync_trace import SyncTrace
+from .warehouse_wait import DEFAULT_WRITER_WAIT_S, set_writer_wait_s
+from .windows import lost_dates_line, utc_now
 from .workdir import discard_interrupted_extracts, finish_pending_loads, prune_loaded_packages
 
 logger = logging.getLogger("aiclicks_pipeline")
@@ -75,6 +85,8 @@ class SyncResult:
     stats: SyncStats = field(default_factory=SyncStats)
     skipped_domains: Dict[str, str] = field(default_factory=dict)
     windows_asked: Dict[str, List[int]] = field(default_factory=dict)
+    # per domain, [first, last] ISO dates before the API's horizon its windows needed: lost
+    unrecoverable_dates: Dict[str, List[str]] = field(default_factory=dict)
     elapsed_s: float = 0.0
     started_at: Optional[datetime] = None
     finished_at: Optional[datetime] = None
@@ -90,6 +102,8 @@ class SyncResult:
     signal: Optional[int] = None
     error: Optional[str] = None
     run_id: Optional[str] = None  # the run's row in the warehouse's run history (history.py)
+    # where the run loads: destination, location (the DuckDB file), dataset (pipeline.where_loaded)
+    where: Dict[str, Optional[str]] = field(default_factory=dict)
 
     @property
     def total_rows(self) -> int:
@@ -102,22 +116,48 @@ class SyncResult:
         )
 
     def progress_line(self) -> str:
-        """`committed 212 of 500 domains; run again to continue` and the like."""
+        """`committed 212 of 500 domains; run again to continue` and the like: the counts of
+        `as_json()["domains"]`, in words."""
         if self.status == INTERRUPTED and not self.domains_total:
             return "stopped before the first checkpoint; nothing was committed"
-        done = self.domains_committed + self.domains_fresh
-        text = f"committed {done} of {self.domains_total} domains"
+        if not self.domains_total:
+            return "no domains to sync"
+        text = f"committed {self.domains_committed} of {self.domains_total} domains"
         if self.domains_fresh:
-            text += f" ({self.domains_fresh} were synced within the resync interval)"
+            text += f", {self.domains_fresh} left out (synced within the resync interval)"
+        if self.skipped_domains:
+            text += f", {len(self.skipped_domains)} skipped"
         if self.domains_left:
             text += "; run again to continue"
         return text
+
+    def where_text(self) -> str:
+        return describe_where(self.where)
+
+    def partial_line(self) -> Optional[str]:
+        """Why a run that ended is partial (exit 3), or None when it is not."""
+        reasons = []
+        if self.skipped_domains:
+            reasons.append(f"{len(self.skipped_domains)} domain(s) skipped (listed above)")
+        if self.unknown_domains:
+            reasons.append(
+                f"{len(self.unknown_domains)} --domains id(s) the key does not list "
+                f"({', '.join(self.unknown_domains)})"
+            )
+        if reasons:
+            loaded = self.domains_committed + self.domains_fresh
+            return f"Partial sync: {'; '.join(reasons)}; the other {loaded} domain(s) are loaded."
+        if not self.domains_total:
+            return "Partial sync: no domains to sync (the key lists none, or the shard holds none)."
+        return None
 
     def summary(self, title: Optional[str] = None) -> str:
         """What a user reads after a sync: rows per table, requests, 429s, windows, skips."""
         stats = self.stats
         title = title or {INTERRUPTED: "Sync stopped", FAILED: "Sync failed"}.get(self.status, "Sync finished")
         lines = [f"\n{title} after {self.elapsed_s:.1f}s: {self.progress_line()}"]
+        if self.where:
+            lines.append(f"  into {self.where_text()}")
         if self.finished_pending:
             lines.append(f"  first finished {len(self.finished_pending)} load(s) an interrupted run left")
         lines.append(f"  {'table':<28}{'rows written':>14}")
@@ -138,6 +178,8 @@ class SyncResult:
                 f"  waited {stats.rate_limit_wait_s:.0f}s for the API's rate limit "
                 "(the key's requests per minute), not for the API or the warehouse"
             )
+        if self.unrecoverable_dates:
+            lines.append(f"  {lost_dates_line(self.unrecoverable_dates)}")
         if self.skipped_domains:
             lines.append(f"  SKIPPED {len(self.skipped_domains)} domain(s):")
             lines += [f"    {domain_id}: {reason}" for domain_id, reason in self.skipped_domains.items()]
@@ -147,6 +189,7 @@ class SyncResult:
         return {
             "status": self.status,
             "run_id": self.run_id,
+            "destination": dict(self.where),
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "duration_s": round(self.elapsed_s, 3),
@@ -169,6 +212,7 @@ class SyncResult:
             "unknown_domains": list(self.unknown_domains),
             "checkpoints": {"total": self.checkpoints_total, "committed": self.checkpoints_committed},
             "days_asked": {name: days for name, days in sorted(self.windows_asked.items())},
+            "unrecoverable_dates": dict(self.unrecoverable_dates),
             "finished_pending_loads": list(self.finished_pending),
             "load_ids": list(self.load_ids),
             "signal": self.signal,
@@ -236,15 +280,11 @@ def run_sync(
     the result then has status "interrupted". Raises SyncFailed (with the result so far) when
     the run fails after it began.
     """
-    unknown = sorted(set(resources or []) - set(ENDPOINTS))
-    if unknown:
-        raise ValueError(f"Unknown resources {unknown}; choose from {sorted(ENDPOINTS)}")
-    checkpoint_requests = int(
-        checkpoint_requests or _configured("checkpoint_requests", DEFAULT_CHECKPOINT_REQUESTS)
-    )
-    if checkpoint_requests < 1:
-        raise ValueError(f"checkpoint_requests must be 1 or more, got {checkpoint_requests}")
+    check_names("resource", resources, list(ENDPOINTS))
+    configured_checkpoint_requests(checkpoint_requests)  # refused before anything happens
     resync_after_minutes = configured_resync_after_minutes(resync_after_minutes)
+    # a reader of the DuckDB file (status, report) makes a load wait, not fail (warehouse_wait.py)
+    set_writer_wait_s(configured_warehouse_wait_s())
     cap_malloc_arenas()  # before the steps start their threads (memory.py)
     context = SyncContext()
     if stop is not None:
@@ -254,23 +294,34 @@ def run_sync(
         if stop.requested:
             context.stop.set()
     history = RunHistory(pipeline.pipeline_name)
-    result = SyncResult(started_at=utc_now(), run_id=history.run_id)
+    result = SyncResult(started_at=utc_now(), run_id=history.run_id, where=where_loaded(pipeline))
     started = time.monotonic()
-    # resolves the key and options from dlt's config and makes the run's session, once
+    # resolves the keys and options from dlt's config and makes the run's session, once
     aiclicks_source(sync_context=context, **source_options)
+    keys = context.session.keys
+    # a checkpoint is two minutes of the real limit however many keys share the requests
+    checkpoint_requests = configured_checkpoint_requests(
+        checkpoint_requests, default=DEFAULT_CHECKPOINT_REQUESTS * len(keys.keys)
+    )
     file_format = (
         loader_file_format or configured_loader_file_format() or preferred_file_format(pipeline)
     )
     progress = progress or SyncProgress(mode="quiet")
+    trace = SyncTrace(since=result.started_at)  # dlt's tools see the sync as one run
     try:
-        with dlt.config.values(run_settings(pipeline)):
+        with dlt.config.values({**run_settings(pipeline), **keys.extract_settings()}):
+            envelope = _fetch_domains(context)
+            # a --domains list the key does not know is refused before anything changes
+            result.unknown_domains = check_domain_ids(
+                source_options.get("domain_ids") or [], listed_domain_ids(envelope)
+            )
             discard_interrupted_extracts(pipeline)
             result.finished_pending = finish_pending_loads(pipeline)
             # a full refresh drops the tables and state of the resources it loads (its first
             # checkpoint; dlt's drop_resources: the others, and the run history, stay): start empty
             states = {} if full_refresh else resource_states(pipeline)
+            prune_replaced_child_rows(pipeline)  # a lakehouse's, after any load before this run
             history.mark_interrupted(pipeline)
-            envelope = _fetch_domains(context)
             # the server's clock now (its Date headers): a cached `/domains` is up to an hour old
             context.begin(context.session.server_clock.now(), states)
             checkpoints = _plan(pipeline, context, envelope, resources, full_refresh,
@@ -284,24 +335,31 @@ def run_sync(
                                     file_format, schema_contract,
                                     refresh="drop_resources" if full_refresh and checkpoint.number == 1 else None,
                                     result=result, history=history)
+                trace.add(pipeline)
                 progress.checkpoint_committed()
                 # a loaded package keeps a copy of the state (MBs at thousands of domains)
                 prune_loaded_packages(pipeline)
                 release_free_memory()
+    except UsageError:
+        raise  # nothing began
     except BaseException as exc:
         signum = _stop_signal(exc, stop, context)
         result.elapsed_s = time.monotonic() - started
         result.finished_at = utc_now()
         _finish(result, context)
+        trace.add(pipeline)  # the checkpoint that failed or was stopped, when it ran
         if signum is not None or isinstance(exc, KeyboardInterrupt):
             # nothing of the checkpoint in flight was committed: drop its files now
             discard_interrupted_extracts(pipeline)
             result.status, result.signal = INTERRUPTED, signum
+            trace.save(pipeline)
             return result
         result.status, result.error = FAILED, _describe(exc)
         discard_interrupted_extracts(pipeline)  # as when interrupted: never committed, never loaded
         if result.planned_requests:  # it began; one that failed before (the key) writes nothing
             history.write_final(pipeline, result, file_format)
+            trace.add(pipeline)
+        trace.save(pipeline)
         if isinstance(exc, Exception):
             raise SyncFailed(result.error, result) from exc
         raise
@@ -312,8 +370,17 @@ def run_sync(
     _finish(result, context)
     result.status = PARTIAL if (result.skipped_domains or result.unknown_domains) else SUCCESS
     history.write_final(pipeline, result, file_format)
+    trace.add(pipeline)
+    trace.save(pipeline)
     prune_loaded_packages(pipeline)
     return result
+
+
+def configured_checkpoint_requests(
+    value: Optional[int] = None, default: int = DEFAULT_CHECKPOINT_REQUESTS
+) -> int:
+    """`value`, else `checkpoint_requests` from dlt's config, else `default`; 1 or more."""
+    return _configured_at_least("checkpoint_requests", value, default, int, 1)
 
 
 def configured_resync_after_minutes(value: Optional[float] = None) -> float:
@@ -323,9 +390,25 @@ def configured_resync_after_minutes(value: Optional[float] = None) -> float:
     return float(value)
 
 
+def configured_warehouse_wait_s(value: Optional[float] = None) -> float:
+    """`value`, else `warehouse_wait_seconds` from dlt's config, else the default: how long
+    the sync waits for another process holding its DuckDB file (a reader); 0 or more."""
+    return _configured_at_least("warehouse_wait_seconds", value, DEFAULT_WRITER_WAIT_S, float, 0)
+
+
 def _configured(option: str, default: Any) -> Any:
     value = dlt.config.get(f"{CONFIG_SECTION}.{option}")
     return default if value is None else value
+
+
+def _configured_at_least(
+    option: str, value: Any, default: Any, kind: Callable[[Any], Any], minimum: Any
+) -> Any:
+    """`value`, else `option` from dlt's config, else `default`, as `kind`; `minimum` or more."""
+    number = kind(_configured(option, default) if value is None else value)
+    if number < minimum:
+        raise UsageError(f"{option} must be {minimum} or more, got {number:g}")
+    return number
 
 
 def _cancel_waits(context: SyncContext) -> None:
@@ -346,6 +429,11 @@ def _fetch_domains(context: SyncContext) -> Dict[str, Any]:
     return without_repeated_items(response.json())
 
 
+def listed_domain_ids(envelope: Dict[str, Any]) -> List[str]:
+    """The ids of the domains a `/domains` response lists."""
+    return [str(item.get("id")) for item in envelope_items(envelope)]
+
+
 def _plan(
     pipeline: Pipeline,
     context: SyncContext,
@@ -358,11 +446,10 @@ def _plan(
     result: SyncResult,
 ) -> List[Checkpoint]:
     """The domains this run syncs, what is due of each, and the checkpoints they make."""
-    listed = [str(item.get("id")) for item in envelope_items(envelope)]
+    listed = listed_domain_ids(envelope)
     wanted_ids = list(source_options.get("domain_ids") or [])
     in_shard = shard_filter(source_options.get("shard"))
     domains = [d for d in listed if (not wanted_ids or d in wanted_ids) and in_shard(d)]
-    result.unknown_domains = [d for d in wanted_ids if d not in listed]
     for domain_id in result.unknown_domains:
         logger.warning(
             "Domain %s is not among the %d domains this key can see (it was deleted, or it is "
@@ -426,9 +513,13 @@ def _run_checkpoint(
     # one dlt run per checkpoint: its own trace (dlt would otherwise merge every step of a long
     # sync into one trace it pickles after each step), no pending data to meet (finished first);
     # the run's history row goes last, into the same load (history.py)
-    run_row = history.running_source(result, context, checkpoint.domain_ids, source.schema)
+    run_row = with_destination_hints(
+        history.running_source(result, context, checkpoint.domain_ids, source.schema),
+        pipeline.destination,
+    )
     load_info = pipeline.run([source] if refresh else [source, run_row], refresh=refresh,
                              loader_file_format=file_format)
+    prune_replaced_child_rows(pipeline, load_info.loads_ids if load_info else [])
     trace = pipeline.last_trace
     normalize_info = trace.last_normalize_info if trace else None
     context.checkpoint_committed()
@@ -447,6 +538,12 @@ def _finish(result: SyncResult, context: SyncContext) -> None:
     result.stats = context.stats
     result.skipped_domains = dict(context.skipped_domains)
     result.windows_asked = {name: sorted(days) for name, days in context.windows_asked.items()}
+    result.unrecoverable_dates = {
+        domain_id: [first.isoformat(), last.isoformat()]
+        for domain_id, (first, last) in sorted(context.horizon_gaps.items())
+    }
+    if result.unrecoverable_dates:  # the summary says it; this is for logs of Python callers
+        logger.info("%s", lost_dates_line(result.unrecoverable_dates))
     result.rows = dict(sorted(result.rows.items()))
 
 

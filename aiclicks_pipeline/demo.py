@@ -65,10 +65,10 @@ def show_dbt_models(duckdb_path: Path, folder: Path, out: Any) -> None:
     with duckdb.connect(str(duckdb_path), read_only=True) as connection:
         print_query(
             connection,
-            "dbt mart share_of_voice: first domain, change since the last snapshot",
+            "dbt mart aiclicks__share_of_voice: first domain, change since the last snapshot",
             f"""select brand_name, is_own_brand, sov_pct, sov_rank,
                        round(sov_change_pct, 2) as sov_change_pct, sov_rank_change
-                from {DEFAULT_MODELS_SCHEMA}.share_of_voice
+                from {DEFAULT_MODELS_SCHEMA}.aiclicks__share_of_voice
                 where is_latest_snapshot
                   and domain_id = (select min(id) from {DEFAULT_DATASET}.domains)
                 order by sov_rank, brand_name""",
@@ -116,11 +116,11 @@ def run_demo(workdir: str = "demo_output", domains: int = 3, seed: int = 7, out:
     show_dbt_models(duckdb_path, folder, out)
     print(f"\nThe warehouse is {duckdb_path} (schema {DEFAULT_DATASET}); open it with duckdb.", file=out)
 
-    from .report import DEFAULT_REPORT_FILE, ReportNotInstalled, write_report
+    from .report import DEFAULT_REPORT_FILE, ReportError, write_report
 
     try:
         report = write_report(str(folder / DEFAULT_REPORT_FILE), duckdb_file=str(duckdb_path))
         print(f"\n{report.summary()}\nOpen the report in a browser: {report.path}", file=out)
-    except ReportNotInstalled as exc:
+    except ReportError as exc:  # plotly missing, or no dbt models (dbt missing)
         print(f"\nNo HTML report: {exc}", file=out)
     return 0

@@ -9,6 +9,7 @@ import re
 from typing import Any, Callable, List, Optional, Tuple
 from urllib.parse import urlsplit
 
+from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
 from requests import HTTPError, Response
 from requests.exceptions import ConnectTimeout, Timeout
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
@@ -19,8 +20,35 @@ from .values import query_value
 KEYS_HELP = "Create or copy a key in the AIclicks dashboard under Settings -> Developers -> Create API Key"
 
 
+# The command line's exit codes (README: The two commands). An error carries its own
+# (`AIclicksError.exit_code`); `cli.main` maps every failure to one line and that code, once.
+EXIT_OK = 0
+EXIT_FAILED = 1  # a failure, a bad option or name included: the message says what
+EXIT_STALE = 2  # status: data older than --max-age-hours (or missing)
+EXIT_PARTIAL = 3  # some domains were not loaded; every other one was
+EXIT_BUSY = 75  # EX_TEMPFAIL: another sync of the pipeline runs; try again later
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C); 143 for SIGTERM: interrupts.EXIT_CODES
+
+
 class AIclicksError(Exception):
-    """Base of the errors this package raises on purpose."""
+    """Base of the errors this package raises on purpose: the message is what a user reads (one
+    line, no class name), `exit_code` what the command line exits with."""
+
+    exit_code: int = EXIT_FAILED
+
+    def done_so_far(self) -> Optional[str]:
+        """What the command did before it failed, shown above the message (None: nothing)."""
+        return None
+
+
+class UsageError(AIclicksError, ValueError):
+    """A bad option, name, path or setting, refused before anything was asked or changed."""
+
+
+class BusyError(AIclicksError):
+    """Another process holds what the command needs (the run lock, the DuckDB file)."""
+
+    exit_code = EXIT_BUSY
 
 
 class MissingApiKeyError(AIclicksError, ValueError):
@@ -31,8 +59,12 @@ class InvalidApiKeyError(AIclicksError, ValueError):
     """A configured key that cannot be one (whitespace inside it)."""
 
 
-class UnknownDestinationError(AIclicksError, ValueError):
+class UnknownDestinationError(UsageError):
     """A destination name dlt does not know."""
+
+
+class DaysOutOfRangeError(UsageError):
+    """A `days` option (`initial_days`, `snapshot_days`) the API cannot serve."""
 
 
 class AIclicksHTTPError(AIclicksError, HTTPError):
@@ -55,11 +87,25 @@ class AuthenticationError(AIclicksHTTPError):
 
 
 class AccessDeniedError(AIclicksHTTPError):
-    """403: developer access is off for the key's team."""
+    """403 for the key as a whole: developer access is off for the key's team."""
+
+
+class DomainAccessDeniedError(AIclicksHTTPError):
+    """403 for one domain: the key may not read it (its allowlist changed while `/domains`
+    still lists it; docs/api-notes.md, Reading: a 403 for one domain)."""
 
 
 class DomainNotFoundError(AIclicksHTTPError):
     """404: the domain does not exist or is outside the key's allowed domains."""
+
+
+class DomainSkipped(IgnoreResponseException):
+    """A domain that answered 404, or 403 to every key: skipped with a warning, every other
+    domain still loads (dlt's client ends the walk of a list on it)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(f"domain skipped after {response.status_code}")
+        self.response = response
 
 
 class EndpointNotFoundError(AIclicksHTTPError):
@@ -134,6 +180,10 @@ def error_for_response(response: Response) -> AIclicksHTTPError:
             f"SOURCES__AICLICKS__API_KEY or AICLICKS_API_KEY. {where}",
             response,
         )
+    if status == 403 and is_domain_refusal(response):
+        return DomainAccessDeniedError(
+            f"The API key may not read this domain (403: {detail}). {where}", response
+        )
     if status == 403:
         return AccessDeniedError(
             f"Developer API access is not enabled for this key's team (403: {detail}). "
@@ -174,6 +224,17 @@ def is_domain_not_found(response: Response) -> bool:
     if response.status_code != 404 or not query_value(url, "domain_id"):
         return False
     return ERROR_DETAILS[404].lower() in error_detail(response).lower()
+
+
+def is_domain_refusal(response: Response) -> bool:
+    """A 403 that concerns the domain asked, not the key: on a request that named a domain, with
+    another detail than the documented one for a team without developer access (which names
+    the team). Whether the key's other requests succeed decides the rest (keypool.py)."""
+    url = response.request.url if response.request is not None else response.url
+    if response.status_code != 403 or not query_value(url, "domain_id"):
+        return False
+    detail = error_detail(response).lower()
+    return ERROR_DETAILS[403].lower() not in detail and "team" not in detail
 
 
 def raise_for_api_error(response: Response, *args: Any, **kwargs: Any) -> Response:
@@ -224,10 +285,14 @@ KNOWN_CAUSES: List[Tuple["re.Pattern[str]", Callable[["re.Match[str]"], str]]] =
         re.compile(
             r'Could not set lock on file "(?P<path>[^"]+)"'
             r"(?:: Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\))?"
+            # how long this process waited for it (warehouse_wait.py)
+            r"(?:.*\(waited (?P<waited>\d+) s for it\))?",
+            re.S,
         ),
         lambda match: (
             f"The warehouse file {match['path']} is in use by another process"
             + (f" (pid {match['pid']}: {match['program']})" if match["pid"] else "")
+            + (f", still after waiting {match['waited']} s" if match["waited"] else "")
             + ": close it there (a notebook, a DuckDB shell, another sync) and run again."
         ),
     ),

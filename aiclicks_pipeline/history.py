@@ -16,28 +16,39 @@ loads it is made of.
   exact figures. A run stopped by a signal loads nothing more (dlt's steps see the signal).
   Nor does a run that failed in its normalize or load step (its pending load would go with the
   row). The next run, which holds the run lock and so knows no other run of its pipeline is
-  alive, finishes such a load and marks that pipeline's rows still `running` as `interrupted`.
+  alive, finishes such a load and marks that pipeline's rows still `running` as `interrupted`:
+  its loads carry them so marked, merged on `run_id` as every row is (an UPDATE would need a
+  warehouse whose SQL writes; a lakehouse's does not).
 - The loads of a run are the child table `_aiclicks_runs__load_ids`: `value` is a
   `_dlt_loads.load_id`, `_dlt_parent_id` the run's `_dlt_id`.
+- The history is read back (`last_runs`, `skipped_by_last_runs`: `status`) and marked
+  (`mark_interrupted`) through warehouse.py's reader, the same on every destination.
 """
 
+import json
 import logging
 import uuid
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import dlt
 from dlt.common.schema import Schema
 from dlt.extract import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
+from .destinations import with_destination_hints
 from .source import SOURCE_NAME
-from .windows import utc_now
+from .windows import parse_timestamp, utc_now
+
+if TYPE_CHECKING:
+    from .warehouse import Warehouse
 
 logger = logging.getLogger("aiclicks_pipeline")
 
 RUNS_TABLE = "_aiclicks_runs"
 LOAD_IDS_TABLE = f"{RUNS_TABLE}__load_ids"
 RUNNING, INTERRUPTED = "running", "interrupted"
+JSON_COLUMNS = ("rows", "skipped_domains", "unknown_domains")
 
 _COUNT = "bigint"
 COLUMNS: Dict[str, Dict[str, Any]] = {
@@ -80,6 +91,11 @@ COLUMNS: Dict[str, Dict[str, Any]] = {
     "unknown_domains": (
         "json", "Domain ids asked for (--domains) that the API key does not list, [domain_id].",
     ),
+    "unrecoverable_dates": (
+        "json",
+        "Dates lost for good: per domain synced too long ago, {domain_id: [first, last]} (ISO "
+        "dates) its windows needed but that lie before the last 90 days the API serves.",
+    ),
     "checkpoints_total": (_COUNT, "Checkpoints planned (a count)."),
     "checkpoints_committed": (_COUNT, "Checkpoints committed, each one load (a count)."),
     "error": ("text", "What failed, one paragraph, for a failed run; else null."),
@@ -91,6 +107,8 @@ COLUMN_HINTS: Dict[str, Dict[str, Any]] = {
     for name, (data_type, description) in COLUMNS.items()
 }
 COLUMN_HINTS["run_id"]["nullable"] = False
+# the columns a warehouse may hand back as JSON text
+JSON_COLUMNS = tuple(name for name, (data_type, _) in COLUMNS.items() if data_type == "json")
 TABLE_DESCRIPTION = (
     "One row per sync run of aiclicks-pipeline (merged on run_id): outcome, requests, 429s, rows "
     "per table, domains. The run's loads: child table _aiclicks_runs__load_ids (value = "
@@ -104,6 +122,8 @@ class RunHistory:
     def __init__(self, pipeline_name: str, run_id: Optional[str] = None) -> None:
         self.pipeline_name = pipeline_name
         self.run_id = run_id or uuid.uuid4().hex
+        # earlier runs' rows left `running`, marked interrupted: every load of this run carries them
+        self.interrupted_rows: List[Dict[str, Any]] = []
 
     def row(
         self,
@@ -145,6 +165,7 @@ class RunHistory:
             "domains_left": max(left, 0),
             "skipped_domains": skipped,
             "unknown_domains": list(result.unknown_domains),
+            "unrecoverable_dates": dict(result.unrecoverable_dates),
             "checkpoints_total": result.checkpoints_total,
             "checkpoints_committed": result.checkpoints_committed + (1 if in_flight else 0),
             "error": result.error,
@@ -164,6 +185,7 @@ class RunHistory:
 
         def runs() -> Iterator[Dict[str, Any]]:
             carrying = dlt.current.load_package_state()["load_id"]
+            yield from self.interrupted_rows
             # dlt makes this list the child table _aiclicks_runs__load_ids
             yield {**make_row(), "load_ids": [*load_ids, carrying]}
 
@@ -206,35 +228,110 @@ class RunHistory:
             schema = (
                 pipeline.default_schema.clone() if pipeline.default_schema_name else Schema(SOURCE_NAME)
             )
-            source = self.source(lambda: self.row(result, result.status), result.load_ids, schema)
-            # callers read the sync's last dlt run (the last checkpoint's) from `last_trace`
-            sync_trace = pipeline._last_trace
+            source = with_destination_hints(
+                self.source(lambda: self.row(result, result.status), result.load_ids, schema),
+                pipeline.destination,
+            )
             with dlt.config.values(run_settings(pipeline)):
                 info = pipeline.run(source, loader_file_format=file_format)
-            pipeline._last_trace = sync_trace or pipeline._last_trace
         except Exception as exc:  # noqa: BLE001 - the sync's result matters more than its record
+            from .errors import explain_failure
+
             # after a failed run the cause is already told (often the same: the warehouse)
             level = logging.INFO if result.status == "failed" else logging.WARNING
-            logger.log(level, "The run's history row could not be written (%s: %s)", type(exc).__name__, exc)
+            cause = explain_failure(exc) or f"{type(exc).__name__}: {exc}"
+            logger.log(level, "The run's history row could not be written: %s", cause)
             return None
         return info.loads_ids[-1] if info and info.loads_ids else None
 
     def mark_interrupted(self, pipeline: Pipeline) -> None:
-        """Marks the rows of `pipeline` still `running` as `interrupted`: called under the run
-        lock, so none of them is alive. Nothing to do before the table exists."""
+        """Reads the rows of `pipeline` still `running`, with their loads, through warehouse.py's
+        reader: called under the run lock, so none of them is alive. The run's loads carry them
+        marked `interrupted` (their last `updated_at` as `finished_at`). Nothing to do before
+        the table exists."""
+        from .warehouse import pipeline_warehouse
+
         schema = pipeline.default_schema if pipeline.default_schema_name else None
         if schema is None or RUNS_TABLE not in schema.tables:
             return
         try:
-            with pipeline.sql_client() as client:
-                table = client.make_qualified_table_name(RUNS_TABLE)
-                client.execute_sql(
-                    f"update {table} set outcome = %s, finished_at = updated_at "
-                    "where outcome = %s and pipeline_name = %s and run_id <> %s",
-                    INTERRUPTED, RUNNING, self.pipeline_name, self.run_id,
+            with pipeline_warehouse(pipeline) as warehouse:
+                stale = warehouse.rows(
+                    f"select * from {warehouse.table(RUNS_TABLE)} where outcome = %s "
+                    "and pipeline_name = %s and run_id <> %s",
+                    RUNNING, self.pipeline_name, self.run_id,
                 )
+                for row in stale:
+                    loads = warehouse.rows(
+                        f"select value from {warehouse.table(LOAD_IDS_TABLE)} "
+                        "where _dlt_parent_id = %s order by _dlt_list_idx",
+                        row["_dlt_id"],
+                    )
+                    self.interrupted_rows.append(_interrupted(row, [r["value"] for r in loads]))
         except Exception as exc:  # noqa: BLE001 - a missing table or dataset: nothing to mark
             logger.info("No earlier run marked interrupted (%s: %s)", type(exc).__name__, exc)
 
 
-__all__: List[str] = ["COLUMNS", "INTERRUPTED", "LOAD_IDS_TABLE", "RUNNING", "RUNS_TABLE", "RunHistory"]
+def _interrupted(row: Dict[str, Any], load_ids: List[str]) -> Dict[str, Any]:
+    """A `running` row read back from the warehouse, marked interrupted, as the resource
+    yields it (dlt's own columns left to dlt, JSON columns as values)."""
+    marked = {name: value for name, value in row.items() if not name.startswith("_dlt")}
+    marked.update({name: _json(marked[name]) for name in JSON_COLUMNS if name in marked})
+    marked.update(outcome=INTERRUPTED, finished_at=row["updated_at"], load_ids=load_ids)
+    return marked
+
+
+# --- reading the history (status) ---------------------------------------------------------------
+
+
+def last_runs(warehouse: "Warehouse", limit: int) -> Optional[List[Dict[str, Any]]]:
+    """The last `limit` runs of every pipeline of the dataset, newest first, as JSON values;
+    None when the dataset has no run history yet."""
+    if not warehouse.has_tables([RUNS_TABLE]):
+        return None
+    rows = warehouse.rows(
+        f"select * from {warehouse.table(RUNS_TABLE)} order by started_at desc limit {int(limit)}"
+    )
+    return [_run_json(row) for row in rows]
+
+
+def skipped_by_last_runs(warehouse: "Warehouse") -> Dict[str, str]:
+    """The domains the last finished run of each pipeline skipped, {domain_id: reason}."""
+    if not warehouse.has_tables([RUNS_TABLE]):
+        return {}
+    runs = warehouse.table(RUNS_TABLE)
+    rows = warehouse.rows(
+        f"select r.skipped_domains, r.unknown_domains from {runs} r where r.outcome <> '{RUNNING}' "
+        f"and r.started_at = (select max(r2.started_at) from {runs} r2 "
+        f"where r2.pipeline_name = r.pipeline_name and r2.outcome <> '{RUNNING}')"
+    )
+    skipped: Dict[str, str] = {}
+    for row in rows:
+        skipped.update({str(k): str(v) for k, v in (_json(row["skipped_domains"]) or {}).items()})
+        for domain_id in _json(row["unknown_domains"]) or []:
+            skipped.setdefault(str(domain_id), "not listed for the API key")
+    return skipped
+
+
+def _run_json(row: Dict[str, Any]) -> Dict[str, Any]:
+    run = {k: v for k, v in row.items() if not k.startswith("_dlt")}
+    for key, value in run.items():
+        if isinstance(value, datetime):
+            run[key] = parse_timestamp(value).isoformat()
+        elif key in JSON_COLUMNS:
+            run[key] = _json(value)
+        elif hasattr(value, "__float__") and not isinstance(value, (int, float, bool)):
+            run[key] = float(value)  # a Decimal from some warehouses
+    return run
+
+
+def _json(value: Any) -> Any:
+    if value is None or isinstance(value, (dict, list)):
+        return value
+    return json.loads(value)
+
+
+__all__: List[str] = [
+    "COLUMNS", "INTERRUPTED", "JSON_COLUMNS", "LOAD_IDS_TABLE", "RUNNING", "RUNS_TABLE", "RunHistory",
+    "last_runs", "skipped_by_last_runs",
+]

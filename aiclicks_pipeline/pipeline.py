@@ -9,8 +9,15 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 import dlt
 from dlt.pipeline.pipeline import Pipeline
 
-from .destinations import check_destination, configured_destination, destination_kind
-from .settings import DEFAULT_DATASET, DEFAULT_DUCKDB_FILE, DEFAULT_PIPELINE_NAME
+from .destinations import (
+    check_destination,
+    configured_destination,
+    destination_kind,
+    duckdb_destination,
+    install_reader_extensions,
+    required_file_format,
+)
+from .settings import DEFAULT_DATASET, DEFAULT_PIPELINE_NAME
 from .workdir import bind_to_destination, remember_duckdb_path
 
 
@@ -30,7 +37,8 @@ def make_pipeline(
     duckdb_file: Optional[str] = None,
     progress: Any = None,
 ) -> Pipeline:
-    """A dlt pipeline for `destination`; for DuckDB, a file named apart from the dataset.
+    """A dlt pipeline for `destination` (destinations.py makes what a kind needs: for DuckDB,
+    a file named apart from the dataset).
 
     `destination` is any dlt destination (a name such as `bigquery`, or a factory); when None,
     `destination_type` from dlt's config, else DuckDB. Credentials, a staging bucket
@@ -46,16 +54,7 @@ def make_pipeline(
     check_destination(destination)
     duckdb_path: Optional[str] = None
     if destination == "duckdb":
-        path = Path(duckdb_file or DEFAULT_DUCKDB_FILE).expanduser().resolve()
-        if path.stem == dataset_name:
-            # DuckDB cannot tell a catalog `x` (the file) from a schema `x` (the dataset)
-            raise ValueError(
-                f"The DuckDB file {path.name!r} is named like the dataset {dataset_name!r}; "
-                "DuckDB then cannot tell the catalog from the schema and the load fails. "
-                "Choose another file name or dataset."
-            )
-        duckdb_path = str(path)
-        destination = dlt.destinations.duckdb(credentials=duckdb_path)
+        destination, duckdb_path = duckdb_destination(dataset_name, duckdb_file)
     pipeline = dlt.pipeline(
         pipeline_name=pipeline_name,
         destination=destination,
@@ -64,9 +63,35 @@ def make_pipeline(
         progress=progress,
     )
     pipeline = bind_to_destination(pipeline)
+    # what reading this destination back needs, before anything reads it (the next checkpoint
+    # plan, status, dlt's own dataset())
+    install_reader_extensions(pipeline.destination)
     if duckdb_path:
         remember_duckdb_path(pipeline, duckdb_path)
     return pipeline
+
+
+def where_loaded(pipeline: Pipeline) -> Dict[str, Optional[str]]:
+    """Where `pipeline` loads, for the user to read: the destination's kind, its location (the
+    DuckDB file; elsewhere dlt's displayable credentials, without the password) and the
+    dataset."""
+    kind = destination_kind(pipeline.destination)
+    location: Optional[str] = None
+    try:
+        credentials = pipeline.destination_client().config.credentials
+        location = getattr(credentials, "database", None) if kind == "duckdb" else str(credentials)
+    except Exception:  # noqa: BLE001 - credentials not configured (yet): kind and dataset say enough
+        pass
+    return {"destination": kind, "location": location or None, "dataset": pipeline.dataset_name}
+
+
+def describe_where(where: Dict[str, Optional[str]]) -> str:
+    """`duckdb file /x/aiclicks_warehouse.duckdb, dataset aiclicks`, `postgres
+    postgresql://loader:***@host:5432/db, dataset aiclicks`."""
+    location = where.get("location")
+    if location and where.get("destination") == "duckdb":
+        location = f"file {location}"
+    return f"{where.get('destination')}{f' {location}' if location else ''}, dataset {where.get('dataset')}"
 
 
 # Our rows are flat (lists become child tables), so a file format the destination bulk-loads
@@ -85,6 +110,9 @@ ARROW_FILE_FORMATS = ("parquet",)
 
 
 def preferred_file_format(pipeline: Pipeline) -> Optional[str]:
+    required = required_file_format(pipeline.destination)
+    if required:
+        return required
     supported = pipeline.destination.capabilities().supported_loader_file_formats
     kind = destination_kind(pipeline.destination)
     preferred = PREFERRED_FILE_FORMATS.get(kind, PREFERRED_FILE_FORMATS[None])

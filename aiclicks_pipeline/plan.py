@@ -1,23 +1,28 @@
-"""`aiclicks-pipeline plan`: the requests the next sync will make, and how long the key's rate
-limit makes it take, before anything runs.
+"""`aiclicks-pipeline plan`: the requests the next sync will make, and how long the keys' rate
+limits make it take, before anything runs.
 
-It asks the API twice (`/validate` for the rate limit, `/domains` for the domains and the
-server's clock), reads the per-domain cursors from the pipeline's state (local, else restored
-from the destination), and estimates page counts from what the warehouse already holds.
+It asks the API `/validate` once per key (each key's rate limit: its limit per minute, what is
+left, when its window resets; the response's `X-RateLimit-Limit` is the limit per window, so
+the two give the window's length) and `/domains` once (the domains and the server's clock),
+reads the per-domain cursors from the pipeline's state (local, else restored from the
+destination), and estimates page counts from what the warehouse already holds.
 """
 
 import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from dlt.pipeline.pipeline import Pipeline
+from requests import Response
 
 from .settings import DEFAULT_DATASET, DOMAIN_RESOURCES, ENDPOINTS
 from .source import SOURCE_NAME, shard_filter
 from .sync import SyncContext
-from .windows import parse_timestamp
+from .throttle import WINDOW_S, Budget, seconds_for
+from .values import as_int
+from .windows import lost_dates_line, parse_timestamp
 from .workdir import sync_with_destination
 
 logger = logging.getLogger("aiclicks_pipeline")
@@ -48,25 +53,20 @@ class EndpointPlan:
 
 @dataclass
 class SyncPlan:
-    limit_per_minute: Optional[int]
-    remaining: Optional[int]
-    seconds_to_reset: float
+    budgets: List[Budget]  # one per key that told its rate limit
     domains: Dict[str, List[EndpointPlan]] = field(default_factory=dict)
     resync_after_minutes: float = 0.0
+    # per domain, the dates before the API's horizon its windows need: lost (windows.py)
+    horizon_gaps: Dict[str, Tuple[Any, Any]] = field(default_factory=dict)
 
     @property
     def requests(self) -> int:
         return 1 + sum(p.requests for plans in self.domains.values() for p in plans)
 
-    def estimated_seconds(self, window_s: float = 60.0) -> float:
-        """Fixed windows: what fits in what is left now, then one full window per `limit`."""
-        if not self.limit_per_minute:
-            return 0.0
-        remaining = self.remaining if self.remaining is not None else self.limit_per_minute
-        beyond = self.requests - remaining
-        if beyond <= 0:
-            return 0.0
-        return self.seconds_to_reset + (math.ceil(beyond / self.limit_per_minute) - 1) * window_s
+    def estimated_seconds(self) -> float:
+        """Fixed windows of every key at once: what is left now, then each key's limit per
+        window (throttle.seconds_for); 0 without a limit (a caller the API does not limit)."""
+        return seconds_for(self.requests, self.budgets) if self.budgets else 0.0
 
 
 def seconds_to_reset(validate_body: Dict[str, Any]) -> Optional[float]:
@@ -84,6 +84,26 @@ def seconds_to_reset(validate_body: Dict[str, Any]) -> Optional[float]:
         return None
 
 
+def budget_of(validate: Response) -> Optional[Budget]:
+    """One key's rate limit from its `/validate` answer: `limit_per_minute` and the header's
+    limit per window give the window (60 s when either is missing, as documented)."""
+    body = validate.json()
+    rate = (body.get("data") or {}).get("rate_limit") or {}
+    per_minute = as_int(rate.get("limit_per_minute"))
+    if not per_minute:
+        return None
+    per_window = as_int(validate.headers.get("X-RateLimit-Limit")) or per_minute
+    window_s = min(WINDOW_S * per_window / per_minute, WINDOW_S)
+    remaining = as_int(rate.get("remaining"))
+    to_reset = seconds_to_reset(body)
+    return Budget(
+        left=per_window if remaining is None else remaining,
+        limit=per_window,
+        window_s=window_s,
+        reset_in_s=window_s if to_reset is None else min(to_reset, window_s),
+    )
+
+
 def make_plan(
     validate_body: Dict[str, Any],
     domains_body: Dict[str, Any],
@@ -94,18 +114,13 @@ def make_plan(
     lookback_days: Optional[int] = None,
     snapshot_days: Optional[int] = None,
     resync_after_minutes: float = 0.0,
+    budgets: Sequence[Budget] = (),
 ) -> SyncPlan:
     """What the next run asks: like a run, it leaves out each resource of a domain synced
     within `resync_after_minutes` (checkpoints.py), on the server's clock (`/validate` is
-    never cached, so its `generated_at` is the server's now)."""
-    rate = (validate_body.get("data") or {}).get("rate_limit") or {}
-    to_reset = seconds_to_reset(validate_body)
-    plan = SyncPlan(
-        limit_per_minute=rate.get("limit_per_minute"),
-        remaining=rate.get("remaining"),
-        seconds_to_reset=60.0 if to_reset is None else to_reset,
-        resync_after_minutes=max(resync_after_minutes, 0.0),
-    )
+    never cached, so its `generated_at` is the server's now). `budgets`: each key's rate limit
+    (`budget_of`)."""
+    plan = SyncPlan(list(budgets), resync_after_minutes=max(resync_after_minutes, 0.0))
     states = resource_states(pipeline)
     windows = {"initial_days": initial_days, "lookback_days": lookback_days, "snapshot_days": snapshot_days}
     context = SyncContext(**{k: v for k, v in windows.items() if v is not None})
@@ -122,6 +137,7 @@ def make_plan(
             if name in due else EndpointPlan(name, None, 0, True, fresh=True)
             for name in DOMAIN_RESOURCES
         ]
+    plan.horizon_gaps = dict(context.horizon_gaps)
     return plan
 
 
@@ -193,14 +209,21 @@ def print_plan(plan: SyncPlan, out: Any, detail: bool = False) -> None:
         requests = f"{sum(p.requests for p in plans)}{'' if all(p.known for p in plans) else '+'}"
         print(f"{name:<20}{days:>16}{requests:>10}", file=out)
     print(f"\n{plan.requests} requests for {len(plan.domains)} domain(s)", file=out)
-    if plan.limit_per_minute:
+    if plan.budgets:
         seconds = plan.estimated_seconds()
+        keys = len(plan.budgets)
+        per_minute = sum(b.limit * 60 / b.window_s for b in plan.budgets)
+        windows = "/".join(sorted({f"{b.window_s:g}" for b in plan.budgets}))
         print(
-            f"Rate limit {plan.limit_per_minute}/minute, {plan.remaining} left in this window: "
+            f"Rate limit {per_minute:.0f}/minute"
+            + (f" over {keys} keys" if keys > 1 else "")
+            + f" (windows of {windows} s), {sum(b.left for b in plan.budgets)} left now: "
             f"about {seconds:.0f}s of waiting for the limit ({seconds / 60:.1f} min), "
             "plus the API's own response time.",
             file=out,
         )
+    if plan.horizon_gaps:
+        print(lost_dates_line(plan.horizon_gaps), file=out)
     fresh = [domain_id for domain_id, plans in plan.domains.items() if all(p.fresh for p in plans)]
     partly = sum(1 for plans in plan.domains.values() if any(p.fresh for p in plans)) - len(fresh)
     if fresh or partly:

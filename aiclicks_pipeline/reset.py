@@ -7,7 +7,8 @@ A resource keeps, per domain, a cursor and a sync time in its dlt state (sync.py
    ... --state-only`: dlt's `pipeline_drop`, a load of the state alone), so a worker that keeps
    nothing restores it too;
 2. deletes the rows of those pairs (and their child rows, `citations__models`, through
-   `_dlt_root_id`) in one transaction, so the reload is exact: rows the API no longer returns
+   `_dlt_root_id`) in one transaction (on a lakehouse, which has none across tables, child
+   tables first, each in one commit of its table format), so the reload is exact: rows the API no longer returns
    (a prompt deleted, a URL no longer cited, a day a sparse series dropped) go, instead of
    staying beside the reloaded ones. `keep_rows` skips this: the reload then merges over them.
 
@@ -16,7 +17,8 @@ rows not yet deleted (nothing is lost) and the reset can be run again. Only pair
 state holds are reset, so the rows another pipeline loaded (another shard) are never touched.
 The next run asks a reset pair for `initial_days` (incremental tables) or the current snapshot
 (aggregates); what the API no longer serves (past days' snapshots, days older than that window)
-is not reloaded, which is what `keep_rows` is for.
+is not reloaded, which is what `keep_rows` is for. Rows are counted and deleted through
+warehouse.py's reader on the pipeline's own SQL client, the same on every destination.
 """
 
 from dataclasses import dataclass, field
@@ -26,10 +28,12 @@ import dlt
 from dlt.common.schema.utils import get_nested_tables
 from dlt.pipeline.pipeline import Pipeline
 
+from .destinations import delete_lakehouse_rows, deletes_with_sql
 from .errors import AIclicksError
 from .plan import resource_states
 from .settings import ENDPOINTS
 from .sync import CURSORS_KEY, SYNCED_KEY
+from .warehouse import Warehouse, pipeline_warehouse
 
 # rows deleted per statement (an IN list of domain ids)
 DELETE_BATCH = 500
@@ -115,9 +119,14 @@ def plan_reset(
         plan.domains[resource] = [d for d in wanted if d in loaded]
         plan.not_loaded[resource] = [d for d in wanted if d not in loaded]
     if not keep_rows and not plan.is_empty:
-        with pipeline.sql_client() as client:
-            for table, (sql, ids) in _deletes(pipeline, plan, "select count(*)"):
-                plan.rows[table] = plan.rows.get(table, 0) + _count(client, sql, ids)
+        with pipeline_warehouse(pipeline) as warehouse:
+            for table, (sql, ids) in _deletes(warehouse, pipeline, plan, "select count(*) as n"):
+                counted = sum(
+                    int(row["n"])
+                    for batch in _batches(ids)
+                    for row in warehouse.rows(sql.format(ids=_placeholders(batch)), *batch)
+                )
+                plan.rows[table] = plan.rows.get(table, 0) + counted
     return plan
 
 
@@ -142,46 +151,45 @@ def apply_reset(pipeline: Pipeline, plan: ResetPlan) -> Optional[str]:
     load_info = pipeline.last_trace.last_load_info if pipeline.last_trace else None
     load_id = load_info.loads_ids[-1] if drop.drop_state and load_info and load_info.loads_ids else None
     if not plan.keep_rows:
-        with pipeline.sql_client() as client:
-            with client.begin_transaction():
-                for _, (sql, ids) in _deletes(pipeline, plan, "delete"):
-                    for batch in _batches(ids):
-                        client.execute_sql(sql.format(ids=_placeholders(batch)), *batch)
+        with pipeline_warehouse(pipeline) as warehouse:
+            if deletes_with_sql(pipeline.destination):
+                deletes = _deletes(warehouse, pipeline, plan, "delete")
+                with warehouse.transaction():
+                    for _, (sql, ids) in deletes:
+                        for batch in _batches(ids):
+                            warehouse.execute(sql.format(ids=_placeholders(batch)), *batch)
+            else:  # a lakehouse: the same rows, selected, then deleted table by table
+                for table, (sql, ids) in _deletes(warehouse, pipeline, plan, "select _dlt_id"):
+                    row_ids = [
+                        str(row["_dlt_id"])
+                        for batch in _batches(ids)
+                        for row in warehouse.rows(sql.format(ids=_placeholders(batch)), *batch)
+                    ]
+                    delete_lakehouse_rows(pipeline, table, row_ids)
     return load_id
 
 
-def _deletes(pipeline: Pipeline, plan: ResetPlan, verb: str) -> List[Any]:
+def _deletes(warehouse: Warehouse, pipeline: Pipeline, plan: ResetPlan, verb: str) -> List[Any]:
     """(table, (SQL with an `{ids}` slot, domain ids)) per table, child tables first; only the
     tables the warehouse has."""
     schema = pipeline.default_schema
     statements = []
-    with pipeline.sql_client() as client:
-        for resource, domains in plan.domains.items():
-            if not domains or resource not in schema.tables:
+    for resource, domains in plan.domains.items():
+        if not domains or resource not in schema.tables or not warehouse.has_tables([resource]):
+            continue
+        spec = ENDPOINTS[resource]
+        column = "domain_id" if "domain_id" in spec["columns"] else spec["primary_key"][0]
+        root = warehouse.table(resource)
+        where_root = f"{column} in ({{ids}})"
+        for nested in reversed(get_nested_tables(schema.tables, resource)[1:]):
+            if not warehouse.has_tables([nested["name"]]):
                 continue
-            spec = ENDPOINTS[resource]
-            column = "domain_id" if "domain_id" in spec["columns"] else spec["primary_key"][0]
-            root = client.make_qualified_table_name(resource)
-            where_root = f"{column} in ({{ids}})"
-            for nested in reversed(get_nested_tables(schema.tables, resource)[1:]):
-                child = client.make_qualified_table_name(nested["name"])
-                statements.append((nested["name"], (
-                    f"{verb} from {child} where _dlt_root_id in "
-                    f"(select _dlt_id from {root} where {where_root})", domains,
-                )))
-            statements.append((resource, (f"{verb} from {root} where {where_root}", domains)))
+            statements.append((nested["name"], (
+                f"{verb} from {warehouse.table(nested['name'])} where _dlt_root_id in "
+                f"(select _dlt_id from {root} where {where_root})", domains,
+            )))
+        statements.append((resource, (f"{verb} from {root} where {where_root}", domains)))
     return statements
-
-
-def _count(client: Any, sql: str, ids: List[str]) -> int:
-    total = 0
-    for batch in _batches(ids):
-        try:
-            rows = client.execute_sql(sql.format(ids=_placeholders(batch)), *batch)
-        except Exception:  # noqa: BLE001 - the table is not in the warehouse: nothing to delete
-            return 0
-        total += int(rows[0][0]) if rows else 0
-    return total
 
 
 def _batches(ids: List[str]) -> List[List[str]]:

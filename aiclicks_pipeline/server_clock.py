@@ -94,8 +94,12 @@ class ServerClock:
 
         Where the clocks agree, the local clock (precise). Otherwise the time the response
         arrived plus what it said was left: `Date` is rounded down, so that is never early,
-        and at most a second late (the earliest of several such estimates is the best).
+        and at most a second late (the earliest of several such estimates is the best). A
+        response without a readable `Date` (none, or two a proxy left side by side) goes by the
+        offset the others told.
         """
-        if self.agrees or reading.server_at is None:
+        if reading.server_at is None:
+            return float(server_epoch) - self.offset
+        if self.agrees:
             return float(server_epoch)
         return reading.received_at + (server_epoch - reading.server_at)

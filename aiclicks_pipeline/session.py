@@ -1,9 +1,13 @@
-"""The HTTP session every request of a sync goes through: key, request id, timeouts, throttle,
+"""The HTTP session every request of a sync goes through: keys, request id, timeouts, throttle,
 retries.
 
 - Auth: `Authorization: Bearer <key>`, and our own `X-Request-Id` on every request, so that
   every failure can quote one (docs/api-notes.md, Headers). The key is never part of a repr or a message.
-- Throttle: a request waits for room in the key's rate-limit window (throttle.py).
+- Keys and throttle: a request waits for room in the rate-limit window of one of the run's
+  keys, whichever has some (keypool.py, throttle.py). A key the API refuses as a whole (401,
+  a team's 403) is set aside and the request goes to another; with none left it fails.
+- Domains: a domain that answers 404, or 403 to every key (the key may not read it), is
+  skipped (`SyncContext.skip_domain`) and its list ends there; every other domain loads.
 - Retries (the API docs' advice; docs/api-notes.md, Rate limit): a 429 waits exactly `Retry-After`; 5xx, a dropped connection,
   a timeout or a malformed body back off exponentially with jitter; bounded attempts.
 - Page size (docs/api-notes.md, Reading: page size of /prompts): the docs disagree on the largest `size` (500 or 100). If the server
@@ -11,12 +15,13 @@ retries.
   stay consistent because the paginator follows the server's `total_pages`.
 """
 
+import json
 import logging
 import os
 import random
 import time
 import uuid
-from typing import Any, Callable, Dict, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Union
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
@@ -30,21 +35,29 @@ from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
 
 from .errors import (
     KEYS_HELP,
+    AccessDeniedError,
     AIclicksHTTPError,
+    AuthenticationError,
     BadRequestError,
     ConnectionFailedError,
+    DomainAccessDeniedError,
+    DomainNotFoundError,
+    DomainSkipped,
     InvalidApiKeyError,
     MalformedResponseError,
     MissingApiKeyError,
     connection_problem,
     describe_request,
+    error_detail,
     is_connect_failure,
     raise_for_api_error,
+    request_id,
 )
-from .settings import API_KEY_ENV, API_PREFIX
+from .keypool import KeyPool, PoolKey
+from .settings import API_KEY_ENV, API_KEYS_ENV, API_PREFIX
 from .server_clock import ClockReading
 from .sync import SyncContext
-from .throttle import RateLimitThrottle
+from .values import query_value
 
 logger = logging.getLogger("aiclicks_pipeline")
 
@@ -55,22 +68,63 @@ CONNECT_ATTEMPTS = 3
 FALLBACK_PAGE_SIZE = 100
 
 
-def resolve_api_key(configured: Optional[str]) -> str:
-    """The key to send: the configured one, else `AICLICKS_API_KEY` (the name the API's own docs
-    use), without the spaces or line break a paste brings along. The key is never quoted."""
-    candidates = (configured, os.environ.get(API_KEY_ENV))
-    api_key = next((c.strip() for c in candidates if isinstance(c, str) and c.strip()), "")
-    if not api_key:
+def resolve_api_keys(
+    configured: Optional[str] = None, configured_keys: Union[None, str, Sequence[str]] = None
+) -> List[str]:
+    """The keys to send, in order, without repeats: `api_key` and `api_keys` as configured (dlt's
+    config: `.dlt/secrets.toml`, `SOURCES__AICLICKS__API_KEY(S)`), else the environment's
+    `AICLICKS_API_KEY` (the name the API's own docs use) and `AICLICKS_API_KEYS`. A list comes as
+    a TOML or JSON list, or as text with commas or spaces between keys. The spaces or line
+    break a paste brings along are dropped. A key is never quoted."""
+    keys = _key_list(configured, configured_keys) or _key_list(
+        os.environ.get(API_KEY_ENV), os.environ.get(API_KEYS_ENV)
+    )
+    if not keys:
         raise MissingApiKeyError(
             f"No AIclicks API key: set SOURCES__AICLICKS__API_KEY or {API_KEY_ENV}, or "
-            "`api_key` under [sources.aiclicks] in .dlt/secrets.toml. " + KEYS_HELP + "."
+            "`api_key` under [sources.aiclicks] in .dlt/secrets.toml (several keys: `api_keys`, "
+            f"a list, or {API_KEYS_ENV}). " + KEYS_HELP + "."
         )
-    if any(character.isspace() for character in api_key):
-        raise InvalidApiKeyError(
-            f"The AIclicks API key has a space or line break inside it ({len(api_key)} "
-            "characters), so it cannot be a key: copy it again in one piece. " + KEYS_HELP + "."
-        )
-    return api_key
+    for position, api_key in enumerate(keys, start=1):
+        if any(character.isspace() for character in api_key):
+            which = "The AIclicks API key" if len(keys) == 1 else f"AIclicks API key {position}"
+            raise InvalidApiKeyError(
+                f"{which} has a space or line break inside it ({len(api_key)} characters), so "
+                "it cannot be a key: copy it again in one piece. " + KEYS_HELP + "."
+            )
+    return keys
+
+
+def resolve_api_key(configured: Optional[str]) -> str:
+    """The one key to send (the first, when several are configured)."""
+    return resolve_api_keys(configured)[0]
+
+
+def configured_api_keys() -> List[str]:
+    """The keys dlt's config and the environment give (`resolve_api_keys`), for the commands
+    that ask the API outside a sync."""
+    import dlt
+
+    return resolve_api_keys(
+        dlt.secrets.get("sources.aiclicks.api_key"), dlt.secrets.get("sources.aiclicks.api_keys")
+    )
+
+
+def _key_list(single: Any, several: Any) -> List[str]:
+    if isinstance(several, str):
+        text = several.strip()
+        try:
+            parsed = json.loads(text) if text.startswith("[") else None
+        except ValueError:
+            parsed = None
+        several = parsed if isinstance(parsed, list) else text.replace(",", " ").split()
+    candidates = [single, *(several or [])]
+    keys: List[str] = []
+    for candidate in candidates:
+        key = candidate.strip() if isinstance(candidate, str) else ""
+        if key and key not in keys:
+            keys.append(key)
+    return keys
 
 
 def api_root(base_url: str) -> str:
@@ -103,7 +157,7 @@ class AIclicksSession(requests.Session):
     def __init__(
         self,
         context: SyncContext,
-        throttle: Optional[RateLimitThrottle] = None,
+        keys: Optional[KeyPool] = None,
         timeout: float = 60.0,
         max_attempts: int = 6,
         backoff_factor: float = 1.0,
@@ -113,9 +167,12 @@ class AIclicksSession(requests.Session):
     ) -> None:
         super().__init__()
         self.context = context
-        self.throttle = throttle or RateLimitThrottle()
+        # the run's keys and their rate limits; without any, the request's own Authorization
+        self.keys = keys or KeyPool()
+        # the pool is what the display reads as the throttle (its waits, its rate)
+        self.throttle = self.keys
         # the server's clock as its responses tell it (the throttle converts resets with it)
-        self.server_clock = self.throttle.server_clock
+        self.server_clock = self.keys.server_clock
         self._answered_hosts: Set[str] = set()
         self.timeout = timeout
         self.max_attempts = max(1, max_attempts)
@@ -152,17 +209,21 @@ class AIclicksSession(requests.Session):
             kwargs["timeout"] = self.timeout
         request = self._capped(request)
         host = urlsplit(request.url or "").netloc
-        for attempt in range(1, self.max_attempts + 1):
+        # the keys that answered 403 for this request's domain: another key may read it
+        refused_by = self.keys.denying(query_value(request.url, "domain_id"))
+        attempt = 0
+        while True:
             self.context.check_stop()
-            held_s = self.throttle.acquire()
+            key, held_s = self.keys.acquire(exclude=refused_by)
             if held_s:
                 self.context.count_rate_limit_wait(held_s)
             sent_at = self.server_clock.clock()
             try:
                 # the response hooks run inside: errors and bad bodies raise from here
-                response = super().send(request, **kwargs)
+                response = super().send(key.authorize(request), **kwargs)
             except TRANSIENT_ERRORS as exc:
-                self.throttle.release(None)
+                attempt += 1
+                self.keys.release(key, None)
                 self.context.count_connection_error()
                 problem = connection_problem(exc)
                 # a host that never answered and refuses or does not resolve is most likely
@@ -180,8 +241,11 @@ class AIclicksSession(requests.Session):
                 )
             except AIclicksHTTPError as exc:
                 failed = exc.response
-                self.throttle.release(failed, self._received(request, failed, sent_at))
+                self.keys.release(key, failed, self._received(request, failed, sent_at))
                 self.context.count_response(exc.status_code or 0)
+                if self._another_key_may(key, exc, refused_by):
+                    continue
+                attempt += 1
                 delay = self.retry_delay(exc, attempt)
                 if isinstance(exc, BadRequestError) and self._learn_page_size_cap(request, exc):
                     request, delay = self._capped(request), 0.0
@@ -189,23 +253,65 @@ class AIclicksSession(requests.Session):
                     raise
                 logger.info("%s; retry in %.1fs", exc, delay)
                 if exc.status_code == 429:
-                    self.context.count_rate_limit_wait(self.throttle.sit_out(delay, self._wait))
+                    if not self.keys.has_budget_elsewhere(key):
+                        self.context.count_rate_limit_wait(self.keys.sit_out(delay, self._wait))
                     continue
             except IgnoreResponseException as exc:
-                # a response the source chose to skip (a domain that 404s): still a request
+                # a response the source chose to skip: still a request
                 skipped = getattr(exc, "response", None)
-                self.throttle.release(skipped, self._received(request, skipped, sent_at))
+                self.keys.release(key, skipped, self._received(request, skipped, sent_at))
                 self.context.count_response(skipped.status_code if skipped is not None else 0)
                 raise
             except BaseException:
-                self.throttle.release(None)
+                self.keys.release(key, None)
                 raise
             else:
-                self.throttle.release(response, self._received(request, response, sent_at))
+                self.keys.release(key, response, self._received(request, response, sent_at))
                 self.context.count_response(response.status_code)
                 return response
             self._wait(delay)
-        raise AssertionError("unreachable")
+
+    def _another_key_may(
+        self, key: PoolKey, exc: AIclicksHTTPError, refused_by: Set[PoolKey]
+    ) -> bool:
+        """What a refusal means for the request: True when another key takes it over. A domain
+        not found, or refused by every key, is skipped (raises DomainSkipped). A key refused as
+        a whole (401, a team's 403, or 403s for several domains in a row) is set aside; once
+        none is left its refusal raises, here and in every thread that asks for a key."""
+        if isinstance(exc, DomainNotFoundError):
+            self._skip_domain(exc)
+        if isinstance(exc, DomainAccessDeniedError):
+            refused_by.add(key)
+            domain_id = str(query_value(exc.response.url, "domain_id"))
+            if not self.keys.refused_domain(key, domain_id):
+                if self.keys.has_other(refused_by):
+                    return True
+                self._skip_domain(exc)
+            exc = AccessDeniedError(
+                f"The API refused {key.label} one domain after another and answered nothing "
+                f"else (403: {error_detail(exc.response)}): the key seems to have lost its "
+                f"access. {describe_request(exc.response.url)} "
+                f"[X-Request-Id: {request_id(exc.response)}]",
+                exc.response,
+            )
+        elif not isinstance(exc, (AuthenticationError, AccessDeniedError)):
+            return False
+        if self.keys.set_aside(key, exc):
+            if self.keys.has_other(refused_by):
+                return True
+            self._skip_domain(exc)  # every key left refused this domain
+        raise self.keys.refusal() from None
+
+    def _skip_domain(self, exc: AIclicksHTTPError) -> None:
+        """The domain of `exc`'s request is left out of this run, in the API's own words."""
+        response = exc.response
+        domain_id = str(query_value(response.url, "domain_id"))
+        self.context.skip_domain(
+            domain_id,
+            f"the API answered {response.status_code}: {error_detail(response)} "
+            f"[X-Request-Id: {request_id(response)}]",
+        )
+        raise DomainSkipped(response) from None
 
     def _wait(self, delay: float) -> None:
         """Sleeps before a retry; a stop request cuts the wait short."""
@@ -283,9 +389,13 @@ class AIclicksSession(requests.Session):
 
 
 def fetch_envelope(api_key: str, base_url: str, path: str) -> Dict[str, Any]:
-    """One GET outside a sync (`validate`, `plan`), through the same key, request id, retries
-    and errors as a sync's requests."""
+    """One GET outside a sync (`validate`, `plan`) with one key, through the same request id,
+    retries and errors as a sync's requests."""
+    return fetch_response(api_key, base_url, path).json()
+
+
+def fetch_response(api_key: str, base_url: str, path: str) -> Response:
+    """`fetch_envelope`'s response, headers and all (its `X-RateLimit-*`)."""
     session = AIclicksSession(SyncContext(), max_attempts=3)
     session.auth = ApiKeyAuth(token=resolve_api_key(api_key))
-    response = session.get(f"{api_root(base_url)}{path}", hooks={"response": [raise_for_api_error]})
-    return response.json()
+    return session.get(f"{api_root(base_url)}{path}", hooks={"response": [raise_for_api_error]})

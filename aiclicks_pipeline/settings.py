@@ -11,12 +11,22 @@ from typing import Dict, Optional, Tuple, TypedDict
 DEFAULT_BASE_URL = "https://api.aiclicks.io"
 # the name the API's own docs use; dlt's SOURCES__AICLICKS__API_KEY takes precedence
 API_KEY_ENV = "AICLICKS_API_KEY"
+# several keys for one sync (keypool.py), commas or spaces between them; dlt's
+# SOURCES__AICLICKS__API_KEYS (a list) takes precedence
+API_KEYS_ENV = "AICLICKS_API_KEYS"
 API_PREFIX = "/api/v1"
 VALIDATE_PATH = "validate"
 
-# `days` is snapped to the nearest of these buckets (docs/api-notes.md, The days window).
+# `days` is snapped by the server to the nearest of these buckets (docs/api-notes.md, The days
+# window); the endpoint pages document 1-365.
 DAYS_BUCKETS: Tuple[int, ...] = (1, 7, 14, 30, 90, 180, 270, 365)
 DEFAULT_DAYS = 30
+# The most `days` the API takes by its strictest reading (the API's introduction says 90): no
+# request asks more, so the pipeline works under either reading (docs/api-notes.md, Reading:
+# days maximum and snapping). Dates older than this horizon cannot be asked for at all.
+MAX_DAYS = 90
+# the buckets a request may ask
+REQUEST_DAYS_BUCKETS: Tuple[int, ...] = tuple(b for b in DAYS_BUCKETS if b <= MAX_DAYS)
 
 DEFAULT_INITIAL_DAYS = 90
 DEFAULT_LOOKBACK_DAYS = 2
@@ -25,6 +35,8 @@ DEFAULT_DATASET = "aiclicks"
 # DuckDB cannot tell a catalog `aiclicks` from a schema `aiclicks`: the file must be named apart.
 DEFAULT_DUCKDB_FILE = "aiclicks_warehouse.duckdb"
 DEFAULT_PIPELINE_NAME = "aiclicks"
+# where `transform` writes the dbt models, beside the dataset (status and report read them)
+DEFAULT_MODELS_SCHEMA = "aiclicks_models"
 
 # Model channels (display names) and citation model slugs (docs/api-notes.md, Reading: model
 # naming; the slugs beyond the docs' three examples are our guesses).
@@ -80,7 +92,8 @@ class EndpointSpec(TypedDict, total=False):
     columns: Dict[str, str]
     params: Dict[str, str]
     # what a row is, and what each column means with its unit: the dlt schema's table and
-    # column descriptions, and the dbt sources' (aiclicks_pipeline/dbt/models/staging/sources.yml)
+    # column descriptions, and the dbt package's (its sources and staging models, written by
+    # `python -m aiclicks_pipeline.dbt_gen`)
     description: str
     column_descriptions: Dict[str, str]
 
@@ -109,7 +122,7 @@ _SERIES_DESCRIPTIONS = {
 }
 _SNAPSHOT_DESCRIPTIONS = {
     "domain_id": _DOMAIN_ID,
-    "days": "The snapshot's look-back window in days (1, 7, 14, 30, 90, 180, 270 or 365).",
+    "days": "The snapshot's look-back window in days (1, 7, 14, 30 or 90).",
     "snapshot_date": "UTC date of generated_at: one snapshot per domain, window and day.",
     "generated_at": _GENERATED_AT,
 }
@@ -410,6 +423,33 @@ ENDPOINTS: Dict[str, EndpointSpec] = {
 }
 
 DOMAIN_RESOURCES: Tuple[str, ...] = tuple(n for n, e in ENDPOINTS.items() if e["domain_scoped"])
+
+
+class ChildTableSpec(TypedDict):
+    # the endpoint table whose items hold the list, and the list's field
+    parent: str
+    field: str
+    description: str
+    # what one entry of the list (dlt's column `value`) is
+    value_description: str
+
+
+# dlt's child tables: a list of values in an item becomes a table `<parent>__<field>`, one row
+# per entry, joined to its parent row on _dlt_parent_id = _dlt_id
+CHILD_TABLES: Dict[str, ChildTableSpec] = {
+    "citations__models": {
+        "parent": "citations",
+        "field": "models",
+        "description": (
+            "dlt's child table of citations: the model slugs (e.g. gpt-4o-search) that cited a URL, "
+            "one row per slug. Join _dlt_parent_id = citations._dlt_id for the citation's key."
+        ),
+        "value_description": (
+            "The model slug that cited the URL, e.g. gpt-4o-search (seed aiclicks_channels maps it "
+            "to its channel)."
+        ),
+    },
+}
 
 # Error bodies, exactly as documented (docs/api-notes.md, Errors;
 # tests/fixtures/api_examples/errors.json).

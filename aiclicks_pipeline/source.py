@@ -4,7 +4,8 @@ Built on dlt's declarative REST API source. The table in settings.py becomes a `
 what the declarative config cannot say is added through dlt's own hooks:
 - the paginator (paginator.py) pages every list and sets each request's `days` window from the
   per-domain cursor;
-- a response action turns errors into messages a user understands and skips a domain that 404s;
+- a response action turns errors into messages a user understands; the session skips a domain
+  that 404s, or that every key is refused (403);
 - a `yield_map` processing step unpacks the envelope into rows (rows.py), stamps them with
   `domain_id`, `generated_at` and `snapshot_date`, drops a response not newer than the cursor,
   and moves the per-domain cursor (sync.py).
@@ -17,14 +18,15 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 import dlt
 from dlt.common.jsonpath import compile_path
 from dlt.sources import DltResource
-from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
 from dlt.sources.helpers.rest_client.client import RESTClient
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 from dlt.sources.rest_api.config_setup import create_response_hooks
 from requests import Response
 
-from .errors import is_domain_not_found, raise_for_api_error, request_id
+from .checks import parse_shard
+from .errors import raise_for_api_error
 from .items import RowBatches, prepare_arrow
+from .keypool import KeyPool
 from .paginator import EnvelopePaginator
 from .rows import envelope_rows
 from .settings import (
@@ -35,10 +37,9 @@ from .settings import (
     DOMAIN_RESOURCES,
     ENDPOINTS,
 )
-from .session import AIclicksSession, ApiKeyAuth, api_root, resolve_api_key
+from .session import AIclicksSession, ApiKeyAuth, api_root, resolve_api_keys
 from .sync import SyncContext
-from .throttle import RateLimitThrottle
-from .values import as_int, query_value
+from .values import as_int
 from .windows import parse_timestamp
 
 
@@ -50,17 +51,10 @@ DOMAIN_LIST = "domain_list"
 ENVELOPE_SELECTOR = compile_path("$")
 
 
-class DomainSkipped(IgnoreResponseException):
-    """A domain that 404s: skipped with a warning, every other domain still loads."""
-
-    def __init__(self, response: Response) -> None:
-        super().__init__(f"domain skipped after {response.status_code}")
-        self.response = response
-
-
 @dlt.source(name=SOURCE_NAME, section="aiclicks", max_table_nesting=1)
 def aiclicks_source(
     api_key: Optional[str] = dlt.secrets.value,
+    api_keys: Optional[List[str]] = dlt.secrets.value,
     base_url: str = DEFAULT_BASE_URL,
     domain_ids: Optional[List[str]] = None,
     shard: Optional[str] = None,
@@ -80,11 +74,15 @@ def aiclicks_source(
     Args:
         api_key: An `ak_live_` key (Settings -> Developers in the AIclicks dashboard). Read from
             `SOURCES__AICLICKS__API_KEY`, `.dlt/secrets.toml` or `AICLICKS_API_KEY`.
+        api_keys: More keys of the same team, each with its own rate limit: one sync spreads
+            its requests over all of them (keypool.py). A list in `.dlt/secrets.toml`, a JSON
+            list in `SOURCES__AICLICKS__API_KEYS`, or `AICLICKS_API_KEYS` with commas between.
         base_url: The API's root, `https://api.aiclicks.io` unless you test against a sandbox.
         domain_ids: Load only these domains; all domains `/domains` returns when empty.
         shard: `"k/n"` loads the k-th of n disjoint, stable shares of the domains, so that n
             workers (each with its own key: the rate limit is per key) split an account.
-        initial_days: History a domain's first sync asks for (snapped up to a `days` bucket).
+        initial_days: History a domain's first sync asks for (snapped up to a `days` bucket),
+            1 to 90: the API serves no more.
         lookback_days: Recent days re-read on every sync, because the API revises them.
         snapshot_days: The window of the window aggregates (brand rankings, model leaderboard,
             citations), loaded once per `snapshot_date`.
@@ -103,13 +101,8 @@ def aiclicks_source(
     Returns:
         The resources, one per table; select some with `.with_resources(...)`.
     """
-    api_key = resolve_api_key(api_key)
+    keys = resolve_api_keys(api_key, api_keys)
     client_base_url = api_root(base_url)
-    for name, value in (("initial_days", initial_days), ("snapshot_days", snapshot_days)):
-        if not 1 <= int(value) <= 365:
-            raise ValueError(f"{name} must be between 1 and 365, got {value}")
-    if lookback_days < 0:
-        raise ValueError(f"lookback_days must be 0 or more, got {lookback_days}")
     in_shard = shard_filter(shard)
     wanted_ids = set(domain_ids or [])
 
@@ -117,18 +110,18 @@ def aiclicks_source(
         return (not wanted_ids or domain_id in wanted_ids) and in_shard(domain_id)
 
     context = sync_context or SyncContext()
-    context.initial_days, context.lookback_days = initial_days, lookback_days
-    context.set_snapshot_days(snapshot_days)
+    context.set_windows(initial_days, lookback_days, snapshot_days)
     if context.session is None:
         context.session = AIclicksSession(
             context,
-            throttle=RateLimitThrottle(),
+            keys=KeyPool(keys),
             timeout=request_timeout,
             max_attempts=max_attempts,
             backoff_factor=backoff_factor,
         )
         context.base_url = client_base_url
-        context.auth = ApiKeyAuth(token=api_key)
+        # the request id; the session sends each request with one of the pool's keys
+        context.auth = ApiKeyAuth(token=keys[0])
     domain_list: Any = (
         _domain_list_config(context, wanted_domain)
         if domains_envelope is None
@@ -257,13 +250,8 @@ def _domain_pages(
 
 
 def _check_response(context: SyncContext, response: Response) -> None:
-    """Response action: the API's 404 for one domain skips that domain; other errors raise."""
-    if is_domain_not_found(response):
-        domain_id = query_value(response.request.url, "domain_id")
-        context.skip_domain(
-            domain_id, f"the API answered 404 [X-Request-Id: {request_id(response)}]"
-        )
-        raise DomainSkipped(response)
+    """Response action: errors raise as ours, which the session retries, or turns into a
+    skipped domain (a 404, or a 403 every key met), or a key set aside (401, a team's 403)."""
     raise_for_api_error(response)
 
 
@@ -352,10 +340,5 @@ def shard_filter(shard: Optional[str]) -> Callable[[str], bool]:
     """`"k/n"` -> whether a domain id falls in share k of n (by a stable hash of the id)."""
     if not shard:
         return lambda domain_id: True
-    try:
-        k, n = (int(part) for part in str(shard).split("/"))
-    except ValueError:
-        raise ValueError(f"shard must look like 2/4 (k of n), got {shard!r}") from None
-    if not 1 <= k <= n:
-        raise ValueError(f"shard {shard!r}: k must be between 1 and n")
+    k, n = parse_shard(shard)
     return lambda domain_id: int(hashlib.sha1(domain_id.encode()).hexdigest(), 16) % n == k - 1

@@ -17,8 +17,8 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Dict, Iterable, Optional, Set
+from datetime import date, datetime, timedelta
+from typing import Any, Dict, Iterable, Optional, Set, Tuple
 
 from .settings import (
     DEFAULT_INITIAL_DAYS,
@@ -26,7 +26,14 @@ from .settings import (
     DEFAULT_SNAPSHOT_DAYS,
     ENDPOINTS,
 )
-from .windows import covering_bucket, incremental_days, parse_timestamp, utc_now
+from .windows import (
+    check_windows,
+    covering_bucket,
+    horizon_gap,
+    incremental_days,
+    parse_timestamp,
+    utc_now,
+)
 
 logger = logging.getLogger("aiclicks_pipeline")
 
@@ -74,9 +81,7 @@ class SyncContext:
         lookback_days: int = DEFAULT_LOOKBACK_DAYS,
         snapshot_days: int = DEFAULT_SNAPSHOT_DAYS,
     ) -> None:
-        self.initial_days = initial_days
-        self.lookback_days = lookback_days
-        self.set_snapshot_days(snapshot_days)
+        self.set_windows(initial_days, lookback_days, snapshot_days)
         self.server_now: Optional[datetime] = None
         self._server_now_at = time.monotonic()
         self.start_cursors: Optional[Dict[str, Dict[str, str]]] = None
@@ -91,10 +96,18 @@ class SyncContext:
         self._changed_states: Dict[str, Dict[str, Dict[str, Any]]] = {}
         # the `days` each resource asked for, for the summary
         self.windows_asked: Dict[str, set] = {}
+        # per domain, the dates (first, last) its incremental windows needed but that lie
+        # before the API's horizon: lost for good (windows.horizon_gap)
+        self.horizon_gaps: Dict[str, Tuple[date, date]] = {}
         self.stats = SyncStats()
         self.lock = threading.Lock()
 
-    def set_snapshot_days(self, snapshot_days: int) -> None:
+    def set_windows(self, initial_days: int, lookback_days: int, snapshot_days: int) -> None:
+        """The `days` options, checked before any request: no window may pass the API's
+        horizon (settings.MAX_DAYS)."""
+        self.initial_days, self.lookback_days, snapshot_days = check_windows(
+            initial_days, lookback_days, snapshot_days
+        )
         self.snapshot_days = covering_bucket(snapshot_days)
 
     # one object per sync, whatever dlt deep-copies (paginators are copied per domain)
@@ -190,17 +203,24 @@ class SyncContext:
         if window == "snapshot":
             days = self.snapshot_days
         elif window == "incremental":
-            days = incremental_days(
-                self.start_cursor(resource, domain_id) if domain_id else None,
-                self.server_now or utc_now(),
-                self.initial_days,
-                self.lookback_days,
-            )
+            cursor = self.start_cursor(resource, domain_id) if domain_id else None
+            server_now = self.server_now or utc_now()
+            days = incremental_days(cursor, server_now, self.initial_days, self.lookback_days)
+            gap = horizon_gap(cursor, server_now, self.lookback_days)
+            if gap is not None and domain_id:
+                self._record_gap(domain_id, gap)
         else:
             return None
         with self.lock:
             self.windows_asked.setdefault(resource, set()).add(days)
         return days
+
+    def _record_gap(self, domain_id: str, gap: Tuple[date, date]) -> None:
+        with self.lock:
+            known = self.horizon_gaps.get(domain_id)
+            if known is not None:
+                gap = (min(known[0], gap[0]), max(known[1], gap[1]))
+            self.horizon_gaps[domain_id] = gap
 
     def is_already_loaded(self, resource: str, domain_id: str, generated_at: Optional[str]) -> bool:
         """A response not newer than the cursor the run started with (a server cache hit)."""

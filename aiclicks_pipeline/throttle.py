@@ -1,16 +1,15 @@
-"""Client-side rate limiting from the API's own `X-RateLimit-*` headers
-(docs/api-notes.md, Rate limit).
+"""One API key's rate limit, from the API's own `X-RateLimit-*` headers (docs/api-notes.md,
+Rate limit).
 
 The limit is a fixed window per key. The throttle keeps its own count of what is left in the
-current window, shared by every thread of a run, corrected by each response's
-`X-RateLimit-Remaining` / `X-RateLimit-Reset`, and makes a request wait for the next window
-*before* the budget is gone, instead of meeting a 429. Until the first response arrives it
-knows nothing and lets one request through at a time.
+key's current window, corrected by each response's `X-RateLimit-Remaining` / `X-RateLimit-Reset`,
+and holds a request back for the next window *before* the budget is gone, instead of meeting a
+429. It does not block by itself: the key pool (keypool.py) asks it, under the pool's lock,
+whether a request fits now (`reserve`), and waits as long as it says.
 
 `X-RateLimit-Reset` is on the server's clock: the server clock (server_clock.py) turns it into
 local time. Each response gives an estimate of its window's end that is never early; the
-throttle keeps the earliest of a window's estimates, the most precise. No wait is longer than
-a window.
+throttle keeps the earliest of a window's estimates, the most precise.
 
 While requests are in flight, a response's `Remaining` is taken less every request in flight
 (which the server may not have counted yet). That is safe but short: requests sent together
@@ -18,16 +17,26 @@ are counted in any order, so some in flight were counted already, and a window e
 or 3 of its 60 requests unused (5% of the rate at the real limit). Once every request of the
 window is answered, the lowest `Remaining` a response stated is exact (nothing of ours is
 left uncounted), and the throttle takes it back up to that.
+
+Clocks that do not agree with each other (docs/api-notes.md, Reading: a reset that cannot be
+believed) never make it wait for ever. No wait is longer than a window (`WINDOW_S`) or the
+`Retry-After` a 429 gave. When a wait ends, one request probes the new window and its answer
+is believed: its `Remaining`, its reset when that lies ahead. A reset that is already past when
+it arrives (a server clock that stands still, a proxy that dates responses with its own clock)
+or missing tells nothing of when the window turns: the budget is believed all the same, and
+once it is spent one request probes again; a 429 then says, by its `Retry-After`, how long.
 """
 
-import threading
+import heapq
+import math
+import statistics
 import time
-from typing import Callable, Optional
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence
 
 from requests import Response
 
 from .server_clock import ClockReading, ServerClock
-from .sync import SyncStopped
 from .values import as_int
 
 # a little past the reset second, so the server's window has really turned
@@ -35,126 +44,127 @@ RESET_MARGIN_S = 0.05
 # the API's documented window: no wait is longer (a reset stated further away is a mistake,
 # of the server or of a clock)
 WINDOW_S = 60.0
+# `reserve` when a request must wait for an answer in flight (its headers tell the budget)
+UNTIL_AN_ANSWER = math.inf
+# the window's length is the median of this many of the last gaps between window ends
+MEASURED_GAPS = 9
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A key's rate limit as known now: `left` requests at once, then `limit` per window of
+    `window_s` seconds, the next window starting in `reset_in_s`."""
+
+    left: int
+    limit: int
+    window_s: float
+    reset_in_s: float
+
+
+def seconds_for(requests: int, budgets: Sequence[Budget]) -> float:
+    """How long fixed windows make `requests` requests take, every key sending at once: the
+    time the last of them may go out (the API's own response time not counted)."""
+    needed = requests - sum(b.left for b in budgets)
+    windows = [(b.reset_in_s, i) for i, b in enumerate(budgets) if b.limit > 0]
+    if needed > 0 and not windows:
+        return math.inf
+    heapq.heapify(windows)
+    at = 0.0
+    while needed > 0:
+        at, i = heapq.heappop(windows)
+        needed -= budgets[i].limit
+        heapq.heappush(windows, (at + budgets[i].window_s, i))
+    return at
 
 
 class RateLimitThrottle:
+    """One key's budget in its current window. Not locked by itself: its key pool's lock
+    guards every call."""
+
     def __init__(
-        self,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
-        server_clock: Optional[ServerClock] = None,
+        self, clock: Callable[[], float] = time.time, server_clock: Optional[ServerClock] = None
     ) -> None:
         self.clock = clock
-        self.sleep = sleep
         self.server_clock = server_clock or ServerClock(clock)
         self.limit: Optional[int] = None
-        self.remaining: Optional[int] = None
-        self.reset_at: Optional[float] = None  # local time the current window ends
+        self.remaining: Optional[int] = None  # None: unknown; one request at a time probes
+        self.reset_at: Optional[float] = None  # local time the current window ends, if known
         # the lowest Remaining stated for the current window, and whether it is exact once
         # nothing is in flight (not when a request may have been counted unseen)
         self.window_low: Optional[int] = None
         self.window_exact = True
         self.in_flight = 0
         # the longest time to a reset a response stated: a window's length, or close to it
-        # (time-scaled test servers have shorter windows)
         self.longest_window_s = 0.0
-        # wall time during which a request was held by the limit
-        self._held = 0
-        self._held_since = 0.0
-        # when a request waits for the next window: until when (this clock), for the display
-        self.waiting_until: Optional[float] = None
-        self._cancelled = False
-        self._cond = threading.Condition()
+        # the window's length, measured between the ends of windows (`_measure`); None until
+        # two were seen, the documented 60 s is assumed until then
+        self.measured_window_s: Optional[float] = None
+        self._last_end: Optional[float] = None
+        self._gaps: List[float] = []
 
-    def cancel(self) -> None:
-        """Wakes every waiting request and makes it (and every later one) raise SyncStopped."""
-        with self._cond:
-            self._cancelled = True
-            self._cond.notify_all()
+    # --- what the pool asks -----------------------------------------------------------------
 
-    def waiting_s(self) -> float:
-        """Seconds left of the current wait for the rate limit (0 when nothing waits)."""
-        until = self.waiting_until
-        return max(until - self.clock(), 0.0) if until is not None else 0.0
-
-    def acquire(self) -> float:
-        """Blocks until a request fits in the current window, then reserves it. Returns the
-        seconds of wall time this call ended of the sync being held by the limit."""
-        held_for = 0.0
-        with self._cond:
-            holding = False
-            while True:
-                if self._cancelled:
-                    self.waiting_until = None
-                    if holding:
-                        self._end_hold()
-                    raise SyncStopped("the sync was asked to stop")
-                now = self.clock()
-                if self.reset_at is not None and now >= self.reset_at:
-                    # a new window: its budget is the limit; responses correct it
-                    self.remaining = self.limit
-                    self.reset_at = None
-                    self._new_window(None)
-                if self.remaining is None:
-                    # nothing known yet: one request at a time until headers tell the budget
-                    if self.in_flight == 0:
-                        break
-                    self._cond.wait(timeout=0.5)
-                    continue
-                if self.remaining > 0:
-                    self.remaining -= 1
-                    break
-                wait = (self.reset_at - now + RESET_MARGIN_S) if self.reset_at else 0.5
-                wait = min(max(wait, 0.01), WINDOW_S)
-                if not holding:
-                    holding = True
-                    self._begin_hold(now)
-                self.waiting_until = now + wait
-                self._cond.wait(timeout=wait)
-            self.waiting_until = None
-            if holding:
-                held_for = self._end_hold()
-            self.in_flight += 1
-        return held_for
-
-    def sit_out(self, seconds: float, sleep: Optional[Callable[[float], None]] = None) -> float:
-        """Sleeps `seconds` the server asked for (a 429's `Retry-After`), counted as held by the
-        limit; returns the wall time it ended of the sync being held."""
-        with self._cond:
-            self._begin_hold(self.clock())
-        try:
-            (sleep or self.sleep)(seconds)
-        finally:
-            with self._cond:
-                held_for = self._end_hold()
-        return held_for
+    def reserve(self) -> float:
+        """Reserves a request when one fits now (returns 0), else the seconds to wait before
+        asking again (`UNTIL_AN_ANSWER`: until a request in flight is answered)."""
+        now = self.clock()
+        if self.reset_at is not None and now >= self.reset_at:
+            # the window turned, or the wait for it is over: a probe, whose answer is believed
+            self.remaining = None
+            self.reset_at = None
+            self._new_window(None)
+        if self.remaining is None or (self.remaining <= 0 and self.reset_at is None):
+            # nothing known, or spent with no end known: one request at a time asks
+            if self.in_flight:
+                return UNTIL_AN_ANSWER
+        elif self.remaining > 0:
+            self.remaining -= 1
+        else:
+            return max(self.reset_at - now + RESET_MARGIN_S, 0.01)
+        self.in_flight += 1
+        return 0.0
 
     def release(self, response: Optional[Response], reading: Optional[ClockReading] = None) -> None:
         """Records a finished request and what its headers say of the budget."""
-        with self._cond:
-            self.in_flight = max(self.in_flight - 1, 0)
-            if response is None:
-                self.window_exact = False  # it may have reached the server and been counted
-            else:
-                self._observe(response, reading)
-            if self.in_flight == 0 and self.window_exact and self.window_low is not None \
-                    and self.reset_at is not None and self.clock() < self.reset_at:
-                # every request answered: the lowest Remaining is what is left (see above)
-                self.remaining = max(self.remaining or 0, self.window_low)
-            self._cond.notify_all()
+        self.in_flight = max(self.in_flight - 1, 0)
+        if response is None:
+            self.window_exact = False  # it may have reached the server and been counted
+        else:
+            self._observe(response, reading)
+        if self.in_flight == 0 and self.window_exact and self.window_low is not None \
+                and self.reset_at is not None and self.clock() < self.reset_at:
+            # every request answered: the lowest Remaining is what is left (see above)
+            self.remaining = max(self.remaining or 0, self.window_low)
+
+    def available(self) -> int:
+        """Requests this key may send now without waiting (a probe counts as one)."""
+        if self.remaining is None or (self.remaining <= 0 and self.reset_at is None):
+            return 0 if self.in_flight else 1
+        if self.reset_at is not None and self.clock() >= self.reset_at:
+            return 1
+        return max(self.remaining, 0)
+
+    @property
+    def window_s(self) -> float:
+        """The window's length: measured once two windows were seen, else the documented one."""
+        return self.measured_window_s or WINDOW_S
+
+    def requests_per_second(self) -> Optional[float]:
+        """The key's sustained rate: its limit per window; None before a response told it."""
+        return self.limit / self.window_s if self.limit else None
+
+    def budget(self) -> Optional[Budget]:
+        """What the key may send from now on; None before a response told its limit."""
+        if not self.limit:
+            return None
+        reset_in = self.reset_at - self.clock() if self.reset_at is not None else self.window_s
+        return Budget(self.available(), self.limit, self.window_s, max(reset_in, 0.0))
+
+    # --- what the responses say -------------------------------------------------------------
 
     def _new_window(self, remaining: Optional[int]) -> None:
         self.window_low = remaining
         self.window_exact = True
-
-    def _begin_hold(self, now: float) -> None:
-        if self._held == 0:
-            self._held_since = now
-        self._held += 1
-
-    def _end_hold(self) -> float:
-        self._held -= 1
-        return max(self.clock() - self._held_since, 0.0) if self._held == 0 else 0.0
 
     def _observe(self, response: Response, reading: Optional[ClockReading]) -> None:
         headers = response.headers
@@ -170,26 +180,53 @@ class RateLimitThrottle:
             self.reset_at = max(self.reset_at or 0, now + retry_after)
             self._new_window(0)
             return
-        if remaining is None or reset is None:
+        if remaining is None:
             self.window_exact = False  # counted, but it did not say how much is left
             return
-        reading = reading or ClockReading(None, now, now)
-        reset_at = min(self.server_clock.local_time(reset, reading), reading.received_at + WINDOW_S)
-        self.longest_window_s = max(self.longest_window_s, reset_at - reading.received_at)
-        if reset_at <= now:
-            return  # its window has ended already (a response that arrived late)
         budget = max(remaining - self.in_flight, 0)
+        reading = reading or ClockReading(None, now, now)
+        reset_at = None
+        if reset is not None:
+            reset_at = min(self.server_clock.local_time(reset, reading), reading.received_at + WINDOW_S)
+            self.longest_window_s = max(self.longest_window_s, reset_at - reading.received_at)
+        if reset_at is None or reset_at <= now:
+            # no end it can wait for: a late answer of a window that has ended, or a reset no
+            # clock makes sense of. With no window's end known the budget is believed (never
+            # raised: answers come in any order); with one known, this is an old window's.
+            if self.reset_at is None:
+                self.remaining = budget if self.remaining is None else min(self.remaining, budget)
+                self.window_exact = False
+            return
         # the estimates of one window's end lie within a second or two of each other, those of
         # consecutive windows a window apart
-        half_window = self.longest_window_s / 2
+        half_window = (self.measured_window_s or self.longest_window_s) / 2
         if self.reset_at is None or reset_at >= self.reset_at + half_window:
             # a newer window than we knew: trust the server, less what is already in flight
+            self._measure(reset_at)
             self.reset_at = reset_at
             self.remaining = budget
             self._new_window(remaining)
         elif reset_at > self.reset_at - half_window:
             # the same window: each estimate is never early, the earliest is the most precise
             self.reset_at = min(self.reset_at, reset_at)
+            self._last_end = self.reset_at
             if self.remaining is not None:
                 self.remaining = min(self.remaining, budget)
             self.window_low = remaining if self.window_low is None else min(self.window_low, remaining)
+
+    def _measure(self, window_end: float) -> None:
+        """A new window's end: the time since the last one seen is the window, or a multiple
+        of it when windows went unused. Each end is known to a second or so (a `Date` is whole
+        seconds), so the window is the median of the last gaps, those of skipped windows left
+        out."""
+        last, self._last_end = self._last_end, window_end
+        # a window lasts at least as long as the longest time to a reset stated (each a second
+        # late at most): a shorter gap is two estimates of one window told apart by mistake
+        if last is None or window_end - last < max(0.5, self.longest_window_s - 1.0):
+            return
+        gap = min(window_end - last, WINDOW_S)
+        known = self.measured_window_s
+        if known is not None and gap > 1.5 * known + 1.0:
+            return  # windows went by unused
+        self._gaps = (self._gaps + [gap])[-MEASURED_GAPS:]
+        self.measured_window_s = statistics.median(self._gaps)

@@ -2,64 +2,67 @@
 on the data a sync loaded, then `dbt source freshness`, through dbt's Python API.
 
 The project reads the dataset dlt loaded (`aiclicks`) and writes its models into a schema of
-their own (`aiclicks_models`) of the same warehouse. Before building, it asks the warehouse which
-source tables exist (`dbt run-operation aiclicks_loaded_tables`) and switches off, with the
-package's `aiclicks_enabled_<table>` vars, the models of the tables a partial sync did not load.
-dbt's `target/` and `logs/` go to a work folder outside the installed package; nothing is
-downloaded and nothing phones home.
+their own (`aiclicks_models`) of the same warehouse: the warehouse `run` with the same
+destination options loads, its dbt target and profile taken from the pipeline's own destination
+configuration (dbt_targets.py). Before building, it asks the warehouse which source tables exist
+(`dbt run-operation aiclicks_loaded_tables`) and switches off, with the package's
+`aiclicks_enabled_<table>` vars, the models of the tables a partial sync did not load.
+dbt's `target/` and `logs/` go to a work folder outside the installed package (dbt_runs.py: the
+summary is printed, dbt's own lines go to a log file); nothing is downloaded and nothing phones
+home.
 """
 
 import json
 import os
-import re
+import tempfile
 import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
-from urllib.parse import parse_qs, unquote, urlsplit
 
-from .settings import DEFAULT_DATASET, DEFAULT_DUCKDB_FILE, ENDPOINTS
+from .dbt_runs import PROFILES_DIR, PROJECT_DIR, DbtRuns
+from .dbt_targets import TARGETS, DbtTarget
+from .errors import AIclicksError, BusyError, UsageError
+from .settings import (
+    DEFAULT_DATASET,
+    DEFAULT_DUCKDB_FILE,
+    DEFAULT_MODELS_SCHEMA,
+    DEFAULT_PIPELINE_NAME,
+    ENDPOINTS,
+)
 
-PROJECT_DIR = Path(__file__).resolve().parent / "dbt"
-PROFILES_DIR = PROJECT_DIR / "profiles"
 PACKAGE_NAME = "aiclicks"
-TARGETS = ("duckdb", "postgres", "bigquery", "snowflake")
-DEFAULT_TARGET = "duckdb"
-DEFAULT_MODELS_SCHEMA = "aiclicks_models"
 MARTS = (
-    "daily_visibility",
-    "share_of_voice",
-    "model_performance",
-    "citation_sources",
-    "fanout_query_frequency",
+    "aiclicks__daily_visibility",
+    "aiclicks__share_of_voice",
+    "aiclicks__model_performance",
+    "aiclicks__citation_sources",
+    "aiclicks__fanout_query_frequency",
 )
 # the package's sources: every table dlt loads, with dlt's child table of citations
 SOURCE_TABLES: Tuple[str, ...] = (*ENDPOINTS, "citations__models")
 ENABLED_VAR = "aiclicks_enabled_{}"
 INSTALL_HINT = "pip install 'aiclicks-pipeline[dbt]'"
-# the PostgreSQL profile's settings; AICLICKS_POSTGRES_URL (or dlt's own credentials for the
-# postgres destination) fills in those not set
-POSTGRES_URL_ENV = "AICLICKS_POSTGRES_URL"
-POSTGRES_SETTINGS = ("HOST", "PORT", "USER", "PASSWORD", "DATABASE", "SSLMODE")
 LOADED_TABLES_LOG = "aiclicks_loaded_tables: "
-# DuckDB: `Could not set lock on file "F": Conflicting lock is held in PROGRAM (PID N) ...`
-DUCKDB_LOCK = re.compile(
-    r"Could not set lock on file \"(?P<file>[^\"]+)\""
-    r"(?:: Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\))?"
-)
 
 
-class TransformError(Exception):
+class TransformError(AIclicksError):
     """dbt could not build the models, a dbt test failed, or a source is stale past its error
     threshold. The message is one paragraph saying what; `result` holds what did run."""
 
     def __init__(self, message: str, result: Optional["TransformResult"] = None) -> None:
         super().__init__(message)
         self.result = result
+
+    def done_so_far(self) -> Optional[str]:
+        return self.result.summary() if self.result is not None else None
+
+
+class TransformBusy(TransformError, BusyError):
+    """Another process holds the DuckDB file (exit 75: try again)."""
 
 
 class DbtNotInstalled(TransformError):
@@ -108,6 +111,9 @@ class TransformResult:
     skipped_models: List[str] = field(default_factory=list)
     # one per source table checked; empty when the check was not run
     freshness: List[SourceFreshness] = field(default_factory=list)
+    # "<kind> <node>: <error>" of each model or test that failed
+    failures: List[str] = field(default_factory=list)
+    log_path: Optional[Path] = None
 
     def count(self, resource_type: str, status: Optional[str] = None) -> int:
         return sum(
@@ -128,7 +134,8 @@ class TransformResult:
             f"dbt build on {self.target} finished in {self.elapsed_s:.1f}s: "
             f"{self.count('model')} models and {self.count('seed')} seed(s) built into schema "
             f"{self.schema}, {self.count('test', 'pass')} of {self.count('test')} dbt tests passed"
-            + (f", {len(self.warnings)} warned" if self.warnings else ""),
+            + (f", {len(self.warnings)} warned" if self.warnings else "")
+            + (f", {len(self.failures)} failed" if self.failures else ""),
         ]
         lines += [f"  warning: {warning}" for warning in self.warnings]
         if self.missing_tables:
@@ -157,7 +164,8 @@ class TransformResult:
             shown = [s for s in self.freshness if s.status != "pass"] or self.freshness[:1]
             width = max(len(source.status) for source in shown)
             lines += [f"    {s.status:<{width}}  {s.describe()}" for s in shown]
-        lines.append(f"  dbt's logs and artifacts: {self.work_dir}")
+        log = self.log_path or self.work_dir / "logs"
+        lines.append(f"  dbt's log: {log}; artifacts: {self.work_dir / 'target'}")
         return "\n".join(lines)
 
 
@@ -165,123 +173,78 @@ def _format_hours(hours: float) -> str:
     return f"{hours:.0f}" if float(hours).is_integer() else f"{hours:.1f}"
 
 
-def default_work_dir(duckdb_file: Optional[str], target: str) -> Path:
-    """dbt's work folder: beside the DuckDB file (`<stem>_dbt/`), else `./aiclicks_dbt/`."""
-    if target == "duckdb":
-        path = Path(duckdb_file or DEFAULT_DUCKDB_FILE).resolve()
-        return path.with_name(f"{path.stem}_dbt")
-    return Path("aiclicks_dbt").resolve()
-
-
 def run_transform(
     duckdb_file: Optional[str] = DEFAULT_DUCKDB_FILE,
     dataset: str = DEFAULT_DATASET,
-    target: str = DEFAULT_TARGET,
+    target: Optional[str] = None,
     schema: str = DEFAULT_MODELS_SCHEMA,
     work_dir: Optional[str] = None,
     select: Optional[Sequence[str]] = None,
-    quiet: bool = True,
+    show_dbt_log: bool = False,
     dbt_vars: Optional[Mapping[str, Any]] = None,
     check_freshness: bool = True,
+    destination: Any = None,
+    pipeline_name: str = DEFAULT_PIPELINE_NAME,
+    wait_s: Optional[float] = None,
 ) -> TransformResult:
     """`dbt build` of the aiclicks dbt project (seed, models, every dbt test) on the tables the
     dataset holds, then `dbt source freshness`.
 
     Args:
-        duckdb_file: the DuckDB file the sync wrote (target `duckdb` only). The load must have
+        duckdb_file: the DuckDB file the sync wrote (destination duckdb). The load must have
             finished and no other process may hold the file (DuckDB locks it).
         dataset: the dataset (schema) dlt loaded, read by the project's sources.
-        target: `duckdb`, `postgres`, `bigquery` or `snowflake` (profiles in
-            aiclicks_pipeline/dbt/profiles, credentials from AICLICKS_* environment variables;
-            see the README).
+        target: the dbt target, named like the destination (`duckdb`, `postgres`, `bigquery`,
+            `snowflake`); default the destination's.
         schema: where the models are written, beside `dataset`.
-        work_dir: dbt's `target/` and `logs/`; default `default_work_dir()`.
+        work_dir: dbt's `target/` and `logs/`; default beside the DuckDB file (`<stem>_dbt/`),
+            else `./aiclicks_dbt/`.
         select: dbt node selection (`--select`); default everything.
-        quiet: print only errors (else dbt's progress lines).
+        show_dbt_log: print dbt's own lines as it runs (they always go to the log file).
         dbt_vars: the package's vars to set (e.g. `aiclicks_freshness_error_after_hours`); an
             `aiclicks_enabled_<table>` given here wins over the tables found in the dataset.
         check_freshness: run `dbt source freshness` after the build.
+        destination, pipeline_name: the destination the sync loaded, as for `run` (default
+            `destination_type` from dlt's config, else DuckDB); its credentials come from dlt's
+            config of that pipeline (dbt_targets.py: the profile's AICLICKS_* variables win).
+        wait_s: how long to wait for a DuckDB file another process holds (default: a reader's,
+            warehouse.py).
 
     Raises:
-        ValueError: a bad argument.
-        TransformError: dbt is missing, the DuckDB file is in use, the dataset holds no table, a
-            model failed to build or a dbt test failed (the message names each failing node), or
-            a source is older than its error threshold (the models are built; `.result` has them).
+        UsageError: a bad argument (a ValueError).
+        TransformBusy: another process holds the DuckDB file (a TransformError, exit 75).
+        TransformError: no dbt target for the destination, dbt missing, the DuckDB file missing,
+            the dataset holds no table, a model failed to build or a dbt test failed
+            (the message names each failing node), or a source is older than its error threshold
+            (the models are built; `.result` has them).
     """
-    if target not in TARGETS:
-        raise ValueError(f"Unknown target {target!r}; choose from {', '.join(TARGETS)}")
+    dbt_target = _target_of(destination, target)
     if schema == dataset:
-        raise ValueError(f"The models need a schema of their own, not the dataset {dataset!r}")
-    env = {"AICLICKS_DBT_SCHEMA": schema}
-    where = f"dataset {dataset!r} on {target}"
-    if target == "duckdb":
-        path = Path(duckdb_file or DEFAULT_DUCKDB_FILE).resolve()
-        if not path.is_file():
-            raise TransformError(
-                f"No DuckDB file {path}: load the data first (`aiclicks-pipeline run`)"
-            )
-        if path.stem in (dataset, schema):
-            # DuckDB cannot tell the catalog (the file's stem) from a schema of the same name
-            raise ValueError(
-                f"The DuckDB file {path.name!r} is named like the schema {path.stem!r}; "
-                "choose another file name or schema"
-            )
-        env["AICLICKS_DUCKDB_PATH"] = str(path)
-        where = f"dataset {dataset!r} of {path}"
-    elif target == "postgres":
-        env.update(postgres_profile_env(os.environ))
-    dbt_runner = _dbt_runner(target)
-    work = Path(work_dir).resolve() if work_dir else default_work_dir(duckdb_file, target)
-    work.mkdir(parents=True, exist_ok=True)
-    common = [
-        "--project-dir", str(PROJECT_DIR),
-        "--profiles-dir", str(PROFILES_DIR),
-        "--target", target,
-        "--target-path", str(work / "target"),
-        "--log-path", str(work / "logs"),
-        "--no-send-anonymous-usage-stats",
-        "--no-version-check",
-    ]
-    given_vars = {"aiclicks_dataset": dataset, **(dbt_vars or {})}
-
+        raise UsageError(f"The models need a schema of their own, not the dataset {dataset!r}")
+    dbt_runner = _dbt_runner(dbt_target)
     started = time.monotonic()
-    try:
-        with _environment(env):
-            if target == "duckdb":
-                _raise_if_duckdb_in_use(path)
-            loaded = _loaded_tables(dbt_runner, common, given_vars, target)
-            if not loaded:
-                raise TransformError(
-                    f"No AIclicks table in {where}: load the data first (`aiclicks-pipeline run`), "
-                    "or name the dataset it went to (--dataset)"
-                )
-            missing = [table for table in SOURCE_TABLES if table not in loaded]
-            build_vars = {
-                **{ENABLED_VAR.format(table): False for table in missing},
-                **given_vars,
-            }
-            args = ["build", *common, "--vars", json.dumps(build_vars)]
-            if select:
-                args += ["--select", *select]
-            if quiet:
-                args.append("--quiet")
-            outcome = dbt_runner().invoke(args)
-            try:
-                result = _build_result(outcome, target, schema, work, missing)
-            except TransformError as exc:
-                if exc.result is not None:
-                    exc.result.elapsed_s = time.monotonic() - started
-                raise
-            if check_freshness:
-                result.freshness = _source_freshness(dbt_runner, common, build_vars, work, quiet)
-    finally:
-        release_duckdb()
+    profile = _profile(
+        dbt_target, destination or target, dataset, duckdb_file, pipeline_name, schema, wait_s
+    )
+    with profile as (env, config, where):
+        work = Path(work_dir).resolve() if work_dir else dbt_target.work_dir(config)
+        given_vars = {"aiclicks_dataset": dataset, **(dbt_vars or {})}
+        try:
+            with _environment(env), DbtRuns(dbt_runner, dbt_target.name, work, show_dbt_log) as dbt:
+                loaded = _loaded_tables(dbt, given_vars, where)
+                missing = [table for table in SOURCE_TABLES if table not in loaded]
+                build_vars = {**{ENABLED_VAR.format(table): False for table in missing}, **given_vars}
+                result = _build(dbt, build_vars, select, schema, missing, started)
+                if check_freshness:
+                    result.freshness = _source_freshness(dbt, build_vars)
+        finally:
+            dbt_target.release()
     result.elapsed_s = time.monotonic() - started
     stale = result.stale
     if stale:
         raise TransformError(
-            f"Source freshness on {target}: {len(stale)} of {len(result.freshness)} source "
-            f"table(s) past the error threshold: " + "; ".join(s.describe() for s in stale)
+            f"Source freshness on {dbt_target.name}: {len(stale)} of {len(result.freshness)} "
+            f"source table(s) past the error threshold: " + "; ".join(s.describe() for s in stale)
             + ". The models were built from what is there; sync again (`aiclicks-pipeline run`), "
             "or raise the var aiclicks_freshness_error_after_hours",
             result,
@@ -289,10 +252,94 @@ def run_transform(
     return result
 
 
-def _loaded_tables(
-    dbt_runner: Any, common: List[str], dbt_vars: Mapping[str, Any], target: str
-) -> List[str]:
+# --- before dbt: the target, its profile, dbt itself ----------------------------------------------
+
+
+def _target_of(destination: Any, target: Optional[str]) -> DbtTarget:
+    """The dbt target of the destination (`target` names one, and must agree with it)."""
+    from .destinations import configured_destination, destination_kind
+
+    if target is not None and target not in TARGETS:
+        raise UsageError(f"Unknown target {target!r}; choose from {', '.join(TARGETS)}")
+    kind = destination_kind(configured_destination(destination or target))
+    if target is not None and kind != target:
+        raise UsageError(f"The target {target!r} is not the destination's ({kind})")
+    if kind not in TARGETS:
+        raise TransformError(
+            f"The dbt package has no target for destination {kind}; its targets are "
+            f"{', '.join(TARGETS)}"
+        )
+    return TARGETS[kind]
+
+
+@contextmanager
+def _profile(
+    dbt_target: DbtTarget,
+    destination: Any,
+    dataset: str,
+    duckdb_file: Optional[str],
+    pipeline_name: str,
+    schema: str,
+    wait_s: Optional[float],
+) -> Iterator[Tuple[Dict[str, str], Any, str]]:
+    """The profile's environment, from the pipeline's destination configuration; that
+    configuration; and where the data is. A DuckDB file must exist and no other process hold
+    it (past `wait_s`): it is opened as a writer, then closed again before dbt opens it."""
+    from .destinations import WarehouseError
+    from .warehouse import DEFAULT_READ_WAIT_S, describe, destination_config, throwaway_pipeline
+
+    wait_s = DEFAULT_READ_WAIT_S if wait_s is None else wait_s
+    try:
+        opened = throwaway_pipeline(
+            destination, dataset, duckdb_file, pipeline_name, read_only=False, wait_s=wait_s
+        )
+        with opened as pipeline:
+            config = destination_config(pipeline)
+            where = describe(pipeline)
+    except WarehouseError as exc:
+        raise (TransformBusy if isinstance(exc, BusyError) else TransformError)(str(exc)) from None
+    dbt_target.check_names(config, dataset, schema)
+    with tempfile.TemporaryDirectory(prefix="aiclicks_dbt_profile_") as folder:
+        env = {"AICLICKS_DBT_SCHEMA": schema, **dbt_target.profile_env(config, os.environ, Path(folder))}
+        yield env, config, where
+
+
+def _dbt_runner(dbt_target: DbtTarget) -> Any:
+    """dbt's runner class, or a TransformError saying what to install."""
+    try:
+        from dbt.cli.main import dbtRunner
+    except ImportError as exc:
+        raise DbtNotInstalled(f"dbt is not installed: {INSTALL_HINT}") from exc
+    if not dbt_target.adapter_installed():
+        raise DbtNotInstalled(
+            f"The dbt adapter for {dbt_target.name} is not installed: "
+            f"pip install dbt-{dbt_target.name}=={dbt_target.adapter_version}"
+        )
+    return dbtRunner
+
+
+@contextmanager
+def _environment(values: Dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the profile while dbt runs, then restore them."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+# --- the dbt commands ------------------------------------------------------------------------------
+
+
+def _loaded_tables(dbt: DbtRuns, dbt_vars: Mapping[str, Any], where: str) -> List[str]:
     """The package's source tables that exist, as the warehouse answers through dbt's adapter."""
+    from .destinations import busy_message
+
     found: List[List[str]] = []
     errors: List[str] = []
 
@@ -303,27 +350,45 @@ def _loaded_tables(
         elif event.info.level == "error" and message.strip():
             errors.append(message)
 
-    outcome = dbt_runner(callbacks=[listen]).invoke(
-        # dbt's console stays silent: a failure is reported in one line below
-        ["run-operation", "aiclicks_loaded_tables", *common, "--vars", json.dumps(dict(dbt_vars)),
-         "--log-level", "none"]
-    )
+    # dbt's console stays silent: a failure is reported in one line below
+    outcome = dbt.invoke(["run-operation", "aiclicks_loaded_tables"], dbt_vars, listen, console=False)
     if not found:
         detail = str(outcome.exception) if outcome.exception is not None else " ".join(errors)
+        busy = busy_message(detail)
+        if busy:
+            raise TransformBusy(busy)
         raise TransformError(
-            _duckdb_lock_message(detail)
-            or f"dbt could not read the warehouse ({target}): {_one_line(detail) or 'see the dbt log'}"
+            f"dbt could not read {where}: {_one_line(detail) or 'see ' + str(dbt.log_path)}"
+        )
+    if not found[-1]:
+        raise TransformError(
+            f"No AIclicks table in {where}: load the data first (`aiclicks-pipeline run`), "
+            "or name the dataset it went to (--dataset)"
         )
     return found[-1]
 
 
-def _build_result(
-    outcome: Any, target: str, schema: str, work: Path, missing: List[str]
+def _build(
+    dbt: DbtRuns,
+    dbt_vars: Mapping[str, Any],
+    select: Optional[Sequence[str]],
+    schema: str,
+    missing: List[str],
+    started: float,
 ) -> TransformResult:
-    results = getattr(outcome.result, "results", None) or []
+    outcome = dbt.invoke(["build", *(["--select", *select] if select else [])], dbt_vars)
+    result = _build_result(outcome, dbt, schema, missing)
+    result.elapsed_s = time.monotonic() - started
+    failure = _build_failure(outcome, result, dbt)
+    if failure:
+        raise failure
+    return result
+
+
+def _build_result(outcome: Any, dbt: DbtRuns, schema: str, missing: List[str]) -> TransformResult:
     statuses: Counter = Counter()
     failures, warnings = [], []
-    for node_result in results:
+    for node_result in getattr(outcome.result, "results", None) or []:
         node = node_result.node
         kind = str(getattr(node.resource_type, "value", node.resource_type))
         status = str(getattr(node_result.status, "value", node_result.status))
@@ -333,35 +398,44 @@ def _build_result(
             failures.append(described)
         elif status == "warn":
             warnings.append(described)
-    result = TransformResult(
-        target=target,
+    return TransformResult(
+        target=dbt.target,
         schema=schema,
-        work_dir=work,
+        work_dir=dbt.work,
         elapsed_s=0.0,
         statuses=dict(statuses),
         warnings=warnings,
         missing_tables=missing,
-        skipped_models=_disabled_models(work),
+        skipped_models=_disabled_models(dbt.work),
+        failures=failures,
+        log_path=dbt.log_path,
     )
-    if not outcome.success or failures:
-        detail = " ".join([str(outcome.exception or "")] + failures)
-        in_use = _duckdb_lock_message(detail)
-        if in_use:
-            raise TransformError(in_use, result)
-        reasons = failures or [
-            f"{type(outcome.exception).__name__}: {_one_line(str(outcome.exception))}"
-            if outcome.exception is not None
-            else "dbt reported a failure; see its log"
-        ]
-        skipped = statuses.get(("model", "skipped"), 0)
-        raise TransformError(
-            f"dbt build on {target} failed ({len(failures)} failing node(s)"
-            + (f", {skipped} model(s) skipped" if skipped else "")
-            + f"; logs in {work / 'logs'}):\n  "
-            + "\n  ".join(reasons),
-            result,
-        )
-    return result
+
+
+def _build_failure(outcome: Any, result: TransformResult, dbt: DbtRuns) -> Optional[TransformError]:
+    """The error of a failed build, in one paragraph naming each failing node; None when it
+    passed."""
+    from .destinations import busy_message
+
+    if outcome.success and not result.failures:
+        return None
+    detail = " ".join([str(outcome.exception or "")] + result.failures)
+    in_use = busy_message(detail)
+    if in_use:
+        return TransformBusy(in_use, result)
+    reasons = result.failures or [
+        f"{type(outcome.exception).__name__}: {_one_line(str(outcome.exception))}"
+        if outcome.exception is not None
+        else "dbt reported a failure; see its log"
+    ]
+    skipped = result.statuses.get(("model", "skipped"), 0)
+    return TransformError(
+        f"dbt build on {dbt.target} failed ({len(result.failures)} failing node(s)"
+        + (f", {skipped} model(s) skipped" if skipped else "")
+        + f"; log in {dbt.log_path}):\n  "
+        + "\n  ".join(reasons),
+        result,
+    )
 
 
 def _disabled_models(work: Path) -> List[str]:
@@ -380,13 +454,9 @@ def _disabled_models(work: Path) -> List[str]:
     return sorted(names, key=lambda name: (not name.startswith("stg_"), name))
 
 
-def _source_freshness(
-    dbt_runner: Any, common: List[str], dbt_vars: Mapping[str, Any], work: Path, quiet: bool
-) -> List[SourceFreshness]:
-    args = ["source", "freshness", *common, "--vars", json.dumps(dict(dbt_vars)),
-            "--output", str(work / "target" / "sources.json")]
-    # the summary reports every source; quiet, dbt's console would repeat the stale ones
-    outcome = dbt_runner().invoke(args + (["--log-level", "none"] if quiet else []))
+def _source_freshness(dbt: DbtRuns, dbt_vars: Mapping[str, Any]) -> List[SourceFreshness]:
+    """`dbt source freshness` of every source table (its results in dbt's own target/sources.json)."""
+    outcome = dbt.invoke(["source", "freshness"], dbt_vars)
     checked = []
     for node_result in getattr(outcome.result, "results", None) or []:
         node = node_result.node
@@ -422,113 +492,20 @@ def _hours(limit: Any) -> Optional[float]:
     return limit.count * _PERIOD_HOURS[str(getattr(limit.period, "value", limit.period))]
 
 
-def _raise_if_duckdb_in_use(path: Path) -> None:
-    """Fail in one line when another process holds the DuckDB file, before dbt tries."""
-    import duckdb
-
-    try:
-        duckdb.connect(str(path)).close()
-    except duckdb.Error as exc:
-        message = _duckdb_lock_message(str(exc))
-        if message:
-            raise TransformError(message) from None
-        raise
-
-
-def _duckdb_lock_message(text: str) -> Optional[str]:
-    match = DUCKDB_LOCK.search(text or "")
-    if match is None:
-        return None
-    holder = (
-        f" (PID {match['pid']}, {match['program']})" if match["pid"] else ""
-    )
-    return (
-        f"The DuckDB file {match['file']} is in use by another process{holder}: DuckDB lets one "
-        "process write a file at a time; let it finish or close it, then run transform again"
-    )
-
-
 def _one_line(text: Optional[str]) -> str:
     return " ".join((text or "").split())
 
 
-def postgres_profile_env(environ: Mapping[str, str]) -> Dict[str, str]:
-    """AICLICKS_POSTGRES_* settings of the profile's postgres target, from AICLICKS_POSTGRES_URL
-    (postgresql://user:password@host:port/database?sslmode=...) or else from dlt's credentials
-    of its postgres destination; settings already in the environment win."""
-    url = environ.get(POSTGRES_URL_ENV) or _dlt_postgres_credentials()
-    values: Dict[str, Optional[str]] = {}
-    if isinstance(url, str) and url.startswith(("postgresql://", "postgres://")):
-        parts = urlsplit(url)
-        values = {
-            "HOST": parts.hostname,
-            "PORT": str(parts.port) if parts.port else None,
-            "USER": unquote(parts.username) if parts.username else None,
-            "PASSWORD": unquote(parts.password) if parts.password else None,
-            "DATABASE": parts.path.lstrip("/") or None,
-            "SSLMODE": (parse_qs(parts.query).get("sslmode") or [None])[0],
-        }
-    elif isinstance(url, Mapping):
-        values = {
-            "HOST": url.get("host"),
-            "PORT": str(url["port"]) if url.get("port") else None,
-            "USER": url.get("username"),
-            "PASSWORD": url.get("password"),
-            "DATABASE": url.get("database"),
-        }
-    return {
-        f"AICLICKS_POSTGRES_{name}": str(value)
-        for name, value in values.items()
-        if value and f"AICLICKS_POSTGRES_{name}" not in environ
-    }
-
-
-def _dlt_postgres_credentials() -> Any:
-    """dlt's `destination.postgres.credentials` (environment or .dlt/secrets.toml), if any."""
-    try:
-        import dlt
-
-        return dlt.secrets.get("destination.postgres.credentials")
-    except Exception:  # not configured: the profile's own variables apply
-        return None
-
-
-def _dbt_runner(target: str) -> Any:
-    """dbt's runner class, or a TransformError saying what to install."""
-    try:
-        from dbt.cli.main import dbtRunner
-    except ImportError as exc:
-        raise DbtNotInstalled(f"dbt is not installed: {INSTALL_HINT}") from exc
-    if find_spec(f"dbt.adapters.{target}") is None:
-        raise DbtNotInstalled(
-            f"The dbt adapter for {target} is not installed: pip install dbt-{target}==1.11.*"
-        )
-    return dbtRunner
-
-
-def release_duckdb() -> None:
-    """Close the DuckDB database dbt-duckdb keeps open for the rest of the process, so that
-    this process and others can open the file again (DuckDB locks it)."""
-    try:
-        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-    except ImportError:
-        return
-    environment = getattr(DuckDBConnectionManager, "_ENV", None)
-    if environment is not None and hasattr(environment, "close"):
-        environment.close()
-    DuckDBConnectionManager.close_all_connections()
-
-
-@contextmanager
-def _environment(values: Dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the profile while dbt runs, then restore them."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+__all__ = [
+    "DbtNotInstalled",
+    "MARTS",
+    "PROFILES_DIR",
+    "PROJECT_DIR",
+    "SOURCE_TABLES",
+    "SourceFreshness",
+    "TARGETS",
+    "TransformBusy",
+    "TransformError",
+    "TransformResult",
+    "run_transform",
+]

@@ -4,7 +4,11 @@ use it, which warehouse it belongs to, and what an interrupted run left in it.
 - **One run at a time.** A run holds an exclusive lock on `<pipelines dir>/<name>.lock` from
   before dlt opens the folder until it ends; a second run of the same pipeline fails at once
   with `AnotherSyncRunning` and touches nothing. The OS releases the lock when the process
-  ends, however it ends (a `kill -9` leaves no stale lock).
+  ends, however it ends (a `kill -9` leaves no stale lock). The lock file describes its
+  holder in JSON (pid, host, folder, since, activity; a sync adds its checkpoint k of n, ETA
+  and destination at each checkpoint), so that `status`, `reset` and `transform` on this
+  machine can say what runs; `transform` queues behind it (`wait_s`). Another process looks
+  (`running_holder`) without taking the lock from anyone.
 - **One warehouse per folder.** dlt keeps every pipeline of a user in one folder, so two
   projects with the same pipeline name share it (and with it the cursors). The folder records
   the warehouse it was last used with (`aiclicks_destination` in dlt's local state); a run for
@@ -24,16 +28,17 @@ import json
 import logging
 import os
 import shutil
+import socket
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import dlt
 from dlt.pipeline.pipeline import Pipeline
 
-from .errors import AIclicksError
+from .errors import AIclicksError, BusyError
 
 logger = logging.getLogger("aiclicks_pipeline")
 
@@ -46,7 +51,7 @@ KEEP_LOADED_PACKAGES = 20
 EXTRACTED_FOLDER = "extracted"
 
 
-class AnotherSyncRunning(AIclicksError):
+class AnotherSyncRunning(BusyError):
     """The pipeline's lock is held by another process."""
 
     def __init__(self, message: str, holder: Dict[str, Any]) -> None:
@@ -65,78 +70,176 @@ def pipelines_dir_of(pipelines_dir: Optional[str]) -> str:
     return os.path.abspath(dlt.current.run_context().get_data_entity("pipelines"))
 
 
-_held: Dict[str, int] = {}
+_held: Dict[str, List[Any]] = {}  # lock path -> [depth, RunLock] of the locks this process holds
 _held_guard = threading.Lock()
-
-
-@contextmanager
-def pipeline_lock(
-    pipeline_name: str, pipelines_dir: Optional[str] = None, activity: str = "sync"
-) -> Iterator[None]:
-    """Holds the pipeline's run lock (re-entrant in one process) or raises AnotherSyncRunning.
-    `activity` (a sync, a plan) is what another process that meets the lock is told runs."""
-    folder = pipelines_dir_of(pipelines_dir)
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{pipeline_name}.lock")
-    with _held_guard:
-        if path in _held:
-            _held[path] += 1
-            nested = True
-        else:
-            nested = False
-    if nested:
-        try:
-            yield
-        finally:
-            with _held_guard:
-                _held[path] -= 1
-        return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            os.close(fd)
-            fd = -1
-            pid = holder.get("pid", "unknown")
-            where = f", in {holder['cwd']}" if holder.get("cwd") else ""
-            raise AnotherSyncRunning(
-                f"Another {holder.get('activity', 'sync')} of pipeline {pipeline_name} is "
-                f"running (pid {pid}{where}); try again when it ends.",
-                holder,
-            ) from None
-        holder = {"pid": os.getpid(), "cwd": os.getcwd(), "since": time.time(), "activity": activity}
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps(holder).encode())
-        with _held_guard:
-            _held[path] = 1
-        try:
-            yield
-        finally:
-            with _held_guard:
-                _held.pop(path, None)
-    finally:
-        if fd >= 0:
-            os.close(fd)  # closing the descriptor releases the lock
-
 
 # the holder writes who it is right after it takes the lock: a process that met the lock an
 # instant after (two runs started at once) waits that instant to name it
 HOLDER_WAIT_S = 1.0
+# how often a command queued behind the lock (`transform --wait`) tries it again
+LOCK_POLL_S = 0.2
+# the description is written in place, padded to this size, in one write: a reader sees the
+# old or the new one (or, rarely, a torn one it reads again), never a mix of both lengths
+HOLDER_SIZE = 2048
+STARTING = "starting"  # a sync's phase before its first checkpoint (it plans)
+
+
+class RunLock:
+    """The run lock this process holds. `describe` tells other processes what the holder is
+    doing (a sync: its checkpoint k of n, ETA, destination), read by `running_holder`."""
+
+    def __init__(self, fd: int, holder: Dict[str, Any]) -> None:
+        self.fd = fd
+        self.holder = holder
+
+    def describe(self, **facts: Any) -> None:
+        self.holder.update(facts, updated=time.time())
+        _write_holder(self.fd, self.holder)
+
+
+def lock_path(pipeline_name: str, pipelines_dir: Optional[str] = None) -> str:
+    return os.path.join(pipelines_dir_of(pipelines_dir), f"{pipeline_name}.lock")
+
+
+@contextmanager
+def pipeline_lock(
+    pipeline_name: str,
+    pipelines_dir: Optional[str] = None,
+    activity: str = "sync",
+    wait_s: float = 0.0,
+    on_wait: Optional[Callable[[Dict[str, Any]], None]] = None,
+) -> Iterator[RunLock]:
+    """Holds the pipeline's run lock (re-entrant in one process) or raises AnotherSyncRunning.
+    `activity` (a sync, a plan) is what another process that meets the lock is told runs.
+    `wait_s`: how long to queue behind another holder first (`on_wait(holder)` is called once
+    when the wait begins); 0 refuses at once."""
+    path = lock_path(pipeline_name, pipelines_dir)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with _held_guard:
+        nested = _held.get(path)
+        if nested is not None:
+            nested[0] += 1
+    if nested is not None:
+        try:
+            yield nested[1]
+        finally:
+            with _held_guard:
+                nested[0] -= 1
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _acquire(fd, pipeline_name, wait_s, on_wait)
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "cwd": os.getcwd(),
+            "since": time.time(),
+            "activity": activity,
+        }
+        lock = RunLock(fd, holder)
+        _write_holder(fd, holder)
+        with _held_guard:
+            _held[path] = [1, lock]
+        try:
+            yield lock
+        finally:
+            with _held_guard:
+                _held.pop(path, None)
+            os.ftruncate(fd, 0)  # an unheld lock describes nothing
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _acquire(
+    fd: int,
+    pipeline_name: str,
+    wait_s: float,
+    on_wait: Optional[Callable[[Dict[str, Any]], None]],
+) -> None:
+    """Takes the lock on `fd`, queueing up to `wait_s` behind another holder."""
+    started = time.monotonic()
+    told = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        holder = _read_holder(fd)
+        waited = time.monotonic() - started
+        if not holder.get("pid") and waited < HOLDER_WAIT_S:
+            # a holder that has not written who it is yet, or `running_holder` looking in
+            time.sleep(0.002)
+            continue
+        if waited >= wait_s:
+            raise AnotherSyncRunning(
+                f"Another {holder.get('activity', 'sync')} of pipeline {pipeline_name} is "
+                f"running ({describe_holder(holder)})"
+                + (f"; waited {waited:.0f} s" if wait_s else "")
+                + "; try again when it ends.",
+                holder,
+            )
+        if on_wait is not None and not told:
+            on_wait(holder)
+            told = True
+        time.sleep(min(LOCK_POLL_S, max(wait_s - waited, 0.0)))
+
+
+def running_holder(pipeline_name: str, pipelines_dir: Optional[str] = None) -> Optional[Dict[str, Any]]:
+    """What holds the pipeline's run lock on this machine now (a sync's pid, checkpoint, ETA:
+    `RunLock.describe`), or None when nothing does or there is no such working folder here.
+    It looks without taking the lock from anyone (a holder starting that instant retries)."""
+    try:
+        fd = os.open(lock_path(pipeline_name, pipelines_dir), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            deadline = time.monotonic() + HOLDER_WAIT_S
+            holder = _read_holder(fd)
+            while not holder.get("pid") and time.monotonic() < deadline:
+                time.sleep(0.002)
+                holder = _read_holder(fd)
+            return holder
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def describe_holder(holder: Dict[str, Any]) -> str:
+    """`pid 4242, in /home/me/project; checkpoint 3 of 9, ETA 3 min`: who holds the lock and,
+    for a sync, how far it is."""
+    text = f"pid {holder.get('pid') or 'unknown'}"
+    if holder.get("cwd"):
+        text += f", in {holder['cwd']}"
+    progress = describe_sync_progress(holder)
+    return f"{text}; {progress}" if progress else text
+
+
+def describe_sync_progress(holder: Dict[str, Any]) -> Optional[str]:
+    """`checkpoint 3 of 9, ETA 3 min` (or `before its first checkpoint`) of a sync's lock
+    description; None when it does not say."""
+    if holder.get("checkpoints") is None:
+        return "before its first checkpoint" if holder.get("phase") == STARTING else None
+    text = f"checkpoint {holder.get('checkpoint') or 0} of {holder['checkpoints']}"
+    return f"{text}, ETA {holder['eta']}" if holder.get("eta") else text
+
+
+def _write_holder(fd: int, holder: Dict[str, Any]) -> None:
+    data = json.dumps(holder).encode().ljust(HOLDER_SIZE)
+    os.pwrite(fd, data, 0)
+    os.ftruncate(fd, len(data))  # nothing of a longer description before stays behind it
 
 
 def _read_holder(fd: int) -> Dict[str, Any]:
-    deadline = time.monotonic() + HOLDER_WAIT_S
-    while True:
-        try:
-            os.lseek(fd, 0, os.SEEK_SET)
-            holder = json.loads(os.read(fd, 4096).decode() or "{}")
-        except (OSError, ValueError):  # not written yet, or half written
-            holder = {}
-        if holder.get("pid") or time.monotonic() > deadline:
-            return holder
-        time.sleep(0.002)
+    """The lock file's description ({} when empty, or torn by a write under way)."""
+    try:
+        return json.loads(os.pread(fd, 4 * HOLDER_SIZE, 0).decode() or "{}")
+    except (OSError, ValueError):
+        return {}
 
 
 def destination_identity(pipeline: Pipeline) -> Dict[str, Any]:

@@ -15,7 +15,7 @@ RESULTS = os.path.join(os.path.dirname(__file__), "RESULTS.md")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__, allow_abbrev=False)
     parser.add_argument("--reps", type=int, default=3, help="runs per size for throughput and memory")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="throughput: domains, comma-separated")
     parser.add_argument("--memory-sizes", default=",".join(map(str, MEMORY_SIZES)),

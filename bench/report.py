@@ -11,7 +11,7 @@ VERDICTS = {True: "ok", False: "MISSED", None: ""}
 
 RATIOS = (
     "Ratios are measured / floor: requests made / planned; sync wall time / (planned requests "
-    "/ limit x window); sync time / floor time for the same rows (= floor rows/s / sync rows/s); "
+    "/ (keys x limit) x window); sync time / floor time for the same rows (= floor rows/s / sync rows/s); "
     "peak RSS at the largest size / at the smallest."
 )
 
@@ -126,6 +126,7 @@ def write_results(
         "## Where the time goes",
         "",
         *[_time_line(results.details[key]) for key in ("time", "time_real")],
+        *pool_lines(results.details["key_pool"]),
         "",
         *markdown_table(
             ("domains", "rows", "sync s", "sync steps", "floor s", "floor steps",
@@ -169,6 +170,16 @@ def _time_line(time_: Dict[str, Any]) -> str:
         f"{time_['extract_ratio']:.2f} x the floor. "
         "Ratios of the runs: " + ", ".join(f"{ratio:.3f}" for ratio in time_["ratios"]) + "."
     )
+
+
+def pool_lines(pool: Dict[int, Dict[str, Any]]) -> List[str]:
+    """The key-pool figure's runs: where its time went beside the floor."""
+    return [
+        f"- {keys} key(s), 6 s windows: {run['requests']} requests ({run['planned']} planned); "
+        + _steps(run["steps_s"]) + f"; floor {run['floor_s']:.1f} s. The last extraction ends at "
+        f"{run['extract_ratio']:.2f} x the floor, {run['after_extract_s']:.1f} s before the end."
+        for keys, run in pool.items()
+    ]
 
 
 def _stops(kill: Dict[str, Any], stops: List[Dict[str, Any]]) -> List[str]:

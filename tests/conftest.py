@@ -1,22 +1,26 @@
-"""Fixtures: a sandbox API on 127.0.0.1 and a real DuckDB warehouse in a temporary folder."""
+"""Fixtures: a sandbox API on 127.0.0.1 and a real warehouse (a DuckDB file in a temporary
+folder; PostgreSQL, the BigQuery emulator and an S3 double too where they are given, see
+support/warehouses.py). The helpers tests share are in support/; the pure unit tests in unit/
+(`make test-fast`)."""
 
 import os
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, List
 
-import duckdb
 import pytest
 
 # no telemetry, no network: dlt reads this before anything else
 os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
 
-from aiclicks_pipeline.checkpoints import SyncResult, run_sync  # noqa: E402
-from aiclicks_pipeline.pipeline import make_pipeline  # noqa: E402
 from aiclicks_pipeline.sandbox import run_sandbox  # noqa: E402
-from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS  # noqa: E402
 
-START = datetime(2026, 6, 17, 10, 0, 0, tzinfo=timezone.utc)
+from .support import (  # noqa: E402
+    BQEMULATOR_ENV, KINDS, MOTO_SERVER_ENV, NO_BQEMULATOR, NO_MOTO_SERVER, SQL_KINDS, START,
+    SYNC_KINDS, Warehouse, bigquery_emulator_running, executable_from_env, open_warehouse,
+    s3_double_running,
+)
+
+UNIT_TESTS = Path(__file__).resolve().parent / "unit"
 
 
 @pytest.fixture
@@ -27,76 +31,69 @@ def sandbox():
         yield running
 
 
-class Warehouse:
-    """A dlt pipeline into a DuckDB file, and the queries tests ask of it."""
-
-    def __init__(
-        self, folder: Path, name: str = "aiclicks_test", duckdb_name: str = "warehouse.duckdb"
-    ) -> None:
-        self.folder = folder
-        self.duckdb_path = folder / duckdb_name
-        self.pipelines_dir = folder / "pipelines"
-        self.name = name
-        self.pipeline = self.new_pipeline()
-
-    def new_pipeline(self) -> Any:
-        return make_pipeline(
-            pipeline_name=self.name,
-            pipelines_dir=str(self.pipelines_dir),
-            duckdb_file=str(self.duckdb_path),
-        )
-
-    def sync(self, sandbox: Any, **options: Any) -> SyncResult:
-        options.setdefault("base_url", sandbox.base_url)
-        options.setdefault("api_key", sandbox.api_key)
-        options.setdefault("backoff_factor", 0.01)
-        return run_sync(self.pipeline, **options)
-
-    def query(self, sql: str) -> List[Tuple[Any, ...]]:
-        with duckdb.connect(str(self.duckdb_path), read_only=True) as connection:
-            return connection.execute(sql).fetchall()
-
-    def tables(self) -> set:
-        rows = self.query(
-            f"select table_name from information_schema.tables where table_schema = '{DEFAULT_DATASET}'"
-        )
-        return {name for (name,) in rows}
-
-    def rows(self, table: str) -> List[Dict[str, Any]]:
-        with duckdb.connect(str(self.duckdb_path), read_only=True) as connection:
-            cursor = connection.execute(f"select * from {DEFAULT_DATASET}.{table}")
-            columns = [c[0] for c in cursor.description]
-            return [dict(zip(columns, row)) for row in cursor.fetchall()]
-
-    def keyed(self, table: str) -> Dict[Tuple[str, ...], Dict[str, Any]]:
-        key = ENDPOINTS[table]["primary_key"]
-        return {tuple(str(row[c]) for c in key): row for row in self.rows(table)}
-
-    def citation_models(self) -> set:
-        rows = self.query(
-            f"""select c.domain_id, c.days, c.snapshot_date, c.url, m.value
-            from {DEFAULT_DATASET}.citations c
-            join {DEFAULT_DATASET}.citations__models m on m._dlt_parent_id = c._dlt_id"""
-        )
-        return {tuple(str(v) for v in row) for row in rows}
-
-
 @pytest.fixture
 def warehouse(tmp_path: Path) -> Warehouse:
     return Warehouse(tmp_path)
+
+
+def warehouse_of_each(kinds: List[str], doc: str) -> Any:
+    """A fixture giving a warehouse of each of `kinds` in turn (skipped, saying why, where its
+    server is not given), dropped after the test."""
+
+    @pytest.fixture(params=kinds)
+    def fixture(request, tmp_path):
+        warehouse = open_warehouse(request.param, tmp_path, request)
+        yield warehouse
+        warehouse.drop()
+
+    fixture.__doc__ = doc
+    return fixture
+
+
+any_warehouse = warehouse_of_each(KINDS, "A warehouse of every kind, in turn.")
+sync_warehouse = warehouse_of_each(
+    SYNC_KINDS, "A warehouse of each kind for the cases about the sync itself (SYNC_KINDS)."
+)
+sql_warehouse = warehouse_of_each(SQL_KINDS, "A warehouse of each kind whose SQL client writes.")
+
+
+# one emulator per test: a statement that fails inside a transaction leaves bqemulator 1.4.0's
+# one DuckDB connection aborted, and every later request of any test answers 500 (which
+# google-cloud-bigquery retries for minutes); it starts in about 2 s
+@pytest.fixture
+def bigquery_emulator(tmp_path_factory):
+    """The BigQuery emulator, this process set up to reach it for the test (doubles.py)."""
+    executable = executable_from_env(BQEMULATOR_ENV, NO_BQEMULATOR)
+    folder = tmp_path_factory.mktemp("bqemulator")
+    with bigquery_emulator_running(executable, folder) as emulator, emulator.in_this_process():
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def s3_double(tmp_path_factory):
+    """The S3 double, one per test session (per xdist worker); a bucket per test."""
+    executable = executable_from_env(MOTO_SERVER_ENV, NO_MOTO_SERVER)
+    with s3_double_running(executable, tmp_path_factory.mktemp("moto")) as double:
+        yield double
 
 
 # `make test` gives each worker a test file at a time (--dist=loadfile), in collection order:
 # the longest files first, so that no long file starts last and leaves one worker on it alone
 # at the end. Files not named here follow in their usual order.
 LONGEST_FIRST = [
-    "test_kill.py", "test_interrupts.py", "test_dbt.py", "test_checkpoints.py", "test_cli.py",
-    "test_resilience.py", "test_source.py", "test_dlt_tools.py", "test_destinations.py",
+    # every warehouse case on five destinations (emulator and S3 double included)
+    "test_destinations.py",
+    "test_kill.py", "test_interrupts.py", "test_dbt.py", "test_sharing.py", "test_checkpoints.py",
+    "test_cli.py", "test_resilience.py", "test_source.py", "test_history.py", "test_dlt_tools.py",
     "test_kill_cli.py", "test_odd_runs.py", "test_workdir.py", "test_reset.py", "test_status.py",
-    "test_history.py", "test_report.py", "test_clock_skew.py", "test_run_transform.py",
+    "test_report.py", "test_clock_skew.py", "test_run_transform.py",
 ]
 
 
 def pytest_collection_modifyitems(items: List[Any]) -> None:
     rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    # the fast layer: `-m unit` picks the same tests as `pytest tests/unit`
+    for item in items:
+        if UNIT_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.unit)

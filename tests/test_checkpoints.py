@@ -1,42 +1,17 @@
-"""A sync in checkpoints: committed piece by piece, resumed with what is left, watched."""
+"""A sync in checkpoints: committed piece by piece, resumed with what is left, watched (the cut
+into checkpoints: unit/test_checkpoint_plan.py)."""
 
 import io
 import json
 
 import pytest
 
-from aiclicks_pipeline.checkpoints import plan_checkpoints, run_sync
 from aiclicks_pipeline.progress import SyncProgress
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
-from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS
+from aiclicks_pipeline.settings import DEFAULT_DATASET
 
-from .conftest import START, Warehouse
-from .test_source import assert_keys_unique, assert_warehouse_matches
-
-
-def test_checkpoints_group_domains_by_what_is_due_and_cut_at_the_size_in_id_order():
-    work = [
-        ("e", {"prompts", "visibility_daily"}, 30),
-        ("b", {"visibility_daily", "prompts"}, 5),
-        ("d", {"visibility_daily"}, 1),
-        ("a", {"prompts", "visibility_daily"}, 5),
-        ("c", {"prompts", "visibility_daily"}, 5),
-    ]
-    checkpoints = plan_checkpoints(work, checkpoint_requests=10)
-
-    assert [(c.domain_ids, c.planned_requests) for c in checkpoints] == [
-        (["a", "b"], 10), (["c"], 5), (["e"], 30), (["d"], 1),
-    ]
-    assert checkpoints[0].resources == ("prompts", "visibility_daily")  # the table's order
-    assert [c.number for c in checkpoints] == [1, 2, 3, 4]
-
-
-def test_every_domain_scoped_table_is_keyed_on_its_domain_first():
-    # with checkpoints in id order, the merge then reads only the checkpoint's own row groups
-    for name, spec in ENDPOINTS.items():
-        if spec["domain_scoped"]:
-            assert spec["primary_key"][0] == "domain_id", name
+from .support import START, Warehouse, assert_equals_truth, assert_keys_unique
 
 
 @pytest.fixture
@@ -52,7 +27,7 @@ def test_a_sync_commits_each_checkpoint_as_its_own_load(sandbox6, warehouse):
 
     truth = WarehouseTruth(sandbox6.account)
     truth.record_sync(sandbox6.clock.now(), days=90)
-    assert_warehouse_matches(warehouse, truth)
+    assert_equals_truth(warehouse, truth)
     assert_keys_unique(warehouse)
     assert result.checkpoints_total == result.checkpoints_committed >= 3
     assert result.domains_committed == result.domains_total == 6
@@ -115,7 +90,7 @@ def test_a_stop_between_checkpoints_keeps_what_was_committed_and_the_rerun_does_
     assert len(asked) == len(domains) - committed  # the committed domains are not asked again
     truth = WarehouseTruth(sandbox6.account)
     truth.record_sync(sandbox6.clock.now(), days=90)
-    assert_warehouse_matches(warehouse, truth)
+    assert_equals_truth(warehouse, truth)
     assert_keys_unique(warehouse)
 
 
@@ -161,15 +136,17 @@ def test_progress_off_a_terminal_writes_plain_lines_with_the_facts(sandbox6, tmp
     warehouse.sync(sandbox6, checkpoint_requests=20, progress=progress)
 
     lines = out.getvalue().splitlines()
-    assert lines[0].startswith("Syncing 6 of 6 domain(s) in ") and "requests" in lines[0]
+    assert lines[0].startswith("Syncing 6 of 6 domain(s) into duckdb file ") and "requests" in lines[0]
     facts = [line for line in lines[1:] if line.startswith("aiclicks: ")]
     assert len(facts) >= 3, lines
     last = facts[-1]
     assert "6/6 domains committed" in last and " rows" in last and "requests" in last
-    assert "\r" not in out.getvalue()
+    assert "\r" not in out.getvalue() and "\x1b" not in out.getvalue()
 
 
-def test_progress_on_a_terminal_redraws_one_line_and_shows_the_rate_limit_wait(tmp_path):
+def test_progress_on_a_terminal_redraws_one_line_and_shows_the_rate_limit_wait(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the stream has no terminal to ask: full words fit
+
     class Terminal(io.StringIO):
         def isatty(self):
             return True
@@ -187,7 +164,7 @@ def test_progress_on_a_terminal_redraws_one_line_and_shows_the_rate_limit_wait(t
     assert text.count("\r") > 3
     assert "waiting " in text and " for the rate limit" in text
     assert "ETA " in text and "/min" in text
-    assert text.rstrip(" \r").endswith("\n") or text.endswith("\r")  # the live line is cleared
+    assert text.endswith("\r\x1b[K")  # the live line is cleared
 
 
 def test_the_working_folder_does_not_grow_run_after_run(warehouse, monkeypatch):

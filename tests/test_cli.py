@@ -1,10 +1,6 @@
 """The command line as a user runs it: a subprocess against the sandbox, real DuckDB files (its
 main() in the test's process where a test is about what a command prints and returns)."""
 
-import contextlib
-import io
-import logging
-import os
 import re
 import subprocess
 import sys
@@ -16,70 +12,7 @@ import pytest
 from aiclicks_pipeline.sandbox import SANDBOX_API_KEY, run_sandbox
 from aiclicks_pipeline.settings import DEFAULT_DATASET
 
-from .conftest import START
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def cli(*args, env=None, cwd=None, timeout=300):
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("SOURCES__AICLICKS", "AICLICKS_"))
-    }
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "aiclicks_pipeline", *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=cwd or REPO,
-        timeout=timeout,
-    )
-
-
-def cli_here(*args, env=None):
-    """The CLI's `main()` in this process, with the environment `cli` gives a subprocess and
-    the log lines its `logging.basicConfig` would print to stderr: for tests about what a
-    command prints and returns, not about the process (a new interpreter costs seconds of
-    imports). A run's process behaviour (signals, locks between processes, dlt's own logging
-    set up from the environment) is tested with `cli`."""
-    from aiclicks_pipeline.cli import main
-
-    saved = dict(os.environ)
-    for key in [k for k in os.environ if k.startswith(("SOURCES__AICLICKS", "AICLICKS_"))]:
-        del os.environ[key]
-    os.environ.update(env or {})
-    out, err = io.StringIO(), io.StringIO()
-    # what main()'s basicConfig sets up in a fresh process (here pytest's handlers make it a no-op)
-    logs = logging.StreamHandler(err)
-    logs.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.INFO if {"-v", "--verbose"} & set(args) else logging.WARNING)
-    root.addHandler(logs)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(list(args))
-            except SystemExit as exit:  # argparse: --version, --help, a usage error
-                code = exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 2
-    finally:
-        root.removeHandler(logs)
-        root.setLevel(level)
-        os.environ.clear()
-        os.environ.update(saved)
-    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
-
-
-def run_args(sandbox, folder):
-    return [
-        "run", "--quiet",
-        "--base-url", sandbox.base_url,
-        "--duckdb-file", str(folder / "cli.duckdb"),
-        "--pipelines-dir", str(folder / "pipelines"),
-    ]
-
+from .support import START, cli, cli_here, run_args
 
 def test_run_loads_and_prints_the_summary(sandbox, tmp_path):
     done = cli(*run_args(sandbox, tmp_path), env={"SOURCES__AICLICKS__API_KEY": sandbox.api_key})

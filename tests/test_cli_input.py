@@ -3,6 +3,7 @@ options of the CLI. The CLI's main() against the sandbox (what a command prints 
 tests/test_cli.py runs it as a process), real DuckDB files."""
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -14,8 +15,7 @@ import pytest
 from aiclicks_pipeline import __version__
 from aiclicks_pipeline.sandbox import run_sandbox
 
-from .conftest import START
-from .test_cli import cli_here, run_args
+from .support import REPO, START, cli_here, duckdb_held_by_another_process, run_args
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
@@ -167,26 +167,180 @@ def test_an_unknown_destination_lists_the_names_and_changes_no_state(sandbox, tm
 @pytest.fixture
 def duckdb_held_open(tmp_path):
     """Another process with the warehouse file open, as a notebook would have it."""
-    path = tmp_path / "cli.duckdb"
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
-         "sys.stdin.read()", str(path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
+    with duckdb_held_by_another_process(tmp_path / "cli.duckdb") as holder:
         yield holder
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=30)
 
 
 def test_a_warehouse_file_in_use_by_another_process_is_one_line(sandbox, tmp_path, duckdb_held_open):
-    done = cli_here(*run_args(sandbox, tmp_path), "--resources", "domains", env=key_env(sandbox))
+    # the sync waits for the holder (a reader) up to warehouse_wait_seconds, then gives up
+    env = {**key_env(sandbox), "SOURCES__AICLICKS__WAREHOUSE_WAIT_SECONDS": "1"}
+    done = cli_here(*run_args(sandbox, tmp_path), "--resources", "domains", env=env)
 
     assert done.returncode == 1
     message = one_line(done.stderr)
     assert "cli.duckdb is in use by another process" in message
     assert f"pid {duckdb_held_open.pid}" in message
+    assert "still after waiting 1 s" in message
     assert "credentials" not in message and "Traceback" not in done.stderr
+
+
+# --- every option checked before anything happens (one line, no class names, exit 1) ---------
+
+
+def assert_refused_before_anything(done, sandbox, tmp_path, *expected):
+    """Exit 1, one line saying `expected`, no Python class name, nothing asked or written."""
+    assert done.returncode == 1, done.stderr
+    message = one_line(done.stderr)
+    for text in expected:
+        assert text in message, message
+    assert not re.search(r"\b[A-Z]\w+(Error|Exception)\b", message), message
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert sandbox.stats.requests == 0
+    assert not (tmp_path / "pipelines").exists() and not (tmp_path / "cli.duckdb").exists()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--resources", "visibilty_daily"],
+     ["Unknown resource 'visibilty_daily' (did you mean visibility_daily?)", "choose from domains, "]),
+    (["--resources", ","], ["Give at least one resource"]),
+    (["--domains", ","], ["Give at least one domain id"]),
+    (["--initial-days", "500"], ["initial_days must be between 1 and 90, got 500"]),
+    (["--snapshot-days", "0"], ["snapshot_days must be between 1 and 90, got 0"]),
+    (["--lookback-days", "-1"], ["lookback_days must be between 0 and 89, got -1"]),
+    (["--shard", "3"], ["shard must look like 2/4"]),
+    (["--shard", "5/4"], ["k must be between 1 and n"]),
+    (["--checkpoint-requests", "0"], ["checkpoint_requests must be 1 or more, got 0"]),
+    (["--loader-file-format", "jsonn"], ["Unknown loader file format 'jsonn' (did you mean jsonl?)"]),
+    (["--destination", "duckbd"], ["Unknown destination 'duckbd'", "(did you mean duckdb?)"]),
+    (["--destination", "filesystem", "--transform"], ["--transform has no dbt target for destination filesystem"]),
+    (["--dataset", "cli"], ["named like the dataset 'cli'"]),
+    # argparse: no abbreviations (--initial-day was taken as --initial-days), one line each
+    (["--initial-day", "5"], ["aiclicks-pipeline run: unknown option --initial-day (did you mean --initial-days?)"]),
+    (["--full"], ["unknown option --full (did you mean --full-refresh?)"]),
+    (["--initial-days", "five"], ["argument --initial-days: invalid int value: 'five'"]),
+    (["--schema-contract", "frezee"], ["unknown value for --schema-contract 'frezee' (did you mean freeze?)"]),
+])
+def test_a_bad_run_option_is_one_line_before_any_request_or_state(sandbox, tmp_path, args, expected):
+    done = cli_here(*run_args(sandbox, tmp_path), *args, env=key_env(sandbox))
+    assert_refused_before_anything(done, sandbox, tmp_path, *expected)
+
+
+def test_a_bad_value_from_dlts_config_is_one_line_too(sandbox, tmp_path):
+    done = cli_here(*run_args(sandbox, tmp_path),
+                    env={**key_env(sandbox), "SOURCES__AICLICKS__INITIAL_DAYS": "500"})
+    assert done.returncode == 1
+    message = one_line(done.stderr)
+    assert message == (
+        "aiclicks-pipeline: initial_days must be between 1 and 90, got 500: the AIclicks API serves "
+        "the last 90 days at most"
+    )
+
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    done = cli_here(*run_args(sandbox, fresh),
+                    env={**key_env(sandbox), "SOURCES__AICLICKS__WAREHOUSE_WAIT_SECONDS": "-3"})
+    assert_refused_before_anything(done, sandbox, fresh, "warehouse_wait_seconds must be 0 or more, got -3")
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["rn"], "unknown command 'rn' (did you mean run?); choose from run, status, "),
+    (["status", "--max-age", "3"], "aiclicks-pipeline status: unknown option --max-age (did you mean --max-age-hours?)"),
+    (["reset", "--resources", "citatons"], "Unknown resource 'citatons' (did you mean citations?)"),
+    (["validate", "--base-url", "api.aiclicks.io"], "base_url must start with http:// or https://"),
+    (["transform", "--target", "postgre"], "unknown value for --target 'postgre' (did you mean postgres?)"),
+    (["status", "--wait", "-1"], "argument --wait: give 0 or more seconds, not -1"),
+    (["transform", "--wait", "soon"], "argument --wait: not a number of seconds: 'soon'"),
+    (["transform", "--wait", "5", "--no-wait"], "argument --no-wait: not allowed with argument --wait"),
+])
+def test_unknown_commands_options_and_names_say_what_was_meant(tmp_path, args, expected):
+    done = cli_here(*args)
+    assert done.returncode == 1, done.stderr
+    assert expected in one_line(done.stderr)
+
+
+def test_the_duckdb_files_folder_is_made_or_refused_in_one_line(sandbox, tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    args = run_args(sandbox, tmp_path)
+    args[args.index("--duckdb-file") + 1] = str(blocked / "wh.duckdb")
+    done = cli_here(*args, env=key_env(sandbox))
+    assert_refused_before_anything(
+        done, sandbox, tmp_path, f"Cannot create the folder of the DuckDB file wh.duckdb, {blocked}"
+    )
+    args[args.index("--duckdb-file") + 1] = str(tmp_path)
+    done = cli_here(*args, env=key_env(sandbox))
+    assert_refused_before_anything(done, sandbox, tmp_path, f"The DuckDB file {tmp_path} is a folder")
+
+    # a folder that does not exist yet is made (the issue's `--duckdb-file /no/such/dir/wh.duckdb`)
+    new = tmp_path / "no" / "such" / "dir" / "wh.duckdb"
+    args[args.index("--duckdb-file") + 1] = str(new)
+    done = cli_here(*args, "--resources", "domains", env=key_env(sandbox))
+    assert done.returncode == 0, done.stderr
+    assert new.is_file() and f"into duckdb file {new}, dataset aiclicks" in done.stdout
+
+
+def test_domains_none_of_which_the_key_lists_are_refused_and_some_are_partial(sandbox, tmp_path):
+    known = sandbox.account.domain_ids()[0]
+    typo = known[:-1] + ("0" if known[-1] != "0" else "1")
+    done = cli_here(*run_args(sandbox, tmp_path), "--domains", f"{typo},gone", env=key_env(sandbox))
+
+    assert done.returncode == 1
+    message = one_line(done.stderr)
+    assert f"None of the --domains ids is among the 3 domains this key can see: {typo}, gone" in message
+    assert f"(did you mean {known}?)" in message
+    assert "Partial sync" not in done.stderr and "committed 0 of 0" not in done.stdout + done.stderr
+    assert [e["path"] for e in sandbox.stats.log] == ["/api/v1/domains"]  # nothing else asked
+    state = tmp_path / "pipelines" / "aiclicks" / "state.json"
+    assert not state.exists() or '"sources"' not in state.read_text()  # nothing loaded
+
+    done = cli_here(*run_args(sandbox, tmp_path), "--json", "--domains", f"{known},gone",
+                    "--resources", "domains", env=key_env(sandbox))
+    assert done.returncode == 3, done.stderr
+    assert "Partial sync: 1 --domains id(s) the key does not list (gone); the other 1 domain(s) are loaded." in done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["unknown_domains"] == ["gone"] and summary["domains"]["committed"] == 1
+
+
+def test_plan_refuses_domains_the_key_does_not_list(sandbox, tmp_path):
+    done = cli_here("plan", "--base-url", sandbox.base_url, "--domains", "gone",
+                    "--duckdb-file", str(tmp_path / "cli.duckdb"), "--pipelines-dir", str(tmp_path / "p"),
+                    env=key_env(sandbox))
+    assert done.returncode == 1
+    assert "None of the --domains ids is among the 3 domains this key can see: gone" in one_line(done.stderr)
+
+
+def test_a_closed_pipe_ends_quietly(sandbox):
+    """`aiclicks-pipeline validate | head -1`: the reader is gone before the command writes."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__AICLICKS", "AICLICKS_"))}
+    environment.update(key_env(sandbox))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aiclicks_pipeline", "validate", "--base-url", sandbox.base_url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, cwd=REPO,
+    )
+    process.stdout.close()  # as `head -1` does once it has its line (here: before any)
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 1
+    assert stderr == "", stderr
+
+
+def test_run_and_plan_say_where_the_data_goes_and_json_counts_as_the_screen(sandbox, tmp_path):
+    env = key_env(sandbox)
+    warehouse = tmp_path / "cli.duckdb"
+    first = cli_here(*run_args(sandbox, tmp_path), "--resources", "domains,prompts", env=env)
+    assert first.returncode == 0, first.stderr
+    assert f"  into duckdb file {warehouse}, dataset aiclicks\n" in first.stdout
+    assert "committed 3 of 3 domains\n" in first.stdout
+
+    # within the resync interval: nothing is asked again, and both say so with the same counts
+    again = cli_here(*run_args(sandbox, tmp_path), "--resources", "domains,prompts", "--json", env=env)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert summary["domains"] == {"total": 3, "committed": 0, "fresh": 3, "skipped": 0, "left": 0}
+    assert "committed 0 of 3 domains, 3 left out (synced within the resync interval)" in again.stderr
+    assert summary["destination"] == {"destination": "duckdb", "location": str(warehouse), "dataset": "aiclicks"}
+
+    plan = cli_here("plan", "--base-url", sandbox.base_url, "--duckdb-file", str(warehouse),
+                    "--pipelines-dir", str(tmp_path / "pipelines"), env=env)
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stdout.startswith(f"The next run of pipeline aiclicks, into duckdb file {warehouse}, dataset aiclicks:")

@@ -2,12 +2,10 @@
 with every dbt test, and the marts compared with values computed here from the sandbox's
 ground truth (the account the sandbox serves), not from the warehouse."""
 
-import csv
 import json
 import re
 import shutil
 import subprocess
-import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,8 @@ import yaml
 
 from aiclicks_pipeline import cli
 from aiclicks_pipeline.checkpoints import run_sync
-from aiclicks_pipeline.commands.base import EXIT_FAILED, EXIT_OK
+from aiclicks_pipeline.commands.base import EXIT_BUSY, EXIT_FAILED, EXIT_OK
+from aiclicks_pipeline.dbt_targets import TARGETS
 from aiclicks_pipeline.pipeline import make_pipeline
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.settings import (
@@ -35,14 +34,11 @@ from aiclicks_pipeline.transform import (
     MARTS,
     PROJECT_DIR,
     SOURCE_TABLES,
-    TransformError,
     TransformResult,
-    postgres_profile_env,
-    release_duckdb,
     run_transform,
 )
 
-from .conftest import START
+from .support import START, PostgresWarehouse, duckdb_held_by_another_process, postgres_url
 
 MODELS = DEFAULT_MODELS_SCHEMA
 NEVER_STALE = {
@@ -118,53 +114,7 @@ def day(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-# --- the package -------------------------------------------------------------------------------
-
-
-def test_sources_declare_every_loaded_table_and_the_dlt_join_columns():
-    sources = yaml.safe_load((PROJECT_DIR / "models" / "staging" / "sources.yml").read_text())
-    (source,) = sources["sources"]
-    tables = {table["name"]: table for table in source["tables"]}
-    assert set(tables) == set(SOURCE_TABLES)
-    for name, spec in ENDPOINTS.items():
-        described = {c["name"]: c.get("description") for c in tables[name]["columns"]}
-        missing = (set(spec["columns"]) | {"_dlt_id", "_dlt_load_id"}) - set(described)
-        assert not missing, (name, missing)
-        # one source of truth: the endpoint table's descriptions, as the dlt schema carries them
-        assert tables[name]["description"] == spec["description"]
-        assert {c: described[c] for c in spec["columns"]} == spec["column_descriptions"]
-        assert tables[name]["config"]["enabled"] == f"{{{{ var('aiclicks_enabled_{name}', true) }}}}"
-    child = {c["name"] for c in tables["citations__models"]["columns"]}
-    assert {"value", "_dlt_parent_id", "_dlt_id"} <= child
-    # freshness on every table: generated_at, or the parent's for dlt's child table
-    assert source["config"]["loaded_at_field"] == "generated_at"
-    assert "generated_at" in tables["citations__models"]["config"]["loaded_at_query"]
-    freshness = source["config"]["freshness"]
-    assert "aiclicks_freshness_warn_after_hours" in freshness["warn_after"]["count"]
-    assert "aiclicks_freshness_error_after_hours" in freshness["error_after"]["count"]
-
-
-def test_the_package_declares_what_a_dbt_package_needs():
-    project = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())
-    assert project["name"] == "aiclicks" and project["config-version"] == 2
-    assert project["version"] and project["require-dbt-version"]
-    # every var the SQL and YAML read has its default here, the freshness thresholds included
-    variables = project["vars"]
-    assert variables["aiclicks_freshness_warn_after_hours"] == 36
-    assert variables["aiclicks_freshness_error_after_hours"] == 72
-    assert {f"aiclicks_enabled_{table}" for table in SOURCE_TABLES} <= set(variables)
-    used = set()
-    for path in PROJECT_DIR.rglob("*"):
-        if path.suffix in (".sql", ".yml") and "profiles" not in path.parts:
-            used |= set(re.findall(r"var\('([a-z_]+)'", path.read_text()))
-    assert used - {"aiclicks_enabled_"} <= set(variables)
-
-
-def test_channel_seed_pairs_every_slug_with_its_display_name():
-    with open(PROJECT_DIR / "seeds" / "aiclicks_channels.csv", newline="") as handle:
-        seed = {row["model_slug"]: row["channel_name"] for row in csv.DictReader(handle)}
-    assert seed == CHANNEL_OF
-    assert len(set(seed.values())) == len(seed)
+# --- the package (its files without dbt: tests/unit/test_dbt_package.py) -----------------------
 
 
 def test_dbt_build_passes_every_dbt_test(built):
@@ -207,7 +157,7 @@ def test_daily_visibility_equals_the_four_series_side_by_side(built):
             date: tuple(as_float(expected_by_column[c].get(date)) for c in SERIES) for date in dates
         }
         rows = built.rows(
-            f"select * from {MODELS}.daily_visibility where domain_id = '{domain_id}'"
+            f"select * from {MODELS}.aiclicks__daily_visibility where domain_id = '{domain_id}'"
         )
         actual = {day(r["date_day"]): tuple(as_float(r[c]) for c in SERIES) for r in rows}
         assert actual == expected
@@ -238,7 +188,7 @@ def test_share_of_voice_equals_brand_rankings_per_snapshot(built):
                     None if before is None else before[1] - rank,
                 )
             previous = {item["id"]: (item["sov"], snapshot[item["id"]]) for item in items}
-        rows = built.rows(f"select * from {MODELS}.share_of_voice where domain_id = '{domain_id}'")
+        rows = built.rows(f"select * from {MODELS}.aiclicks__share_of_voice where domain_id = '{domain_id}'")
         actual = {
             (day(r["snapshot_date"]), r["brand_id"]): (
                 r["brand_name"],
@@ -256,7 +206,7 @@ def test_share_of_voice_equals_brand_rankings_per_snapshot(built):
         assert all(r["is_latest_snapshot"] == (day(r["snapshot_date"]) == latest) for r in rows)
     # the second snapshot compares with the first: some competitor's share moved
     moved = built.rows(
-        f"select count(*) as n from {MODELS}.share_of_voice "
+        f"select count(*) as n from {MODELS}.aiclicks__share_of_voice "
         "where sov_change_pct <> 0 and not is_own_brand"
     )
     assert moved[0]["n"] > 0
@@ -284,7 +234,7 @@ def test_citation_sources_top_host_and_classification(built):
             for host in by_host
         }
         rows = built.rows(
-            f"select * from {MODELS}.citation_sources "
+            f"select * from {MODELS}.aiclicks__citation_sources "
             f"where domain_id = '{domain_id}' and is_latest_snapshot"
         )
         assert {r["cited_url"] for r in rows} == {item["url"] for item in items}
@@ -325,7 +275,7 @@ def test_model_performance_reconciles_channel_names_and_slugs(built):
             for channel in set(leaderboard) | set(cited)
         }
         rows = built.rows(
-            f"select * from {MODELS}.model_performance "
+            f"select * from {MODELS}.aiclicks__model_performance "
             f"where domain_id = '{domain_id}' and is_latest_snapshot"
         )
         actual = {
@@ -352,7 +302,7 @@ def test_fanout_query_frequency_counts_every_emission_per_channel(built):
         for model, query, prompt_id in emissions.values():
             prompts[(model, query)].add(prompt_id)
         rows = built.rows(
-            f"select * from {MODELS}.fanout_query_frequency where domain_id = '{domain_id}'"
+            f"select * from {MODELS}.aiclicks__fanout_query_frequency where domain_id = '{domain_id}'"
         )
         assert {(r["channel_name"], r["query_text"]): r["emissions"] for r in rows} == dict(counts)
         assert {(r["channel_name"], r["query_text"]): r["prompts"] for r in rows} == {
@@ -395,11 +345,45 @@ def test_a_failing_dbt_test_fails_the_transform_command(built, tmp_path, capsys)
     assert "relationships_stg_aiclicks__fanout_queries_prompt_id" in message
 
 
-def test_transform_without_a_loaded_file_says_what_to_do(tmp_path):
-    with pytest.raises(TransformError, match="load the data first"):
-        run_transform(str(tmp_path / "missing.duckdb"), work_dir=str(tmp_path / "dbt"))
-    with pytest.raises(ValueError, match="target"):
-        run_transform(str(tmp_path / "missing.duckdb"), target="oracle")
+def test_transform_prints_a_summary_and_writes_dbts_lines_to_a_log_file(built, tmp_path, capsys):
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(built.duckdb_path, copy)
+    work = tmp_path / "dbt"
+    log = work / "logs" / "transform.log"
+
+    code = cli.main(
+        ["transform", "--duckdb-file", str(copy), "--work-dir", str(work),
+         "--vars", json.dumps(NEVER_STALE)]
+    )
+
+    output, error = capsys.readouterr()
+    assert code == EXIT_OK, output + error
+    # by default the summary only: what was built and tested, freshness, where the log is
+    lines = output.splitlines()
+    assert lines[0].startswith("dbt build on duckdb finished in") and len(lines) <= 5, output
+    assert f"dbt's log: {log}" in lines[-1] and not error
+    # every line dbt would have printed, of its three commands, with no colour codes, and no
+    # deprecation warning from the package's own dbt calls
+    text = log.read_text()
+    for line in ("aiclicks_loaded_tables: ", "OK created sql table model aiclicks_models.aiclicks__share_of_voice",
+                 "PASS freshness of aiclicks.citations", "Completed successfully"):
+        assert line in text, line
+    assert len(text.splitlines()) > 100
+    assert "Deprecat" not in text
+    assert "\x1b[" not in output + text + (work / "logs" / "dbt.log").read_text()
+
+    # --dbt-log: dbt's lines as they come, then the summary; off a terminal, no colour codes
+    code = cli.main(
+        ["transform", "--duckdb-file", str(copy), "--work-dir", str(work), "--select",
+         "aiclicks_channels", "--no-freshness", "--dbt-log"]
+    )
+    output = capsys.readouterr().out
+    assert code == EXIT_OK, output
+    assert "START seed file aiclicks_models.aiclicks_channels" in output
+    assert output.index("Completed successfully") < output.index("dbt build on duckdb finished")
+    assert "\x1b[" not in output
+    # the log file is this run's alone
+    assert "aiclicks__share_of_voice" not in log.read_text()
 
 
 # --- descriptions ------------------------------------------------------------------------------
@@ -471,10 +455,10 @@ def test_transform_builds_whatever_a_partial_sync_loaded(tmp_path, capsys):
         output = capsys.readouterr().out
         assert code == EXIT_OK, output
         assert "not in the dataset: domains, prompts, fanout_queries, mentions_daily" in output
-        assert "skipped: 4 mart(s) (citation_sources, fanout_query_frequency, model_performance, " \
-            "share_of_voice) and 10 staging model(s)" in output
+        assert "skipped: 4 mart(s) (aiclicks__citation_sources, aiclicks__fanout_query_frequency, " \
+            "aiclicks__model_performance, aiclicks__share_of_voice) and 10 staging model(s)" in output
         assert "1 pass" in output
-        rows = query_rows(duckdb_path, f"select * from {MODELS}.daily_visibility")
+        rows = query_rows(duckdb_path, f"select * from {MODELS}.aiclicks__daily_visibility")
         assert len(rows) == loaded.rows["visibility_daily"] > 0
         assert all(r["visibility_pct"] is not None for r in rows)
         others = ("domain_name", "mentions_count", "citability_pct", "citations_count")
@@ -486,16 +470,17 @@ def test_transform_builds_whatever_a_partial_sync_loaded(tmp_path, capsys):
             str(duckdb_path), work_dir=str(tmp_path / "dbt"), dbt_vars=NEVER_STALE
         )
     count = lambda sql: query_rows(duckdb_path, f"select count(*) as n from {sql}")[0]["n"]  # noqa: E731
-    assert [m for m in result.skipped_models if not m.startswith("stg_")] == ["citation_sources"]
+    assert [m for m in result.skipped_models if not m.startswith("stg_")] == ["aiclicks__citation_sources"]
     assert result.count("test", "pass") == result.count("test") > 20
     assert {s.table for s in result.freshness} == {
         "visibility_daily", "brand_rankings", "model_leaderboard", "fanout_queries"
     }
-    for mart in ("share_of_voice", "model_performance", "fanout_query_frequency"):
+    built_marts = ("share_of_voice", "model_performance", "fanout_query_frequency")
+    for mart in (f"aiclicks__{name}" for name in built_marts):
         assert count(f"{MODELS}.{mart}") > 0, mart
     # without domains the own brand's host is unknown; without citations so are cited URLs
-    assert count(f"{MODELS}.share_of_voice where is_own_brand and brand_host is not null") == 0
-    assert count(f"{MODELS}.model_performance where cited_urls is not null") == 0
+    assert count(f"{MODELS}.aiclicks__share_of_voice where is_own_brand and brand_host is not null") == 0
+    assert count(f"{MODELS}.aiclicks__model_performance where cited_urls is not null") == 0
 
 
 # --- freshness ---------------------------------------------------------------------------------
@@ -552,29 +537,16 @@ def test_transform_reports_source_freshness_and_fails_on_a_stale_source(built, t
 
 # --- the DuckDB file in use ----------------------------------------------------------------------
 
-HOLD_THE_FILE = (
-    "import sys, duckdb\n"
-    "connection = duckdb.connect(sys.argv[1])\n"
-    "print('ready', flush=True)\n"
-    "sys.stdin.read()\n"
-)
-
-
 def test_transform_says_in_one_line_that_another_process_holds_the_duckdb_file(built, tmp_path, capsys):
     held = tmp_path / "held.duckdb"
     shutil.copy(built.duckdb_path, held)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_THE_FILE, str(held)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
-        code = cli.main(["transform", "--duckdb-file", str(held), "--work-dir", str(tmp_path / "dbt")])
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=60)
+    with duckdb_held_by_another_process(held) as holder:
+        code = cli.main([
+            "transform", "--duckdb-file", str(held), "--work-dir", str(tmp_path / "dbt"),
+            "--pipelines-dir", str(tmp_path / "pipelines"), "--no-wait",
+        ])
     output, error = capsys.readouterr()
-    assert code == EXIT_FAILED
+    assert code == EXIT_BUSY
     assert error.count("\n") == 1 and "Traceback" not in error + output
     assert f"The DuckDB file {held} is in use by another process (PID {holder.pid}" in error
     # released, the same file builds
@@ -658,7 +630,7 @@ def test_a_dbt_project_of_its_own_installs_and_builds_the_package(built, tmp_pat
     assert deps.success, deps.exception
     assert (project / "dbt_packages" / "aiclicks" / "dbt_project.yml").is_file()
     build = dbtRunner().invoke(["build", *common])
-    release_duckdb()  # dbt-duckdb keeps the file open in this process
+    TARGETS["duckdb"].release()  # dbt-duckdb keeps the file open in this process
     assert build.success, build.exception
 
     statuses = Counter(
@@ -674,8 +646,9 @@ def test_a_dbt_project_of_its_own_installs_and_builds_the_package(built, tmp_pat
         )
     }
     # the parent switched fan-out off and made the marts views
-    assert "fanout_query_frequency" not in relations and "stg_aiclicks__fanout_queries" not in relations
-    for mart in set(MARTS) - {"fanout_query_frequency"}:
+    assert "aiclicks__fanout_query_frequency" not in relations
+    assert "stg_aiclicks__fanout_queries" not in relations
+    for mart in set(MARTS) - {"aiclicks__fanout_query_frequency"}:
         assert relations[mart] == "VIEW", mart
         assert query_rows(warehouse, f"select count(*) as n from analytics.{mart}")[0]["n"] > 0
     # the package wrote nothing into itself
@@ -686,23 +659,21 @@ def test_a_dbt_project_of_its_own_installs_and_builds_the_package(built, tmp_pat
 
 
 def test_transform_builds_the_package_into_postgres(tmp_path, monkeypatch, capsys):
-    from .test_destinations import PostgresWarehouse, postgres_url
-
     warehouse = PostgresWarehouse(tmp_path, postgres_url(), name="aiclicks_dbt_postgres")
-    models = f"{warehouse.dataset}_models"
+    models = warehouse.models_schema
     try:
         with run_sandbox(
             seed=5, domains=2, prompts=(20, 40), start=START, frozen=True, rate_limit=None
         ) as sandbox:
             warehouse.sync(sandbox)
             account, now = sandbox.account, sandbox.clock.now()
-        # the profile's settings from one URL, as the README says
-        monkeypatch.setenv("AICLICKS_POSTGRES_URL", warehouse.url)
-        for name in ("HOST", "PORT", "USER", "PASSWORD", "DATABASE", "SSLMODE"):
+        # the profile's settings from the credentials the sync loaded with, nothing else
+        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", warehouse.url)
+        for name in ("URL", "HOST", "PORT", "USER", "PASSWORD", "DATABASE", "SSLMODE"):
             monkeypatch.delenv(f"AICLICKS_POSTGRES_{name}", raising=False)
         code = cli.main(
-            ["transform", "--target", "postgres", "--dataset", warehouse.dataset, "--schema", models,
-             "--work-dir", str(tmp_path / "dbt"), "--quiet", "--vars", json.dumps(NEVER_STALE)]
+            ["transform", "--destination", "postgres", "--dataset", warehouse.dataset, "--schema",
+             models, "--work-dir", str(tmp_path / "dbt"), "--vars", json.dumps(NEVER_STALE)]
         )
         output = capsys.readouterr().out
         assert code == EXIT_OK, output
@@ -713,7 +684,9 @@ def test_transform_builds_the_package_into_postgres(tmp_path, monkeypatch, capsy
         assert built_models == len(SOURCE_TABLES) + len(MARTS)
         assert passed == tests >= 100
         assert f"source freshness (warn after {10**7} h, error after {10**7} h): 11 pass" in output
-        assert urlsplit(warehouse.url).password not in output
+        password = urlsplit(warehouse.url).password
+        assert password not in output
+        assert password not in (tmp_path / "dbt" / "logs" / "transform.log").read_text()
         for mart in MARTS:
             ((rows,),) = warehouse.query(f"select count(*) from {models}.{mart}")
             assert rows > 0, mart
@@ -723,35 +696,13 @@ def test_transform_builds_the_package_into_postgres(tmp_path, monkeypatch, capsy
             items = account.brand_rankings(domain_id, DEFAULT_SNAPSHOT_DAYS, now)
             own = next(item["sov"] for item in items if item["is_brand"])
             rows = warehouse.query(
-                f"select brand_id, sov_pct, sov_vs_own_brand_pct from {models}.share_of_voice "
+                f"select brand_id, sov_pct, sov_vs_own_brand_pct from {models}.aiclicks__share_of_voice "
                 f"where domain_id = '{domain_id}'"
             )
             assert {r[0]: (as_float(r[1]), as_float(r[2])) for r in rows} == {
                 item["id"]: (as_float(item["sov"]), as_float(item["sov"] - own)) for item in items
             }
     finally:
-        warehouse.drop()
-        import psycopg2
-
-        with psycopg2.connect(warehouse.url) as connection, connection.cursor() as cursor:
-            cursor.execute(f"drop schema if exists {models} cascade")
+        warehouse.drop()  # the dataset and the models' schema
 
 
-def test_the_postgres_profile_takes_one_url_or_dlts_credentials(monkeypatch):
-    url = "postgresql://loader:p%40ss%3Aword@db.example.com:6543/analytics?sslmode=require"
-    expected = {
-        "AICLICKS_POSTGRES_HOST": "db.example.com",
-        "AICLICKS_POSTGRES_PORT": "6543",
-        "AICLICKS_POSTGRES_USER": "loader",
-        "AICLICKS_POSTGRES_PASSWORD": "p@ss:word",
-        "AICLICKS_POSTGRES_DATABASE": "analytics",
-        "AICLICKS_POSTGRES_SSLMODE": "require",
-    }
-    assert postgres_profile_env({"AICLICKS_POSTGRES_URL": url}) == expected
-    # a setting of its own wins over the URL's
-    assert postgres_profile_env(
-        {"AICLICKS_POSTGRES_URL": url, "AICLICKS_POSTGRES_HOST": "other"}
-    ) == {k: v for k, v in expected.items() if k != "AICLICKS_POSTGRES_HOST"}
-    # without one, the credentials dlt loaded with
-    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", url)
-    assert postgres_profile_env({}) == expected

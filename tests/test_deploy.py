@@ -34,7 +34,7 @@ from aiclicks_pipeline.cli import build_parser
 from aiclicks_pipeline.commands.base import pipeline_name_for
 from aiclicks_pipeline.sandbox import run_sandbox
 
-from .conftest import START
+from .support import START
 
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOW = REPO / "deploy" / "github" / "aiclicks-sync.yml"
@@ -121,7 +121,7 @@ def test_workflow_secrets_come_from_repository_secrets_and_are_documented(workfl
 
 
 def test_workflow_environment_resolves_to_a_bigquery_pipeline(workflow, tmp_path):
-    from .test_destinations_sql import run_config_probe, service_account_key
+    from .support import run_config_probe, service_account_key
 
     key = json.loads(f'"{service_account_key()}"')
     service_account = {

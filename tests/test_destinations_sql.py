@@ -9,10 +9,7 @@ clients open their connection lazily. The SQL is checked for identifiers, types,
 BigQuery's partitioning, and parsed with sqlglot in the destination's dialect.
 """
 
-import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Dict, List
 
@@ -26,7 +23,7 @@ from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.settings import ENDPOINTS
 from aiclicks_pipeline.source import aiclicks_source
 
-from .conftest import START
+from .support import START, run_config_probe, service_account_key
 
 REPO = Path(__file__).resolve().parent.parent
 SECRETS_EXAMPLE = REPO / ".dlt" / "secrets.toml.example"
@@ -216,57 +213,6 @@ def test_merge_of_a_daily_table_on_domain_and_date(generated):
     q = lambda name: quote(kind, name)  # noqa: E731
     sql = "\n".join(generated.merge("visibility_daily"))
     assert f"d.{q('domain_id')} = s.{q('domain_id')} AND d.{q('date')} = s.{q('date')}" in sql
-
-
-def run_config_probe(project: Path, env: Dict[str, str]) -> Dict[str, str]:
-    """Resolves the pipeline `make_pipeline()` builds in `project` (its .dlt/ and `env`), in a
-    fresh interpreter as the CLI would: which destination, staging, format and credentials."""
-    probe = """
-import json
-from aiclicks_pipeline.destinations import configured_loader_file_format, destination_kind
-from aiclicks_pipeline.pipeline import make_pipeline
-pipeline = make_pipeline(pipelines_dir="pipelines")
-client = pipeline.destination_client()
-config = client.config
-staging = getattr(config, "staging_config", None)
-credentials = config.credentials
-print(json.dumps({
-    "destination": destination_kind(pipeline.destination),
-    "staging": destination_kind(pipeline.staging),
-    "loader_file_format": configured_loader_file_format(),
-    "dataset": client.sql_client.dataset_name,
-    "credentials": {k: str(v) for k, v in dict(credentials).items() if v is not None},
-    "bucket_url": staging.bucket_url if staging else None,
-}))
-"""
-    import os
-
-    clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("DESTINATION", "STAGING"))}
-    completed = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=project,
-        env={**clean_env, "RUNTIME__DLTHUB_TELEMETRY": "false", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
-def service_account_key() -> str:
-    """A real (throw-away) RSA key in PEM, as a TOML string body: gcsfs parses the key when the
-    staging client is built."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return pem.replace("\n", "\\n")
 
 
 def edited_example(destination: str, bucket: str = "") -> str:

@@ -5,7 +5,6 @@ version of the package loaded carries on incrementally. Real processes: the CLI,
 Python, each test with its own `DLT_DATA_DIR` (dlt's `~/.dlt`).
 """
 
-import asyncio
 import html
 import importlib.util
 import json
@@ -24,38 +23,14 @@ import pytest
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 from aiclicks_pipeline.settings import DEFAULT_DUCKDB_FILE, ENDPOINTS
 
-from .conftest import Warehouse
-from .test_workdir import Folder, days_asked, small_sandbox, sync
-from .truth_compare import assert_table_matches
-
-DLT = Path(sys.executable).with_name("dlt")
-
-
-def clean_env(folder: Folder, sandbox=None) -> dict:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__AICLICKS", "AICLICKS_"))}
-    environment.update({"DLT_DATA_DIR": str(folder.data_dir), "RUNTIME__DLTHUB_TELEMETRY": "false"})
-    if sandbox is not None:
-        environment.update(folder.env(sandbox), SOURCES__AICLICKS__BASE_URL=sandbox.base_url)
-    # the venv's scripts first: `dlt pipeline ... show` starts `marimo` from the PATH
-    environment["PATH"] = f"{DLT.parent}{os.pathsep}{environment.get('PATH', '')}"
-    return environment
-
+from .support import (
+    ATTACH, DLT, Folder, WarehouseFile, assert_table_matches, clean_env, days_asked, python,
+    small_sandbox, sync,
+)
 
 def dlt_cli(folder: Folder, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(DLT), *args], cwd=folder.path, env=clean_env(folder),
                           capture_output=True, text=True, timeout=120)
-
-
-def python(folder: Folder, code: str, sandbox=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=folder.path, env=clean_env(folder, sandbox),
-                          capture_output=True, text=True, timeout=300)
-
-
-class WarehouseFile(Warehouse):
-    """The queries of the tests' Warehouse on a DuckDB file, without a pipeline of its own."""
-
-    def __init__(self, path: Path) -> None:
-        self.duckdb_path = path
 
 
 def loaded_folder(tmp_path: Path, sandbox) -> Folder:
@@ -63,16 +38,6 @@ def loaded_folder(tmp_path: Path, sandbox) -> Folder:
     done, _ = folder.run(sandbox)
     assert done.returncode == 0, done.stderr
     return folder
-
-
-ATTACH = """
-import json, dlt
-dataset = dlt.attach("aiclicks").dataset()
-print(json.dumps({
-    "visibility_daily": len(dataset.visibility_daily.df()),
-    "counts": {row[0]: row[1] for row in dataset.row_counts().fetchall()},
-}))
-"""
 
 
 def test_dlt_attach_and_dlts_cli_find_the_warehouse(tmp_path):
@@ -117,6 +82,49 @@ def test_dlt_attach_and_dlts_cli_find_the_warehouse(tmp_path):
         assert result.windows_asked == {"visibility_daily": [90]}
         assert result.rows == {"visibility_daily": expected["visibility_daily"]}
         assert warehouse.query("select count(*) from aiclicks.visibility_daily")[0][0] == expected["visibility_daily"]
+
+
+# the paths that read Arrow through DuckDB (DuckDB 2.0 broke them in dlt 1.31): a dataset's
+# `.arrow()`, and the dashboard's own views of rows, row counts and loads (its query helpers)
+ARROW_READS = """
+import json, dlt
+from dlt._workspace.helpers.dashboard.config import DashboardConfiguration
+from dlt._workspace.helpers.dashboard.utils import queries
+pipeline = dlt.attach("aiclicks")
+arrow = pipeline.dataset().visibility_daily.arrow()
+sql, error, _ = queries.get_default_query_for_table(pipeline, "aiclicks", "visibility_daily", True)
+assert not error, error
+rows, error, _ = queries.get_query_result(pipeline, sql)
+assert not error, error
+loads, error, _ = queries.get_loads(DashboardConfiguration(), pipeline)
+assert not error, error
+print(json.dumps({
+    "arrow_rows": arrow.num_rows,
+    "arrow_columns": arrow.column_names,
+    "view_rows": rows.num_rows,
+    "row_counts": queries.get_row_counts(pipeline),
+    "loads": len(loads),
+}))
+"""
+
+
+def test_arrow_and_the_dashboards_views_read_the_duckdb_warehouse(tmp_path):
+    """`dlt.attach("aiclicks").dataset().visibility_daily.arrow()` and the dashboard's views of
+    rows, row counts and loads, in a Python of their own after a CLI run."""
+    with small_sandbox() as sandbox:
+        folder = loaded_folder(tmp_path, sandbox)
+    warehouse = WarehouseFile(folder.warehouse)
+    ((days,),) = warehouse.query("select count(*) from aiclicks.visibility_daily")
+    ((loads,),) = warehouse.query("select count(*) from aiclicks._dlt_loads")
+
+    read = python(folder, ARROW_READS)
+
+    assert read.returncode == 0, read.stderr
+    found = json.loads(read.stdout)
+    assert found["arrow_rows"] == found["view_rows"] == days > 0
+    assert {"domain_id", "date"} <= set(found["arrow_columns"])
+    assert found["row_counts"]["visibility_daily"] == days
+    assert found["loads"] == loads > 0
 
 
 # What the package's first versions did, and what the README's Python example still does: a
@@ -226,3 +234,34 @@ def test_dlts_dashboard_starts_and_shows_the_pipeline(tmp_path):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         process.stdout.close()
+
+
+def test_dlts_trace_shows_the_sync_as_one_run(tmp_path):
+    """A sync is a dlt run per checkpoint and one for the run history's final row; dlt's trace
+    (`dlt pipeline aiclicks trace`, the dashboard's last execution) shows them as one run: its
+    steps over every package the sync loaded, and the sync's rows."""
+    folder = Folder(tmp_path / "project", tmp_path / "dlt")
+    with small_sandbox() as sandbox:
+        done, summary = folder.run(sandbox, "--checkpoint-requests", "6")
+    assert done.returncode == 0, done.stderr
+    assert summary["checkpoints"]["committed"] == 2  # a checkpoint a domain
+
+    trace = dlt_cli(folder, "pipeline", "aiclicks", "trace")
+
+    assert trace.returncode == 0, trace.stderr
+    out = trace.stdout
+    assert re.search(r"Run started at .+ and COMPLETED in [\d.]+ seconds with 4 steps\.", out), out
+    for step in ("extract", "normalize", "load", "run"):
+        assert re.search(rf"^Step {step} COMPLETED in [\d.]+ seconds\.$", out, re.M), out
+    normalized = out.split("Step normalize")[1].split("Step load")[0]
+    rows = {table: int(count) for table, count in re.findall(r"^- (\w+): (\d+) row\(s\)$", normalized, re.M)}
+    assert {table: count for table, count in rows.items() if not table.startswith("_")} == summary["rows"]
+    assert rows["_aiclicks_runs"] == summary["checkpoints"]["committed"] + 1  # so far, and final
+    loaded = out.split("Step load")[1].split("Step run")[0]
+    packages = re.findall(r"^Load package (\S+) is LOADED and contains no failed jobs$", loaded, re.M)
+    # every checkpoint's load, then the final history row's
+    assert packages[:-1] == summary["load_ids"] and len(packages) == len(summary["load_ids"]) + 1
+    assert f"{len(packages)} load package(s) were loaded to destination duckdb" in loaded
+    # the run spans the sync: from its start, at least as long as the sync's own figure
+    elapsed = float(re.search(r"COMPLETED in ([\d.]+) seconds with 4 steps", out).group(1))
+    assert elapsed >= summary["duration_s"]

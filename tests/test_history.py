@@ -1,7 +1,8 @@
 """The run history in the warehouse (`_aiclicks_runs`): one row per run on every destination,
 carried by each checkpoint's load while the run goes, final at its end, and marked interrupted
-by the next run when a run was stopped before its end. DuckDB always, PostgreSQL when
-`AICLICKS_TEST_POSTGRES` names a server (the sql_warehouse fixture)."""
+by the next run when a run was stopped before its end. On every kind of warehouse
+(tests/support/warehouses.py: DuckDB always; PostgreSQL, BigQuery, Delta and Iceberg where their
+servers are given)."""
 
 import json
 
@@ -14,8 +15,7 @@ from aiclicks_pipeline.interrupts import StopRequest
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.settings import DEFAULT_DATASET
 
-from .conftest import START
-from .test_destinations import sql_warehouse  # noqa: F401 - the fixture
+from .support import START
 
 D = DEFAULT_DATASET
 
@@ -45,19 +45,19 @@ def load_ids_of(warehouse, run_id):
     )
 
 
-def test_each_run_leaves_one_row_with_its_figures_and_loads(sandbox4, sql_warehouse):
+def test_each_run_leaves_one_row_with_its_figures_and_loads(sandbox4, any_warehouse):
     # two checkpoints a run (two domains each), then the final row's load
-    first = sql_warehouse.sync(sandbox4, checkpoint_requests=24)
+    first = any_warehouse.sync(sandbox4, checkpoint_requests=24)
     sandbox4.advance(days=1)
-    second = sql_warehouse.sync(sandbox4, checkpoint_requests=24)
+    second = any_warehouse.sync(sandbox4, checkpoint_requests=24)
 
-    recorded = runs(sql_warehouse)
+    recorded = runs(any_warehouse)
     assert set(recorded) == {first.run_id, second.run_id}
     for result in (first, second):
         row = recorded[result.run_id]
         summary = result.as_json()
         assert row["outcome"] == "success" == summary["status"]
-        assert row["pipeline_name"] == sql_warehouse.pipeline.pipeline_name
+        assert row["pipeline_name"] == any_warehouse.pipeline.pipeline_name
         assert row["requests"] == summary["requests"] > 0
         assert row["rate_limited"] == summary["rate_limited"] == 0
         assert row["rows"] == summary["rows"] and row["rows_total"] == summary["rows_total"] > 0
@@ -67,17 +67,17 @@ def test_each_run_leaves_one_row_with_its_figures_and_loads(sandbox4, sql_wareho
         assert row["started_at"] <= row["finished_at"] <= row["updated_at"]
         assert row["error"] is None and row["package_version"] == __version__
         # every checkpoint's load, and the final one, all completed in dlt's own table
-        loads = load_ids_of(sql_warehouse, result.run_id)
+        loads = load_ids_of(any_warehouse, result.run_id)
         assert [load_id for load_id, _ in loads][:-1] == result.load_ids
         assert len(loads) == result.checkpoints_committed + 1 and {s for _, s in loads} == {0}
     # the table and its columns are described in the dlt schema (and so in the warehouse)
-    table = sql_warehouse.pipeline.default_schema.tables[RUNS_TABLE]
+    table = any_warehouse.pipeline.default_schema.tables[RUNS_TABLE]
     assert table.get("description")
     assert {name for name, column in table["columns"].items() if column.get("description")} == set(COLUMNS)
 
 
 def test_a_stopped_run_leaves_its_row_so_far_and_the_next_run_marks_it_interrupted(
-    sandbox4, sql_warehouse
+    sandbox4, any_warehouse
 ):
     stop = StopRequest()
     served = []
@@ -88,11 +88,11 @@ def test_a_stopped_run_leaves_its_row_so_far_and_the_next_run_marks_it_interrupt
             stop.request(15)
 
     sandbox4.on_request(stop_in_the_second_checkpoint)
-    first = sql_warehouse.sync(sandbox4, checkpoint_requests=12, stop=stop)
+    first = any_warehouse.sync(sandbox4, checkpoint_requests=12, stop=stop)
     sandbox4.app.callbacks.clear()
     assert first.status == "interrupted" and 0 < first.checkpoints_committed < first.checkpoints_total
 
-    (row,) = runs(sql_warehouse).values()
+    (row,) = runs(any_warehouse).values()
     # what the last committed checkpoint's load carried: how far the run got
     assert row["run_id"] == first.run_id and row["outcome"] == "running"
     assert row["finished_at"] is None
@@ -100,11 +100,11 @@ def test_a_stopped_run_leaves_its_row_so_far_and_the_next_run_marks_it_interrupt
     assert row["domains_committed"] == first.domains_committed
     assert row["domains_left"] == 4 - first.domains_committed
     assert 0 < row["requests"] <= first.stats.requests
-    assert len(load_ids_of(sql_warehouse, first.run_id)) == first.checkpoints_committed
+    assert len(load_ids_of(any_warehouse, first.run_id)) == first.checkpoints_committed
 
-    second = sql_warehouse.sync(sandbox4, checkpoint_requests=12)
+    second = any_warehouse.sync(sandbox4, checkpoint_requests=12)
 
-    recorded = runs(sql_warehouse)
+    recorded = runs(any_warehouse)
     assert recorded[first.run_id]["outcome"] == "interrupted"
     assert recorded[first.run_id]["finished_at"] == recorded[first.run_id]["updated_at"]
     assert recorded[second.run_id]["outcome"] == "success"

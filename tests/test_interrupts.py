@@ -19,9 +19,7 @@ import pytest
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 
-from .conftest import START, Warehouse
-from .test_cli import REPO, cli_here, run_args
-from .test_kill import assert_equals_truth
+from .support import REPO, START, Warehouse, assert_equals_truth, cli_here, run_args
 
 CHECKPOINT_REQUESTS = 20
 DOMAINS = 6
@@ -159,9 +157,10 @@ def test_the_progress_lines_a_scheduler_log_gets(tmp_path):
             env=environment, cwd=REPO, capture_output=True, text=True, timeout=300,
         )
     assert done.returncode == 0, done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.startswith("aiclicks: checkpoint")]
+    lines = [line for line in done.stderr.splitlines() if line.startswith("aiclicks: ")]
     assert len(lines) >= 3
-    assert all(" domains committed, " in line and " requests, " in line and " rows" in line for line in lines)
-    assert done.stderr.splitlines()[0].startswith(f"Syncing {DOMAINS} of {DOMAINS} domain(s) in ")
+    assert all(", checkpoint " in line and " domains committed, " in line and " requests, " in line
+               and " rows" in line for line in lines)
+    assert done.stderr.splitlines()[0].startswith(f"Syncing {DOMAINS} of {DOMAINS} domain(s) into ")
     assert "psutil" not in done.stderr and "UserWarning" not in done.stderr
-    assert "\r" not in done.stderr
+    assert "\r" not in done.stderr and "\x1b" not in done.stderr

@@ -12,8 +12,7 @@ from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS
 
-from .conftest import START, Warehouse
-from .test_source import assert_keys_unique, assert_warehouse_matches
+from .support import START, Warehouse, assert_equals_truth
 
 GENERATED = datetime(2026, 6, 17, 10, 0, 11, 218000, tzinfo=timezone.utc)
 
@@ -135,5 +134,4 @@ def test_a_warehouse_loaded_from_jsonl_goes_on_with_arrow_rows(tmp_path):
         truth = WarehouseTruth(sandbox.account)
         truth.record_sync(first_now, days=90)
         truth.record_sync(sandbox.clock.now(), days=7)
-        assert_warehouse_matches(warehouse, truth)
-        assert_keys_unique(warehouse)
+        assert_equals_truth(warehouse, truth)  # keys unique too

@@ -23,19 +23,9 @@ from dlt.pipeline.pipeline import Pipeline
 from aiclicks_pipeline.checkpoints import SyncFailed
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
-from aiclicks_pipeline.settings import ENDPOINTS
 from aiclicks_pipeline.workdir import finish_pending_loads
 
-from .conftest import START, Warehouse
-from .test_source import assert_keys_unique
-from .truth_compare import assert_table_matches
-
-
-def assert_equals_truth(warehouse: Warehouse, truth: WarehouseTruth) -> None:
-    for table in ENDPOINTS:
-        assert_table_matches(warehouse, truth, table)
-    assert warehouse.citation_models() == set(truth.keys("citations__models"))
-    assert_keys_unique(warehouse)
+from .support import START, Warehouse, assert_equals_truth
 
 
 def test_a_kill_after_the_package_is_committed_but_before_the_state_is_saved(tmp_path):
@@ -53,12 +43,9 @@ def test_a_kill_after_the_package_is_committed_but_before_the_state_is_saved(tmp
                 raise StopBeforeLoad()
             save_state(self, state)
 
-        Pipeline._save_state = die_at_the_second_save
-        try:
-            with pytest.raises(SyncFailed):
-                warehouse.sync(sandbox)
-        finally:
-            Pipeline._save_state = save_state
+        with pytest.MonkeyPatch.context() as patch, pytest.raises(SyncFailed):
+            patch.setattr(Pipeline, "_save_state", die_at_the_second_save)
+            warehouse.sync(sandbox)
         assert warehouse.new_pipeline().list_extracted_load_packages()
         sandbox.advance(days=1)
 
@@ -92,17 +79,13 @@ def before_load(tmp_path_factory):
     folder = tmp_path_factory.mktemp("before_load")
     with run_sandbox(**SWEPT_ACCOUNT) as sandbox:
         warehouse = Warehouse(folder / "work")
-        load = Pipeline.load
 
         def stop_before_load(self, *args, **kwargs):
             raise StopBeforeLoad()
 
-        Pipeline.load = stop_before_load
-        try:
-            with pytest.raises(SyncFailed):
-                warehouse.sync(sandbox)
-        finally:
-            Pipeline.load = load
+        with pytest.MonkeyPatch.context() as patch, pytest.raises(SyncFailed):
+            patch.setattr(Pipeline, "load", stop_before_load)
+            warehouse.sync(sandbox)
         assert warehouse.pipeline.list_normalized_load_packages()
         shutil.copytree(folder / "work", folder / "snapshot")
         yield sandbox, folder / "snapshot"

@@ -15,9 +15,7 @@ import pytest
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 
-from .conftest import START, Warehouse
-from .test_cli import REPO, cli_here, run_args
-from .test_kill import assert_equals_truth
+from .support import REPO, START, Warehouse, assert_equals_truth, cli_here, run_args
 
 PIPELINE = "aiclicks"  # the CLI's default pipeline name
 

@@ -12,39 +12,6 @@ from aiclicks_pipeline import memory
 GLIBC = memory._glibc() is not None
 
 
-class FakeLibc:
-    def __init__(self) -> None:
-        self.calls = []
-
-    def mallopt(self, parameter: int, value: int) -> int:
-        self.calls.append(("mallopt", parameter, value))
-        return 1
-
-    def malloc_trim(self, pad: int) -> int:
-        self.calls.append(("malloc_trim", pad))
-        return 1
-
-
-def test_the_cap_is_two_arenas_unless_the_user_set_one(monkeypatch):
-    libc = FakeLibc()
-    monkeypatch.setattr(memory, "_glibc", lambda: libc)
-    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    memory.cap_malloc_arenas()
-    memory.release_free_memory()
-    assert libc.calls == [("mallopt", memory.M_ARENA_MAX, 2), ("malloc_trim", 0)]
-
-    libc.calls.clear()
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
-    memory.cap_malloc_arenas()
-    assert libc.calls == []
-
-
-def test_without_glibc_nothing_happens(monkeypatch):
-    monkeypatch.setattr(memory, "_glibc", lambda: None)
-    memory.cap_malloc_arenas()
-    memory.release_free_memory()
-
-
 @pytest.mark.skipif(not GLIBC, reason="glibc's malloc only (Linux)")
 def test_threads_after_the_cap_share_two_arenas():
     """Real glibc: 16 threads that each allocate make at most 2 arenas once capped (more

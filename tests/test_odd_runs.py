@@ -19,12 +19,10 @@ from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 from aiclicks_pipeline.settings import ENDPOINTS
 from aiclicks_pipeline.source import shard_filter
 
-from .conftest import START
-from .test_cli import cli_here
-from .test_dlt_tools import ATTACH, WarehouseFile, python
-from .test_source import assert_keys_unique
-from .test_workdir import Folder, days_asked, sync
-from .truth_compare import assert_table_matches
+from .support import (
+    ATTACH, START, Folder, WarehouseFile, assert_keys_unique, assert_table_matches, cli_here, python,
+    sync,
+)
 
 EXIT_PARTIAL = 3
 

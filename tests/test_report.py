@@ -1,5 +1,5 @@
-"""`aiclicks-pipeline report`: the numbers behind every chart against SQL on the warehouse (with
-the dbt models and without them), and the HTML file in a real browser with the network cut.
+"""`aiclicks-pipeline report`: the numbers behind every chart, read from the dbt marts, against
+SQL on the loaded tables, and the HTML file in a real browser with the network cut.
 
 One sandbox account (3 domains) is synced twice (two snapshots, so share of voice has a change),
 copied before `transform` (the warehouse without models), then modelled by dbt."""
@@ -16,18 +16,20 @@ import duckdb
 import pytest
 
 from aiclicks_pipeline.checkpoints import run_sync
+from aiclicks_pipeline.commands.base import EXIT_BUSY
 from aiclicks_pipeline.pipeline import make_pipeline
 from aiclicks_pipeline.report import ReportError, write_report
 from aiclicks_pipeline.report.html import plotly_js
 from aiclicks_pipeline.report.data import TOP_HOSTS, TOP_QUERIES, ReportData, read_report
-from aiclicks_pipeline.report.warehouse import SqlClientReader, open_reader
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS
 from aiclicks_pipeline.transform import run_transform
+from aiclicks_pipeline.warehouse import open_warehouse, pipeline_warehouse
 
-from .conftest import START
-from .test_cli import cli
-from .test_destinations import POSTGRES_ENV, PostgresWarehouse
+from .support import (
+    POSTGRES_ENV, START, PostgresWarehouse, cli, cli_here, duckdb_held_by_another_process,
+    open_warehouse as open_test_warehouse,
+)
 
 D = DEFAULT_DATASET
 REPO = Path(__file__).resolve().parents[1]
@@ -84,24 +86,26 @@ def loaded(tmp_path_factory):
     shutil.copyfile(modelled, plain)
     # the sandbox clock stands months before the machine's: freshness is tested in test_dbt.py
     run_transform(str(modelled), work_dir=str(folder / "dbt"), check_freshness=False)
+    if postgres:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("AICLICKS_POSTGRES_URL", postgres.url)
+            run_transform(
+                target="postgres", dataset=postgres.dataset, schema=postgres.models_schema,
+                work_dir=str(folder / "postgres_dbt"), check_freshness=False,
+            )
     yield Loaded(folder, modelled, plain, folder / "pipelines", postgres)
     if postgres:
         postgres.drop()
 
 
 def report_of(path: Path, **options: Any) -> ReportData:
-    with open_reader(str(path)) as reader:
+    with open_warehouse(duckdb_file=str(path)) as reader:
         return read_report(reader, **options)
 
 
 @pytest.fixture(scope="module")
 def from_marts(loaded) -> ReportData:
     return report_of(loaded.modelled)
-
-
-@pytest.fixture(scope="module")
-def from_tables(loaded) -> ReportData:
-    return report_of(loaded.plain)
 
 
 def by_id(data: ReportData) -> Dict[str, Dict[str, Any]]:
@@ -129,21 +133,30 @@ def latest(rows: List[Dict[str, Any]], key: str = "domain_id") -> Dict[str, List
 # --- where the numbers come from ---------------------------------------------------------------
 
 
-def test_the_dbt_models_are_read_when_built_and_the_tables_otherwise(from_marts, from_tables):
-    assert from_marts.source == "marts" and from_tables.source == "tables"
-    assert not from_marts.warnings and not from_tables.warnings
-    assert len(from_marts.domains) == len(from_tables.domains) == 3
+def test_the_report_reads_the_dbt_models(from_marts):
+    assert not from_marts.warnings
+    assert len(from_marts.domains) == 3
 
 
-def test_models_and_tables_give_the_same_report(loaded, from_marts, from_tables):
-    assert from_marts.domains == from_tables.domains
-    # the tables path on the modelled warehouse too: the models change nothing it reads
-    assert report_of(loaded.modelled, source="tables").domains == from_tables.domains
-
-
-def test_asking_for_the_models_where_none_were_built_says_what_to_run(loaded):
+def test_without_the_dbt_models_it_says_to_run_transform(loaded):
     with pytest.raises(ReportError, match="aiclicks-pipeline transform"):
-        report_of(loaded.plain, source="marts")
+        report_of(loaded.plain)
+
+
+def test_a_mart_transform_skipped_leaves_its_section_empty_and_says_so(loaded, from_marts, tmp_path):
+    partial = tmp_path / "partial.duckdb"
+    shutil.copyfile(loaded.modelled, partial)
+    with duckdb.connect(str(partial)) as connection:  # as transform after a sync without citations
+        connection.execute("drop table aiclicks_models.aiclicks__citation_sources")
+    data = report_of(partial)
+    assert len(data.warnings) == 1
+    assert "sources: the dbt model aiclicks__citation_sources is not built" in data.warnings[0]
+    for domain, full in zip(data.domains, from_marts.domains):
+        assert domain["sources"] is None and full["sources"] is not None
+        assert domain["summary"]["citations"] is None
+        assert {k: v for k, v in domain.items() if k not in ("sources", "summary")} == {
+            k: v for k, v in full.items() if k not in ("sources", "summary")
+        }
 
 
 def test_models_older_than_the_loaded_data_are_named(loaded, tmp_path):
@@ -151,19 +164,18 @@ def test_models_older_than_the_loaded_data_are_named(loaded, tmp_path):
     shutil.copyfile(loaded.modelled, stale)
     with duckdb.connect(str(stale)) as connection:  # as if `transform` ran before the last sync
         connection.execute(
-            "delete from aiclicks_models.daily_visibility "
-            "where date_day = (select max(date_day) from aiclicks_models.daily_visibility)"
+            "delete from aiclicks_models.aiclicks__daily_visibility "
+            "where date_day = (select max(date_day) from aiclicks_models.aiclicks__daily_visibility)"
         )
     data = report_of(stale)
-    assert data.source == "marts"
     assert len(data.warnings) == 1 and "run `aiclicks-pipeline transform`" in data.warnings[0]
 
 
-def test_one_domain_and_an_unknown_one(loaded, from_tables):
-    first = from_tables.domains[0]["id"]
-    assert [d["id"] for d in report_of(loaded.plain, domain_ids=[first]).domains] == [first]
+def test_one_domain_and_an_unknown_one(loaded, from_marts):
+    first = from_marts.domains[0]["id"]
+    assert [d["id"] for d in report_of(loaded.modelled, domain_ids=[first]).domains] == [first]
     with pytest.raises(ReportError, match="not-a-domain"):
-        report_of(loaded.plain, domain_ids=[first, "not-a-domain"])
+        report_of(loaded.modelled, domain_ids=[first, "not-a-domain"])
 
 
 # --- each chart's numbers against SQL on the loaded tables -------------------------------------
@@ -290,31 +302,59 @@ def test_header_freshness_and_last_sync(loaded, from_marts):
     assert from_marts.last_sync_at == loads["last"].strftime("%Y-%m-%d %H:%M UTC")
 
 
-def test_dlt_sql_client_reads_the_same_report(loaded, from_tables):
-    """The path every non-DuckDB destination takes, on the DuckDB file."""
+def test_a_pipelines_own_client_reads_the_same_report(loaded, from_marts):
+    """warehouse.py's reader on a sync's pipeline (as reset and the run history use it) and on a
+    throwaway one (status, report) read the same."""
     pipeline = make_pipeline(
         pipeline_name="aiclicks_report_test",
         pipelines_dir=str(loaded.pipelines_dir),
-        duckdb_file=str(loaded.plain),
+        duckdb_file=str(loaded.modelled),
     )
-    with pipeline.sql_client() as client:
-        data = read_report(SqlClientReader(client, "duckdb", D, "aiclicks_models"))
-    assert data.source == "tables" and data.domains == from_tables.domains
+    with pipeline_warehouse(pipeline) as reader:
+        data = read_report(reader)
+    assert data.domains == from_marts.domains
 
 
-def test_postgres_report_equals_duckdb_report(loaded, from_tables, monkeypatch):
+def test_postgres_report_equals_duckdb_report(loaded, from_marts, monkeypatch):
     if loaded.postgres is None:
         pytest.skip(f"no PostgreSQL server given ({POSTGRES_ENV}); .ci/run starts one")
     monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", loaded.postgres.url)
     result = write_report(
         str(loaded.folder / "postgres.html"), destination="postgres",
-        dataset=loaded.postgres.dataset, pipelines_dir=str(loaded.folder / "postgres_pipelines"),
+        dataset=loaded.postgres.dataset, models_schema=loaded.postgres.models_schema,
     )
-    assert result.source == "tables" and result.domains == 3
-    with open_reader(None, destination="postgres", dataset=loaded.postgres.dataset,
-                     pipelines_dir=str(loaded.folder / "postgres_pipelines")) as reader:
+    assert result.domains == 3
+    with open_warehouse("postgres", dataset=loaded.postgres.dataset,
+                        models_schema=loaded.postgres.models_schema) as reader:
         data = read_report(reader)
-    assert data.domains == from_tables.domains
+    assert data.domains == from_marts.domains
+
+
+def test_bigquery_report_equals_duckdb_report(loaded, from_marts, tmp_path, request):
+    """The same two syncs into the BigQuery emulator, `transform` with dbt-bigquery there, and
+    the report read back equals DuckDB's. The emulator answers a failed query of dlt's SQL client
+    with no rows (not an error, as BigQuery would): equal sections prove every query ran."""
+    warehouse = open_test_warehouse("bigquery", tmp_path, request)
+    with run_sandbox(
+        seed=11, domains=3, prompts=(20, 60), start=START, frozen=True, rate_limit=None
+    ) as sandbox:
+        warehouse.sync(sandbox)
+        sandbox.advance(days=1)
+        warehouse.sync(sandbox)
+    models = f"{warehouse.dataset}_models"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DESTINATION__BIGQUERY__CREDENTIALS", warehouse.cli_env()["DESTINATION__BIGQUERY__CREDENTIALS"])
+        built = run_transform(
+            destination="bigquery", dataset=warehouse.dataset, schema=models,
+            work_dir=str(tmp_path / "dbt"), check_freshness=False,
+        )
+        with open_warehouse("bigquery", dataset=warehouse.dataset, models_schema=models) as reader:
+            data = read_report(reader)
+
+    assert built.count("model") == built.count("model", "success") > 0, built.summary()
+    assert built.count("test") == built.count("test", "pass") > 0, built.summary()
+    assert not data.warnings and all(all(d[c] for c in CHARTS[:3]) for d in data.domains)
+    assert data.domains == from_marts.domains
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -324,6 +364,8 @@ def test_cli_writes_the_report_and_prints_its_path(loaded):
     out = loaded.folder / "cli" / "report.html"
     done = cli("report", "--duckdb-file", str(loaded.modelled), "--out", str(out),
                "--pipelines-dir", str(loaded.folder / "cli_pipelines"))
+    # reading touched no working folder
+    assert not (loaded.folder / "cli_pipelines").exists()
     assert done.returncode == 0, done.stderr
     assert str(out) in done.stdout and "from the dbt models" in done.stdout
     page = out.read_text(encoding="utf-8")
@@ -336,6 +378,19 @@ def test_cli_writes_the_report_and_prints_its_path(loaded):
     missing = cli("report", "--duckdb-file", str(loaded.folder / "nothing.duckdb"), "--out", str(out))
     assert missing.returncode == 1 and "load the data first" in missing.stderr
     assert "Traceback" not in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_cli_says_in_one_line_that_a_sync_holds_the_duckdb_file(loaded, tmp_path):
+    held = tmp_path / "held.duckdb"
+    shutil.copyfile(loaded.plain, held)
+    with duckdb_held_by_another_process(held) as holder:
+        done = cli_here(
+            "report", "--duckdb-file", str(held), "--out", str(tmp_path / "r.html"), "--wait", "0"
+        )
+    assert done.returncode == EXIT_BUSY
+    (line,) = done.stderr.strip().splitlines()
+    assert f"The DuckDB file {held} is in use by another process (PID {holder.pid}" in line
+    assert not (tmp_path / "r.html").exists()
 
 
 # --- in a real browser ---------------------------------------------------------------------------

@@ -6,8 +6,7 @@ import duckdb
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.transform import DEFAULT_MODELS_SCHEMA, MARTS
 
-from .conftest import START
-from .test_cli import cli_here, run_args
+from .support import START, cli_here, run_args
 
 
 def test_run_transform_loads_then_builds_and_fails_when_either_fails(tmp_path):

@@ -8,29 +8,9 @@ from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS
 
-from .conftest import START
-from .truth_compare import assert_table_matches
+from .support import START, assert_equals_truth, assert_keys_unique, assert_table_matches
 
 INCREMENTAL = [n for n, e in ENDPOINTS.items() if e.get("window") == "incremental"]
-
-
-def assert_warehouse_matches(warehouse, truth):
-    counts = {table: assert_table_matches(warehouse, truth, table) for table in ENDPOINTS}
-    assert warehouse.citation_models() == set(truth.keys("citations__models"))
-    return counts
-
-
-def assert_keys_unique(warehouse):
-    present = warehouse.tables()
-    for table, spec in ENDPOINTS.items():
-        if table not in present:
-            continue
-        key = ", ".join(spec["primary_key"])
-        (duplicates,) = warehouse.query(
-            f"select count(*) from (select {key} from {DEFAULT_DATASET}.{table} "
-            f"group by {key} having count(*) > 1)"
-        )[0]
-        assert duplicates == 0, f"{table} has duplicate keys"
 
 
 def test_full_load_equals_ground_truth(sandbox, warehouse):
@@ -38,7 +18,7 @@ def test_full_load_equals_ground_truth(sandbox, warehouse):
 
     truth = WarehouseTruth(sandbox.account)
     truth.record_sync(sandbox.clock.now(), days=90)
-    counts = assert_warehouse_matches(warehouse, truth)
+    counts = assert_equals_truth(warehouse, truth)
     assert all(counts[table] > 0 for table in ENDPOINTS), counts
     assert_keys_unique(warehouse)
     assert result.windows_asked["visibility_daily"] == [90]
@@ -99,7 +79,7 @@ def test_next_day_loads_new_and_revised_days_only(sandbox, warehouse):
     truth = WarehouseTruth(sandbox.account)
     truth.record_sync(first_now, days=90)
     truth.record_sync(sandbox.clock.now(), days=7)
-    assert_warehouse_matches(warehouse, truth)
+    assert_equals_truth(warehouse, truth)
     assert_keys_unique(warehouse)
     for name in INCREMENTAL:
         assert result.windows_asked[name] == [7], (name, result.windows_asked)
@@ -130,7 +110,7 @@ def test_a_warehouse_keyed_on_id_alone_by_an_earlier_version_merges_on_the_new_k
     truth = WarehouseTruth(sandbox.account)
     truth.record_sync(first_now, days=90)
     truth.record_sync(sandbox.clock.now(), days=7)
-    assert_warehouse_matches(warehouse, truth)
+    assert_equals_truth(warehouse, truth)
     assert_keys_unique(warehouse)
     tables = warehouse.pipeline.default_schema.tables
     for table in ("prompts", "fanout_queries"):
@@ -151,7 +131,7 @@ def test_new_domain_gets_its_own_backfill(sandbox, warehouse):
     truth.record_sync(
         sandbox.clock.now(), days=lambda resource, domain_id: 90 if domain_id == third else 7
     )
-    assert_warehouse_matches(warehouse, truth)
+    assert_equals_truth(warehouse, truth)
     (days_of_third,) = warehouse.query(
         f"select count(*) from {DEFAULT_DATASET}.visibility_daily where domain_id = '{third}'"
     )[0]
@@ -194,7 +174,7 @@ def test_full_refresh_rebuilds_from_scratch(sandbox, warehouse):
     assert result.windows_asked["visibility_daily"] == [90]
     truth = WarehouseTruth(sandbox.account)
     truth.record_sync(sandbox.clock.now(), days=90)
-    assert_warehouse_matches(warehouse, truth)
+    assert_equals_truth(warehouse, truth)
 
 
 def test_a_full_refresh_of_some_resources_keeps_the_other_tables_and_the_run_history(sandbox, warehouse):
@@ -262,7 +242,7 @@ def test_a_refused_page_size_falls_back_to_the_general_maximum(sandbox, warehous
     assert answered == {("500", 422), ("100", 200)}
     truth = WarehouseTruth(sandbox.account)
     truth.record_sync(sandbox.clock.now(), days=90)
-    assert_warehouse_matches(warehouse, truth)
+    assert_equals_truth(warehouse, truth)
 
 
 def prompt_pages(sandbox):

@@ -4,23 +4,30 @@ DuckDB files, and PostgreSQL while a sync runs."""
 
 import hashlib
 import json
-import subprocess
-import sys
+import os
+import re
+import threading
 from datetime import timedelta
 
 import duckdb
 import pytest
 
-from aiclicks_pipeline.commands.base import EXIT_BUSY, EXIT_OK, EXIT_STALE
+from aiclicks_pipeline.commands.base import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_STALE
 from aiclicks_pipeline.interrupts import StopRequest
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS
-from aiclicks_pipeline.status import open_warehouse, read_status
-from aiclicks_pipeline.workdir import pipeline_lock
+from aiclicks_pipeline.status import read_status, render_json, render_text
+from aiclicks_pipeline.warehouse import open_warehouse
+from aiclicks_pipeline.workdir import STARTING, pipeline_lock
 
-from .conftest import START
-from .test_cli import cli, cli_here
-from .test_destinations import PostgresWarehouse, postgres_url
+from .support import (
+    START,
+    PostgresWarehouse,
+    cli,
+    cli_here,
+    duckdb_held_by_another_process,
+    postgres_url,
+)
 
 D = DEFAULT_DATASET
 
@@ -32,7 +39,7 @@ def sandbox4():
 
 
 def status_of(warehouse, **options):
-    with open_warehouse(str(warehouse.duckdb_path)) as reader:
+    with open_warehouse(duckdb_file=str(warehouse.duckdb_path)) as reader:
         return read_status(reader, **options)
 
 
@@ -61,8 +68,8 @@ def test_fresh_then_stale_by_the_clock(sandbox4, warehouse):
     stale = status_of(warehouse, now=loaded_at + timedelta(hours=40), max_age_hours=36)
 
     assert stale.is_stale and len(stale.by_status("stale")) == 4
-    assert "STALE: 4 domain(s) behind" in stale.render()
-    assert json.loads(json.dumps(stale.as_json()))["domains_summary"]["stale"] == 4
+    assert "STALE: 4 domain(s) behind" in render_text(stale)
+    assert json.loads(json.dumps(render_json(stale)))["domains_summary"]["stale"] == 4
 
 
 def test_never_loaded_skipped_and_incomplete_domains(sandbox4, warehouse):
@@ -84,10 +91,10 @@ def test_never_loaded_skipped_and_incomplete_domains(sandbox4, warehouse):
     assert status.is_stale
     worst = status.worst()
     assert {worst[0].domain_id, worst[1].domain_id} == {gone, partial}
-    text = status.render(worst=2)
+    text = render_text(status, worst=2)
     assert "The 2 worst domains" in text and others[0] not in text
     assert "skipped by the last run: the API answered 404" in text
-    detail = status.render(domain_ids=[partial])
+    detail = render_text(status, domain_ids=[partial])
     assert "visibility_daily" in detail and others[0] not in detail
 
     # a domain only ever listed (its first sync skipped it) was never loaded
@@ -113,7 +120,7 @@ def test_a_domain_the_api_no_longer_lists_is_shown_apart_not_stale(sandbox4, war
     assert by_id[gone].status == "unlisted" and by_id[gone].age_hours > 48
     assert all(by_id[d].status == "fresh" for d in others)
     assert not status.is_stale
-    assert "no longer listed by the API" in status.render()
+    assert "no longer listed by the API" in render_text(status)
 
 
 def file_digest(path):
@@ -142,24 +149,34 @@ def test_cli_reads_without_the_api_or_the_run_lock_and_exits_2_when_stale(sandbo
     assert file_digest(warehouse.duckdb_path) == before
 
 
-def test_a_duckdb_file_being_written_is_one_line_and_exit_75(sandbox4, warehouse):
+def test_a_duckdb_file_being_written_is_waited_for_then_one_line_and_exit_75(sandbox4, warehouse):
     warehouse.sync(sandbox4)
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
-         "sys.stdin.read()", str(warehouse.duckdb_path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
-        done = cli_here("status", "--duckdb-file", str(warehouse.duckdb_path))
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=30)
+    path = str(warehouse.duckdb_path)
+
+    # held for a moment (a checkpoint's load): status waits for it, then reads
+    with duckdb_held_by_another_process(warehouse.duckdb_path) as holder:
+        threading.Timer(1.0, holder.stdin.close).start()  # the load ends a second later
+        waited = cli_here("status", "-v", "--duckdb-file", path, "--max-age-hours", "1000000")
+    assert waited.returncode == EXIT_OK, waited.stderr
+    assert "OK: every domain's data is under" in waited.stdout
+    assert re.search(r"Waited \d+\.\d s to read a DuckDB file another process held", waited.stderr)
+
+    # held past --wait: one line naming the holder, exit 75
+    with duckdb_held_by_another_process(warehouse.duckdb_path) as holder:
+        done = cli_here("status", "--duckdb-file", path, "--wait", "0.5")
 
     assert done.returncode == EXIT_BUSY
     (line,) = done.stderr.strip().splitlines()
-    assert f"pid {holder.pid}" in line and "run status again when it ends" in line
+    assert f"The DuckDB file {warehouse.duckdb_path} is in use by another process (PID {holder.pid}" in line
+    assert "try again when it ends (waited 0 s)" in line or "try again when it ends (waited 1 s)" in line
+
+
+def test_no_duckdb_file_is_one_line_and_exit_1(tmp_path):
+    done = cli_here("status", "--duckdb-file", str(tmp_path / "none.duckdb"))
+    assert done.returncode == EXIT_FAILED
+    (line,) = done.stderr.strip().splitlines()
+    assert f"No DuckDB file {tmp_path / 'none.duckdb'}: load the data first" in line
+    assert not (tmp_path / "none.duckdb").exists()
 
 
 def test_postgres_status_while_a_sync_runs(sandbox4, tmp_path):
@@ -195,3 +212,42 @@ def test_postgres_status_while_a_sync_runs(sandbox4, tmp_path):
         assert list(report["pipelines"]) == [warehouse.pipeline.pipeline_name]
     finally:
         warehouse.drop()
+
+
+def test_a_running_sync_shows_from_its_lock_and_before_its_first_commit_exits_75(sandbox4, warehouse, tmp_path):
+    """The run lock on this machine names the running sync (pid, checkpoint k of n, ETA); a
+    sync that has committed nothing yet leaves status nothing to tell: one line, exit 75."""
+    where = ["--duckdb-file", str(warehouse.duckdb_path), "--pipeline-name", warehouse.name,
+             "--pipelines-dir", str(warehouse.pipelines_dir), "--max-age-hours", "1000000"]
+    with pipeline_lock(warehouse.name, str(warehouse.pipelines_dir)) as lock:
+        lock.describe(phase=STARTING)
+        first = cli_here("status", *where)
+    assert first.returncode == EXIT_BUSY and first.stdout == ""
+    (line,) = first.stderr.strip().splitlines()
+    assert line.startswith(
+        f"aiclicks-pipeline: Now a sync of pipeline {warehouse.name} is running (pid {os.getpid()} "
+        "on this machine, started "
+    ), line
+    assert line.endswith(
+        "; before its first checkpoint), and it has committed nothing yet: ask again after its "
+        "first checkpoint."
+    ), line
+
+    warehouse.sync(sandbox4)
+    with pipeline_lock(warehouse.name, str(warehouse.pipelines_dir)) as lock:
+        lock.describe(checkpoint=2, checkpoints=3, eta="5 s", run_id="r2")
+        shown = cli_here("status", *where)
+        as_json = cli_here("status", "--json", *where)
+    assert shown.returncode == EXIT_OK, shown.stderr
+    assert re.search(
+        rf"\nNow a sync of pipeline {warehouse.name} is running \(pid {os.getpid()} on this machine, "
+        r"started [\d-]+ [\d:]+ UTC; checkpoint 2 of 3, ETA 5 s as of \d\d:\d\d:\d\d UTC\)\.\n",
+        shown.stdout,
+    ), shown.stdout
+    (running,) = json.loads(as_json.stdout)["running"]
+    assert running["seen_in"] == "run lock" and running["run_id"] == "r2"
+    assert running["progress"] == "checkpoint 2 of 3, ETA 5 s" and running["pid"] == os.getpid()
+
+    # without it: no sync shown (the last run's row is `success`)
+    after = cli_here("status", "--json", *where)
+    assert json.loads(after.stdout)["running"] == []

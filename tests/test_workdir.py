@@ -4,72 +4,27 @@ in its own process, in its project folder with the default (relative) DuckDB fil
 test has its own `DLT_DATA_DIR` (dlt's `~/.dlt`), so nothing touches the user's.
 """
 
-import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-import duckdb
-import pytest
-
-from aiclicks_pipeline.checkpoints import SyncResult, run_sync
 from aiclicks_pipeline.pipeline import make_pipeline
-from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.settings import DEFAULT_DUCKDB_FILE
 from aiclicks_pipeline.source import aiclicks_source
-from aiclicks_pipeline.workdir import pipeline_lock
+from aiclicks_pipeline.workdir import (
+    AnotherSyncRunning,
+    describe_holder,
+    pipeline_lock,
+    running_holder,
+)
 
-from .conftest import START
-from .test_cli import cli
+from .support import PIPELINE, Folder, days_asked, small_sandbox, wait_until
 
-PIPELINE = "aiclicks"
 EXIT_BUSY = 75
-
-
-def small_sandbox(seed: int = 11, **options):
-    return run_sandbox(seed=seed, domains=2, prompts=(20, 40), start=START, frozen=True,
-                       rate_limit=None, **options)
-
-
-class Folder:
-    """A project folder: the CLI runs in it with dlt's data dir shared with other folders."""
-
-    def __init__(self, path: Path, data_dir: Path) -> None:
-        self.path = path
-        self.data_dir = data_dir
-        path.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def warehouse(self) -> Path:
-        return self.path / DEFAULT_DUCKDB_FILE
-
-    @property
-    def working_folder(self) -> Path:
-        return self.data_dir / "pipelines" / PIPELINE
-
-    def env(self, sandbox) -> Dict[str, str]:
-        return {"SOURCES__AICLICKS__API_KEY": sandbox.api_key, "DLT_DATA_DIR": str(self.data_dir)}
-
-    def cli(self, sandbox, *args: str) -> subprocess.CompletedProcess:
-        return cli(*args, "--base-url", sandbox.base_url, env=self.env(sandbox), cwd=self.path)
-
-    def run(self, sandbox, *args: str) -> Tuple[subprocess.CompletedProcess, dict]:
-        done = self.cli(sandbox, "run", "--quiet", "--json", *args)
-        return done, (json.loads(done.stdout) if done.stdout.strip() else {})
-
-    def domain_ids(self) -> set:
-        with duckdb.connect(str(self.warehouse), read_only=True) as connection:
-            return {d for (d,) in connection.execute("select id from aiclicks.domains").fetchall()}
-
-
-def sync(folder: Folder, sandbox, **options) -> SyncResult:
-    """A sync in this process into the folder's warehouse, through the working folder the CLI
-    would use there (for tests about the sync, not the process)."""
-    pipeline = make_pipeline(pipelines_dir=str(folder.working_folder.parent), duckdb_file=str(folder.warehouse))
-    return run_sync(pipeline, base_url=sandbox.base_url, api_key=sandbox.api_key, backoff_factor=0.01, **options)
 
 
 def snapshot(*paths: Path) -> Dict[str, Tuple[int, int]]:
@@ -81,10 +36,6 @@ def snapshot(*paths: Path) -> Dict[str, Tuple[int, int]]:
             stat = path.stat()
             files[str(path)] = (stat.st_size, stat.st_mtime_ns)
     return files
-
-
-def days_asked(summary: dict) -> set:
-    return {day for days in summary["days_asked"].values() for day in days if day != 30}
 
 
 def test_two_folders_of_one_user_keep_their_own_warehouse_and_state(tmp_path):
@@ -255,3 +206,101 @@ def test_plan_beside_a_running_sync_says_so_and_touches_nothing(tmp_path):
         planned = folder.cli(sandbox, "plan")
         assert planned.returncode == 0, planned.stderr
         assert " requests for 2 domain(s)" in planned.stdout
+
+
+# --- the run lock's description: what another process on this machine is told --------------------
+
+HOLDER = """
+import sys
+from aiclicks_pipeline.workdir import pipeline_lock
+with pipeline_lock(sys.argv[1], sys.argv[2]) as lock:
+    lock.describe(checkpoint=2, checkpoints=5, eta="1 min", run_id="r1")
+    print("held", flush=True)
+    sys.stdin.read()  # until the test closes it
+"""
+
+
+def hold_lock(pipelines_dir: Path) -> subprocess.Popen:
+    """A sync of pipeline `aiclicks` in checkpoint 2 of 5, holding the lock in another process."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, PIPELINE, str(pipelines_dir)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_the_lock_describes_the_sync_and_others_read_it_without_taking_it(tmp_path):
+    folder = str(tmp_path / "pipelines")
+    assert running_holder(PIPELINE, folder) is None  # no working folder here
+
+    holder = hold_lock(tmp_path / "pipelines")
+    try:
+        seen = running_holder(PIPELINE, folder)
+        assert seen["pid"] == holder.pid and seen["run_id"] == "r1"
+        assert describe_holder(seen) == f"pid {holder.pid}, in {os.getcwd()}; checkpoint 2 of 5, ETA 1 min"
+        # refused at once, in one line saying how far it is
+        try:
+            with pipeline_lock(PIPELINE, folder, activity="reset"):
+                raise AssertionError("the lock was taken from its holder")
+        except AnotherSyncRunning as busy:
+            assert str(busy) == (
+                f"Another sync of pipeline {PIPELINE} is running (pid {holder.pid}, in "
+                f"{os.getcwd()}; checkpoint 2 of 5, ETA 1 min); try again when it ends."
+            )
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    # released: nothing holds it, and the file describes no one
+    assert running_holder(PIPELINE, folder) is None
+    assert (tmp_path / "pipelines" / f"{PIPELINE}.lock").read_bytes() == b""
+
+
+def test_a_command_queues_behind_the_lock_and_takes_it_when_the_sync_ends(tmp_path):
+    folder = str(tmp_path / "pipelines")
+    holder = hold_lock(tmp_path / "pipelines")
+    told: List[dict] = []
+    taken = threading.Event()
+
+    def queue() -> None:
+        with pipeline_lock(PIPELINE, folder, "transform", wait_s=120, on_wait=told.append):
+            taken.set()
+
+    queued = threading.Thread(target=queue)
+    queued.start()
+    try:
+        wait_until(lambda: told, 60, "the queued command to be told who holds the lock")
+        assert told[0]["checkpoint"] == 2 and not taken.is_set()
+    finally:
+        holder.stdin.close()  # the sync ends
+        holder.wait(timeout=60)
+    queued.join(timeout=60)
+    assert taken.is_set() and len(told) == 1
+
+
+def test_looking_at_the_lock_never_makes_a_sync_fail_to_take_it(tmp_path):
+    """`running_holder` looks with a shared lock for an instant; a sync taking the lock in
+    that instant retries instead of reporting a holder that is none."""
+    folder = str(tmp_path / "pipelines")
+    stop = threading.Event()
+    looks = [0]
+
+    def look() -> None:
+        while not stop.is_set():
+            running_holder(PIPELINE, folder)
+            looks[0] += 1
+
+    lookers = [threading.Thread(target=look) for _ in range(2)]
+    with pipeline_lock(PIPELINE, folder):
+        pass  # the lock file exists
+    for looker in lookers:
+        looker.start()
+    try:
+        for _ in range(300):
+            with pipeline_lock(PIPELINE, folder):
+                pass
+    finally:
+        stop.set()
+        for looker in lookers:
+            looker.join()
+    assert looks[0] > 300

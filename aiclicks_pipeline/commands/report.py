@@ -2,7 +2,14 @@
 
 import argparse
 
-from .base import EXIT_OK, Command, add_destination_arguments, csv_list
+from .base import (
+    EXIT_OK,
+    Command,
+    add_destination_arguments,
+    add_wait_argument,
+    csv_list,
+    pipeline_name_for,
+)
 
 
 class ReportCommand(Command):
@@ -10,23 +17,22 @@ class ReportCommand(Command):
     help_string = "write an offline HTML report: visibility, share of voice, assistants, sources"
 
     def configure_parser(self, parser: argparse.ArgumentParser) -> None:
-        from ..report import DEFAULT_REPORT_FILE, SOURCES
-        from ..transform import DEFAULT_MODELS_SCHEMA
+        from ..report import DEFAULT_REPORT_FILE
+        from ..settings import DEFAULT_MODELS_SCHEMA
 
         add_destination_arguments(parser)
+        add_wait_argument(parser)
         parser.add_argument("--domains", type=csv_list, help="comma-separated domain ids (default: all)")
         parser.add_argument("--out", default=DEFAULT_REPORT_FILE, help="the HTML file to write")
         parser.add_argument(
-            "--source", default="auto", choices=SOURCES,
-            help="read the dbt models (marts), the loaded tables, or the models when built (auto)",
-        )
-        parser.add_argument(
-            "--models-schema", default=DEFAULT_MODELS_SCHEMA, help="schema `transform` wrote to"
+            "--models-schema", default=DEFAULT_MODELS_SCHEMA,
+            help="schema `transform` wrote the dbt models to (the report reads them)",
         )
 
     def execute(self, args: argparse.Namespace) -> int:
         from ..report import write_report
 
+        # a DuckDB file a sync holds longer than --wait raises WarehouseBusy: exit 75 (cli.main)
         result = write_report(
             out=args.out,
             duckdb_file=args.duckdb_file,
@@ -34,9 +40,8 @@ class ReportCommand(Command):
             dataset=args.dataset,
             models_schema=args.models_schema,
             domain_ids=args.domains,
-            source=args.source,
-            pipeline_name=args.pipeline_name,
-            pipelines_dir=args.pipelines_dir,
+            pipeline_name=pipeline_name_for(args),
+            wait_s=args.wait,
         )
         print(result.summary())
         return EXIT_OK

@@ -9,6 +9,8 @@ from .base import (
     EXIT_OK,
     Command,
     add_destination_arguments,
+    check_destination_arguments,
+    check_selection_arguments,
     csv_list,
     locked,
     pipeline_for,
@@ -39,21 +41,23 @@ class ResetCommand(Command):
         )
         parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
+    def check_arguments(self, args: argparse.Namespace) -> None:
+        check_selection_arguments(args)
+        check_destination_arguments(args)
+
     def execute(self, args: argparse.Namespace) -> int:
-        from ..reset import ResetError, apply_reset, plan_reset
+        from ..reset import apply_reset, plan_reset
         from ..workdir import discard_interrupted_extracts, finish_pending_loads
 
-        with locked(args):
+        # a sync running refuses at once: exit 75, saying how far it is (a reset would clash
+        # with the cursors it commits at each checkpoint)
+        with locked(args, "reset"):
             pipeline = pipeline_for(args)
             discard_interrupted_extracts(pipeline)
             finished = finish_pending_loads(pipeline)
             if finished:
                 print(f"First finished {len(finished)} load(s) an interrupted run left.")
-            try:
-                plan = plan_reset(pipeline, args.resources, args.domains, keep_rows=args.keep_rows)
-            except ResetError as exc:
-                print(f"aiclicks-pipeline: {exc}", file=sys.stderr)
-                return EXIT_FAILED
+            plan = plan_reset(pipeline, args.resources, args.domains, keep_rows=args.keep_rows)
             print(plan.describe())
             if plan.is_empty:
                 return EXIT_OK

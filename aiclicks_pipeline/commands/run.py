@@ -3,21 +3,28 @@ user can stop (Ctrl-C, SIGTERM), resume and watch."""
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
+from ..checks import check_names, check_output_file
+from ..progress import SyncProgress
 from .base import (
-    EXIT_FAILED,
     EXIT_OK,
     EXIT_PARTIAL,
     Command,
+    UsageError,
     add_destination_arguments,
     add_source_arguments,
+    check_destination_arguments,
+    check_source_arguments,
     locked,
     pipeline_for,
     source_options,
 )
+
+logger = logging.getLogger("aiclicks_pipeline")
 
 
 class RunCommand(Command):
@@ -65,16 +72,40 @@ class RunCommand(Command):
             help="with --transform: skip dbt source freshness",
         )
 
+    def check_arguments(self, args: argparse.Namespace) -> None:
+        from dlt.common.destination import LOADER_FILE_FORMATS
+
+        from ..checkpoints import configured_checkpoint_requests, configured_warehouse_wait_s
+        from ..destinations import configured_destination, destination_kind
+        from ..transform import TARGETS
+
+        check_source_arguments(args)
+        check_destination_arguments(args, create_folder=True)
+        configured_checkpoint_requests(args.checkpoint_requests)
+        configured_warehouse_wait_s()
+        if args.loader_file_format:
+            check_names("loader file format", [args.loader_file_format], sorted(LOADER_FILE_FORMATS))
+        if args.summary_file:
+            check_output_file(args.summary_file, "--summary-file")
+        target = destination_kind(configured_destination(args.destination))
+        if args.transform and target not in TARGETS:
+            raise UsageError(
+                f"--transform has no dbt target for destination {target}; the package's targets "
+                f"are {', '.join(TARGETS)}"
+            )
+
     def execute(self, args: argparse.Namespace) -> int:
-        from ..checkpoints import SyncFailed, run_sync
+        from ..checkpoints import INTERRUPTED, SyncFailed, run_sync
         from ..interrupts import StopRequest, stop_on_signals
-        from ..progress import SyncProgress
+        from ..workdir import STARTING
 
         stop = StopRequest()
-        progress = SyncProgress(mode="quiet" if args.quiet else "auto")
+        progress = DescribedProgress(mode="quiet" if args.quiet else "auto")
         result: Any = None
         with stop_on_signals(stop, farewell=lambda: _farewell(args, progress, stop)):
-            with locked(args):
+            with locked(args) as lock:
+                progress.lock = lock
+                lock.describe(phase=STARTING)  # until its first checkpoint (DescribedProgress)
                 pipeline = pipeline_for(args)
                 try:
                     result = run_sync(
@@ -93,57 +124,65 @@ class RunCommand(Command):
                     _report(args, failed.result)
                     raise
         _report(args, result)
-        transformed = EXIT_OK
-        if args.transform and result.status == "interrupted":
-            print("Not transformed: the sync did not finish.", file=sys.stderr)
-        elif args.transform:
-            transformed = _transform(args, pipeline)
-        if result.status == "interrupted":
+        if result.status == INTERRUPTED:
             print(f"Stopped by {_signal_name(stop)}: {result.progress_line()}.", file=sys.stderr)
+            if args.transform:
+                print("Not transformed: the sync did not finish.", file=sys.stderr)
             return stop.exit_code
-        if result.skipped_domains or result.unknown_domains:
-            print(
-                f"Partial sync: {len(result.skipped_domains) + len(result.unknown_domains)} "
-                "domain(s) not loaded, all others loaded.",
-                file=sys.stderr,
+        partial = result.partial_line()
+        if partial:
+            print(partial, file=sys.stderr)
+        if args.transform:
+            _transform(args, pipeline)  # a failed build raises TransformError: exit 1
+        return EXIT_PARTIAL if partial else EXIT_OK
+
+
+class DescribedProgress(SyncProgress):
+    """The sync's progress display, that also describes the sync in the run lock it holds
+    (`lock`, workdir.py) at its start and at each checkpoint: where `status`, `reset` and
+    `transform` on this machine read its checkpoint k of n, ETA and run id."""
+
+    lock: Any = None
+
+    def start(self, context: Any, result: Any, checkpoints: int) -> None:
+        super().start(context, result, checkpoints)
+        self._describe()
+
+    def checkpoint_started(self, number: int) -> None:
+        super().checkpoint_started(number)
+        self._describe()
+
+    def _describe(self) -> None:
+        if self.lock is None or self.result is None:
+            return
+        facts = self.facts()
+        eta = self._eta_text(max(facts["planned_requests"] - facts["requests"], 0))
+        try:
+            self.lock.describe(
+                checkpoint=self.checkpoint,
+                checkpoints=self.checkpoints,
+                eta=eta.replace("ETA ", "", 1) or None,
+                run_id=self.result.run_id,
+                where=self.result.where_text(),
             )
-            return transformed or EXIT_PARTIAL
-        if result.domains_total == 0:
-            return transformed or EXIT_PARTIAL
-        return transformed or (EXIT_OK if result.status != "failed" else EXIT_FAILED)
+        except OSError as exc:  # the description is a courtesy; the sync goes on
+            logger.info("The run lock's description was not written: %s", exc)
 
 
-def _transform(args: argparse.Namespace, pipeline: Any) -> int:
-    """`transform` on what the sync loaded (as `meltano run tap target dbt` chains them):
-    EXIT_OK, or EXIT_FAILED with what did build and the one-line error."""
-    from ..destinations import destination_kind
-    from ..transform import TARGETS, TransformError, run_transform
+def _transform(args: argparse.Namespace, pipeline: Any) -> None:
+    """`transform` on what the sync loaded (as `meltano run tap target dbt` chains them); a
+    failed build raises TransformError, which carries what did build (cli.main shows it)."""
+    from ..transform import run_transform
 
-    target = destination_kind(pipeline.destination)
-    if target not in TARGETS:
-        print(
-            f"aiclicks-pipeline: --transform has no dbt target for destination {target}; "
-            f"the package's targets are {', '.join(TARGETS)}",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
+    transformed = run_transform(
+        duckdb_file=args.duckdb_file,
+        dataset=args.dataset,
+        destination=args.destination,
+        pipeline_name=pipeline.pipeline_name,
+        check_freshness=not args.no_freshness,
+    )
     # with --json the readable lines go to stderr, as the sync's summary does
-    out = sys.stderr if args.json else sys.stdout
-    try:
-        transformed = run_transform(
-            duckdb_file=args.duckdb_file,
-            dataset=args.dataset,
-            target=target,
-            quiet=args.quiet,
-            check_freshness=not args.no_freshness,
-        )
-    except TransformError as exc:
-        if exc.result is not None:
-            print(exc.result.summary(), file=out)
-        print(f"aiclicks-pipeline: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    print(transformed.summary(), file=out)
-    return EXIT_OK
+    print(transformed.summary(), file=sys.stderr if args.json else sys.stdout)
 
 
 def _report(args: argparse.Namespace, result: Any) -> None:

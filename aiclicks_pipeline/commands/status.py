@@ -1,13 +1,22 @@
-"""`aiclicks-pipeline status`: the warehouse's freshness and the last runs, for a person or a
-monitor (status.py does the work). Exit 0 when every domain's data is fresh, 2 when data is
-older than `--max-age-hours` (or missing), 75 when a DuckDB file is held by a sync writing it."""
+"""`aiclicks-pipeline status`: the warehouse's freshness, the last runs and a sync running now,
+for a person or a monitor (status/ does the work). Exit 0 when every domain's data is fresh, 2
+when data is older than `--max-age-hours` (or missing), 75 while a sync runs that has committed
+nothing yet, or holds a DuckDB file longer than `--wait`."""
 
 import argparse
 import json
-import sys
 
-from ..settings import DEFAULT_DATASET, DEFAULT_DUCKDB_FILE
-from .base import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_STALE, Command, csv_list
+from ..errors import BusyError
+from .base import (
+    EXIT_OK,
+    EXIT_STALE,
+    Command,
+    add_destination_arguments,
+    add_wait_argument,
+    csv_list,
+    open_warehouse_for,
+    pipeline_name_for,
+)
 
 
 class StatusCommand(Command):
@@ -17,14 +26,8 @@ class StatusCommand(Command):
     def configure_parser(self, parser: argparse.ArgumentParser) -> None:
         from ..status import DEFAULT_MAX_AGE_HOURS, DEFAULT_RUNS, DEFAULT_WORST
 
-        parser.add_argument(
-            "--destination",
-            help="duckdb (default), postgres, bigquery, snowflake, ... as for run",
-        )
-        parser.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset / schema name")
-        parser.add_argument(
-            "--duckdb-file", default=DEFAULT_DUCKDB_FILE, help="DuckDB file (destination duckdb)"
-        )
+        add_destination_arguments(parser)
+        add_wait_argument(parser)
         parser.add_argument(
             "--max-age-hours", type=float, default=DEFAULT_MAX_AGE_HOURS,
             help=f"data older than this is stale: exit 2 (default {DEFAULT_MAX_AGE_HOURS:g})",
@@ -41,19 +44,32 @@ class StatusCommand(Command):
         parser.add_argument("--json", action="store_true", help="everything as JSON on stdout")
 
     def execute(self, args: argparse.Namespace) -> int:
-        from ..status import StatusError, WarehouseBusy, open_warehouse, read_status
+        from ..destinations import WarehouseError
+        from ..status import StatusError, read_status, render_json, render_text
+        from ..status.running import SyncStarting, running_here, running_in_history
 
+        pipeline_name = pipeline_name_for(args)
+        # the syncs running when status begins (a sync ending while it reads is still shown)
+        running = running_here([pipeline_name], args.pipelines_dir)
         try:
-            with open_warehouse(args.duckdb_file, args.destination, args.dataset) as reader:
-                status = read_status(reader, max_age_hours=args.max_age_hours, runs=args.runs)
-        except WarehouseBusy as busy:
-            print(f"aiclicks-pipeline: {busy}", file=sys.stderr)
-            return EXIT_BUSY
-        except StatusError as exc:
-            print(f"aiclicks-pipeline: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+            # read, then let go of the warehouse before rendering (a sync may wait for it)
+            with open_warehouse_for(args, wait_s=args.wait) as warehouse:
+                status = read_status(warehouse, max_age_hours=args.max_age_hours, runs=args.runs)
+        except (WarehouseError, StatusError) as exc:  # no file, nothing loaded, a file held
+            # a sync that has committed nothing yet (no file, no tables), or holds the file
+            running = running or running_here([pipeline_name], args.pipelines_dir)
+            if not running:
+                raise
+            if isinstance(exc, BusyError):
+                raise BusyError(f"Now {running[0].describe()}: {exc}") from None
+            raise SyncStarting(running[0]) from None
+        if running and not status.pipelines:  # no state committed yet: a first sync's first load
+            raise SyncStarting(running[0])
+        shards = [name for name in status.pipelines if name != pipeline_name]
+        status.running = running + running_here(shards, args.pipelines_dir)
+        status.running += running_in_history(status.runs, status.running)
         if args.json:
-            print(json.dumps(status.as_json(), indent=2))
+            print(json.dumps(render_json(status), indent=2))
         else:
-            print(status.render(worst=args.worst, detail=args.detail, domain_ids=args.domains))
+            print(render_text(status, worst=args.worst, detail=args.detail, domain_ids=args.domains))
         return EXIT_STALE if status.is_stale else EXIT_OK

@@ -1,12 +1,12 @@
-"""The report's numbers: what each chart shows, per domain, read from the dbt marts when they
-exist and from the loaded tables otherwise.
+"""The report's numbers: what each chart shows, per domain, read from the dbt marts.
 
-Each section has two queries with the same columns: one on a mart (schema `aiclicks_models`),
-one on the loaded dataset that computes what the mart would (the same classification of
-cited hosts, the same "latest snapshot", the same change against the previous snapshot). All
-domains are read in one query per section, so 500 domains cost the same few queries as 3.
-The SQL is plain (window functions, `||`, `like`), read the same by DuckDB, PostgreSQL,
-BigQuery and Snowflake.
+The marts are the one place the numbers are defined (which host is the domain's own, a
+competitor's or a third party's; the latest snapshot; the change against the previous one):
+`aiclicks-pipeline transform` builds them, the report only picks what each chart shows
+(the latest window, the top hosts and queries). A section whose mart is not built (transform
+skips a mart whose tables a partial sync did not load) is left empty with a warning. All
+domains are read in one query per section, so 500 domains cost the same few queries as 3. The
+SQL is plain (window functions), read the same by DuckDB, PostgreSQL, BigQuery and Snowflake.
 """
 
 import time
@@ -14,19 +14,17 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from ..settings import DEFAULT_SNAPSHOT_DAYS, ENDPOINTS
-from ..transform import MARTS
 from .warehouse import ReportError, WarehouseReader
 
-SOURCES = ("auto", "marts", "tables")
 # most-cited hosts and fan-out queries kept per domain (per assistant for fan-out)
 TOP_HOSTS = 12
 TOP_QUERIES = 5
 SOURCE_TYPES = ("own", "competitor", "third_party")
 SPARKLINE_DAYS = 30
-DAILY_TABLES = ("visibility_daily", "mentions_daily", "citability_daily", "citations_daily")
+TRANSFORM_HINT = "build them with `aiclicks-pipeline transform` (after `aiclicks-pipeline run`)"
 
 
 @dataclass
@@ -35,7 +33,6 @@ class ReportData:
     it: id, name, website, newest_generated_at, and one entry per chart (trend, share_of_voice,
     assistants, sources, fanout) plus the index row (summary); each is JSON as it stands."""
 
-    source: str  # "marts" or "tables"
     where: str
     dataset: str
     models_schema: str
@@ -47,20 +44,7 @@ class ReportData:
     elapsed_s: float = 0.0
 
 
-# --- SQL ---------------------------------------------------------------------------------------
-
-
-def _host(expression: str) -> str:
-    """A host compared case-blind, without a leading `www.` (the dbt macro aiclicks_normalize_host)."""
-    return (
-        f"case when lower({expression}) like 'www.%' then substr(lower({expression}), 5) "
-        f"else lower({expression}) end"
-    )
-
-
-def _host_matches(host: str, site: str) -> str:
-    """`host` is `site` or one of its subdomains (the dbt macro aiclicks_host_matches)."""
-    return f"({host} = {site} or {host} like '%.' || {site})"
+# --- SQL, one query per section on its mart -------------------------------------------------------
 
 
 def _in_domains(column: str, domain_ids: Optional[Sequence[str]]) -> str:
@@ -70,194 +54,77 @@ def _in_domains(column: str, domain_ids: Optional[Sequence[str]]) -> str:
     return f"{column} in ({quoted})"
 
 
-def trend_sql(t: Callable[..., str], marts: bool, ids: Optional[Sequence[str]]) -> str:
-    if marts:
-        return f"""
-            select domain_id, date_day as day, visibility_pct, mentions_count, citations_count
-            from {t('daily_visibility', True)}
-            where {_in_domains('domain_id', ids)}"""
-    days = " union all ".join(f"select domain_id, date from {t(name)}" for name in DAILY_TABLES)
+def trend_sql(mart: str, ids: Optional[Sequence[str]]) -> str:
     return f"""
-        with domain_days as (
-            select distinct domain_id, date from ({days}) as any_series
-            where {_in_domains('domain_id', ids)}
-        )
-        select
-            domain_days.domain_id,
-            domain_days.date as day,
-            visibility.value as visibility_pct,
-            mentions.value as mentions_count,
-            citations.value as citations_count
-        from domain_days
-        left join {t('visibility_daily')} as visibility
-            on visibility.domain_id = domain_days.domain_id and visibility.date = domain_days.date
-        left join {t('mentions_daily')} as mentions
-            on mentions.domain_id = domain_days.domain_id and mentions.date = domain_days.date
-        left join {t('citations_daily')} as citations
-            on citations.domain_id = domain_days.domain_id and citations.date = domain_days.date"""
+        select domain_id, date_day as day, visibility_pct, mentions_count, citations_count
+        from {mart}
+        where {_in_domains('domain_id', ids)}"""
 
 
-def share_of_voice_sql(t: Callable[..., str], marts: bool, ids: Optional[Sequence[str]]) -> str:
-    if marts:
-        return f"""
-            select domain_id, days, snapshot_date, brand_id, brand_name, is_own_brand,
-                   mentions_count, sov_pct, sov_rank, previous_snapshot_date, previous_sov_pct
-            from {t('share_of_voice', True)}
-            where is_latest_snapshot and {_in_domains('domain_id', ids)}"""
+def share_of_voice_sql(mart: str, ids: Optional[Sequence[str]]) -> str:
     return f"""
-        with ranked as (
-            select domain_id, days, snapshot_date, id, name, is_brand, mentions, sov,
-                   rank() over (partition by domain_id, days, snapshot_date order by sov desc) as sov_rank
-            from {t('brand_rankings')}
-            where {_in_domains('domain_id', ids)}
-        ),
-        snapshots as (
-            select domain_id, days, snapshot_date,
-                   lag(snapshot_date) over (partition by domain_id, days order by snapshot_date)
-                       as previous_snapshot_date,
-                   max(snapshot_date) over (partition by domain_id, days) as latest_snapshot_date
-            from (select distinct domain_id, days, snapshot_date from ranked) as distinct_snapshots
-        )
-        select
-            ranked.domain_id, ranked.days, ranked.snapshot_date,
-            ranked.id as brand_id, ranked.name as brand_name, ranked.is_brand as is_own_brand,
-            ranked.mentions as mentions_count, ranked.sov as sov_pct, ranked.sov_rank,
-            snapshots.previous_snapshot_date,
-            previous.sov as previous_sov_pct
-        from ranked
-        inner join snapshots
-            on snapshots.domain_id = ranked.domain_id and snapshots.days = ranked.days
-            and snapshots.snapshot_date = ranked.snapshot_date
-        left join ranked as previous
-            on previous.domain_id = ranked.domain_id and previous.days = ranked.days
-            and previous.snapshot_date = snapshots.previous_snapshot_date
-            and previous.id = ranked.id
-        where snapshots.snapshot_date = snapshots.latest_snapshot_date"""
+        select domain_id, days, snapshot_date, brand_id, brand_name, is_own_brand,
+               mentions_count, sov_pct, sov_rank, previous_snapshot_date, previous_sov_pct
+        from {mart}
+        where is_latest_snapshot and {_in_domains('domain_id', ids)}"""
 
 
-def assistants_sql(t: Callable[..., str], marts: bool, ids: Optional[Sequence[str]]) -> str:
-    if marts:
-        inner = f"""
-            select domain_id, days, snapshot_date, channel_name, visibility_pct, avg_position
-            from {t('model_performance', True)}
-            where in_leaderboard"""
-    else:
-        inner = f"""
-            select domain_id, days, snapshot_date, model as channel_name,
-                   visibility as visibility_pct, avg_position
-            from {t('model_leaderboard')}"""
+def assistants_sql(mart: str, ids: Optional[Sequence[str]]) -> str:
+    """The channels of the latest leaderboard snapshot (a channel only the citations name has
+    no visibility to show)."""
     return f"""
         select domain_id, days, snapshot_date, channel_name, visibility_pct, avg_position
         from (
-            select channels.*,
+            select domain_id, days, snapshot_date, channel_name, visibility_pct, avg_position,
                    max(snapshot_date) over (partition by domain_id, days) as latest_snapshot_date
-            from ({inner}) as channels
-            where {_in_domains('domain_id', ids)}
+            from {mart}
+            where in_leaderboard and {_in_domains('domain_id', ids)}
         ) as dated
         where snapshot_date = latest_snapshot_date"""
 
 
-def sources_sql(t: Callable[..., str], marts: bool, ids: Optional[Sequence[str]]) -> str:
+def sources_sql(mart: str, ids: Optional[Sequence[str]]) -> str:
     """Cited hosts of the latest citations snapshot, with their citations and URLs."""
-    if marts:
-        return f"""
-            select domain_id, days, snapshot_date, cited_host, source_type,
-                   min(competitor_name) as competitor_name,
-                   sum(frequency) as citations, count(*) as urls
-            from {t('citation_sources', True)}
-            where is_latest_snapshot and {_in_domains('domain_id', ids)}
-            group by domain_id, days, snapshot_date, cited_host, source_type"""
     return f"""
-        with dated as (
-            select domain_id, days, snapshot_date, {_host('domain')} as cited_host, frequency,
-                   max(snapshot_date) over (partition by domain_id, days) as latest_snapshot_date
-            from {t('citations')}
-            where {_in_domains('domain_id', ids)}
-        ),
-        hosts as (
-            select domain_id, days, snapshot_date, cited_host,
-                   sum(frequency) as citations, count(*) as urls
-            from dated
-            where snapshot_date = latest_snapshot_date
-            group by domain_id, days, snapshot_date, cited_host
-        ),
-        competitors as (
-            select domain_id, {_host('website')} as competitor_host, min(name) as competitor_name
-            from {t('brand_rankings')}
-            where not is_brand and website is not null
-            group by domain_id, {_host('website')}
-        ),
-        competitor_hits as (
-            select hosts.domain_id, hosts.days, hosts.snapshot_date, hosts.cited_host,
-                   min(competitors.competitor_name) as competitor_name
-            from hosts
-            inner join competitors
-                on competitors.domain_id = hosts.domain_id
-                and {_host_matches('hosts.cited_host', 'competitors.competitor_host')}
-            group by hosts.domain_id, hosts.days, hosts.snapshot_date, hosts.cited_host
-        ),
-        classified as (
-            select hosts.*,
-                   case
-                       when {_host_matches('hosts.cited_host', 'own.domain_host')} then 'own'
-                       when competitor_hits.competitor_name is not null then 'competitor'
-                       else 'third_party'
-                   end as source_type,
-                   competitor_hits.competitor_name
-            from hosts
-            left join (select id, {_host('website')} as domain_host from {t('domains')}) as own
-                on own.id = hosts.domain_id
-            left join competitor_hits
-                on competitor_hits.domain_id = hosts.domain_id
-                and competitor_hits.days = hosts.days
-                and competitor_hits.snapshot_date = hosts.snapshot_date
-                and competitor_hits.cited_host = hosts.cited_host
-        )
         select domain_id, days, snapshot_date, cited_host, source_type,
-               case when source_type = 'competitor' then competitor_name end as competitor_name,
-               citations, urls
-        from classified"""
+               min(competitor_name) as competitor_name,
+               sum(frequency) as citations, count(*) as urls
+        from {mart}
+        where is_latest_snapshot and {_in_domains('domain_id', ids)}
+        group by domain_id, days, snapshot_date, cited_host, source_type"""
 
 
-def fanout_sql(t: Callable[..., str], marts: bool, ids: Optional[Sequence[str]]) -> str:
+def fanout_sql(mart: str, ids: Optional[Sequence[str]]) -> str:
     """The top queries per domain and assistant, with the assistant's totals."""
-    if marts:
-        counted = f"""
-            select domain_id, channel_name, query_text, emissions, prompts
-            from {t('fanout_query_frequency', True)}"""
-    else:
-        counted = f"""
-            select domain_id, model as channel_name, query as query_text,
-                   count(*) as emissions, count(distinct prompt_id) as prompts
-            from {t('fanout_queries')}
-            group by domain_id, model, query"""
     return f"""
         select domain_id, channel_name, query_text, emissions, prompts, query_order,
                channel_emissions, channel_queries
         from (
-            select counted.*,
+            select domain_id, channel_name, query_text, emissions, prompts,
                    row_number() over (
                        partition by domain_id, channel_name order by emissions desc, query_text
                    ) as query_order,
                    sum(emissions) over (partition by domain_id, channel_name) as channel_emissions,
                    count(*) over (partition by domain_id, channel_name) as channel_queries
-            from ({counted}) as counted
+            from {mart}
             where {_in_domains('domain_id', ids)}
         ) as ranked
         where query_order <= {TOP_QUERIES}"""
 
 
-# (section, tables it reads without the marts, query); with the marts every mart must exist
-SECTIONS = {
-    "trend": (DAILY_TABLES, trend_sql),
-    "share_of_voice": (("brand_rankings",), share_of_voice_sql),
-    "assistants": (("model_leaderboard",), assistants_sql),
-    "sources": (("citations", "brand_rankings", "domains"), sources_sql),
-    "fanout": (("fanout_queries",), fanout_sql),
+# section -> (the mart it reads, its query)
+SECTIONS: Dict[str, tuple] = {
+    "trend": ("aiclicks__daily_visibility", trend_sql),
+    "share_of_voice": ("aiclicks__share_of_voice", share_of_voice_sql),
+    "assistants": ("aiclicks__model_performance", assistants_sql),
+    "sources": ("aiclicks__citation_sources", sources_sql),
+    "fanout": ("aiclicks__fanout_query_frequency", fanout_sql),
 }
+# the marts the report reads (tests/unit: every one is a mart of the dbt package)
+REPORT_MARTS = tuple(mart for mart, _ in SECTIONS.values())
 
 
-# --- values ------------------------------------------------------------------------------------
+# --- values ---------------------------------------------------------------------------------------
 
 
 def _number(value: Any) -> Any:
@@ -324,7 +191,7 @@ def _latest_window(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return [r for r in rows if int(r["days"]) == days and _day(r["snapshot_date"]) == snapshot]
 
 
-# --- sections, per domain ----------------------------------------------------------------------
+# --- sections, per domain -------------------------------------------------------------------------
 
 
 def trend_view(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -467,31 +334,26 @@ def summary_view(domain: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-# --- the whole report --------------------------------------------------------------------------
+# --- the whole report -----------------------------------------------------------------------------
 
 
-def read_report(
-    reader: WarehouseReader,
-    domain_ids: Optional[Sequence[str]] = None,
-    source: str = "auto",
-) -> ReportData:
-    """The report's numbers for every domain (or `domain_ids`), from the marts or the tables.
+def read_report(reader: WarehouseReader, domain_ids: Optional[Sequence[str]] = None) -> ReportData:
+    """The report's numbers for every domain (or `domain_ids`), from the dbt marts.
 
-    source: "marts" (fail when the dbt models are missing), "tables" (ignore them) or "auto".
+    Raises:
+        ReportError: no data loaded, no mart built, or an unknown domain.
     """
-    if source not in SOURCES:
-        raise ValueError(f"Unknown source {source!r}; choose from {', '.join(SOURCES)}")
     started = time.monotonic()
     t = reader.table
     if not reader.has_tables(["domains"]):
         raise ReportError(
             f"No AIclicks data in {reader.description}: load it first (`aiclicks-pipeline run`)"
         )
-    use_marts = source != "tables" and reader.has_tables(list(MARTS), models=True)
-    if source == "marts" and not use_marts:
+    built = {mart for mart in REPORT_MARTS if reader.has_tables([mart], models=True)}
+    if not built:
         raise ReportError(
-            f"The dbt models are not in schema {reader.models_schema}: build them with "
-            "`aiclicks-pipeline transform`, or use --source tables"
+            f"The report reads the dbt models, and schema {reader.models_schema} of "
+            f"{reader.description} has none: {TRANSFORM_HINT}"
         )
     warnings: List[str] = []
 
@@ -505,14 +367,16 @@ def read_report(
     ids = list(domain_ids) if domain_ids else None
 
     sections: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
-    for name, (tables, sql) in SECTIONS.items():
-        if use_marts or reader.has_tables(list(tables)):
-            sections[name] = _by_domain(reader.rows(sql(t, use_marts, ids)))
+    for name, (mart, sql) in SECTIONS.items():
+        if mart in built:
+            sections[name] = _by_domain(reader.rows(sql(t(mart, models=True), ids)))
         else:
             sections[name] = {}
-            warnings.append(f"{name}: table(s) {', '.join(tables)} not loaded; section left empty")
-    if use_marts:
-        warnings += stale_marts(reader)
+            warnings.append(
+                f"{name}: the dbt model {mart} is not built (transform skips it when its tables "
+                "are not loaded); section left empty"
+            )
+    warnings += stale_marts(reader, built)
 
     newest = newest_generated_at(reader, ids)
     last_sync = {"last_load": None, "loads": 0}
@@ -538,7 +402,6 @@ def read_report(
         domain["summary"] = summary_view(domain)
         views.append(domain)
     return ReportData(
-        source="marts" if use_marts else "tables",
         where=reader.description,
         dataset=reader.dataset,
         models_schema=reader.models_schema,
@@ -568,19 +431,19 @@ def newest_generated_at(reader: WarehouseReader, ids: Optional[Sequence[str]]) -
     return {str(row["domain_id"]): row["newest"] for row in rows}
 
 
-def stale_marts(reader: WarehouseReader) -> List[str]:
+def stale_marts(reader: WarehouseReader, built: Iterable[str]) -> List[str]:
     """A warning when the marts were built before the latest sync (transform not run since)."""
     t = reader.table
     pairs = [
-        ("daily_visibility", "date_day", "visibility_daily", "date"),
-        ("share_of_voice", "snapshot_date", "brand_rankings", "snapshot_date"),
+        ("aiclicks__daily_visibility", "date_day", "visibility_daily", "date"),
+        ("aiclicks__share_of_voice", "snapshot_date", "brand_rankings", "snapshot_date"),
     ]
     warnings = []
     for mart, mart_column, table, column in pairs:
-        if not reader.has_tables([table]):
+        if mart not in built or not reader.has_tables([table]):
             continue
         (row,) = reader.rows(
-            f"""select (select max({mart_column}) from {t(mart, True)}) as modelled,
+            f"""select (select max({mart_column}) from {t(mart, models=True)}) as modelled,
                        (select max({column}) from {t(table)}) as loaded"""
         )
         modelled, loaded = _day(row["modelled"]), _day(row["loaded"])

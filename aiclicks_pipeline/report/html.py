@@ -121,13 +121,7 @@ def render_html(data: ReportData) -> str:
     if not data.domains:
         raise ReportError("No domains to report on")
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    if data.source == "marts":
-        source = f"dbt models (schema <code>{escape(data.models_schema)}</code>)"
-    else:
-        source = (
-            f"loaded tables (dataset <code>{escape(data.dataset)}</code>; "
-            "<code>aiclicks-pipeline transform</code> builds the dbt models)"
-        )
+    source = f"dbt models (schema <code>{escape(data.models_schema)}</code>)"
     count = len(data.domains)
     meta = "\n".join([
         _meta("Account", f"{count} domain{'s' if count != 1 else ''} in {escape(data.where)}"),

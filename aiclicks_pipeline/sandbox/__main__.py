@@ -7,7 +7,9 @@ from . import add_arguments, serve
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m aiclicks_pipeline.sandbox", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m aiclicks_pipeline.sandbox", description=__doc__, allow_abbrev=False
+    )
     return serve(add_arguments(parser).parse_args(argv))
 
 

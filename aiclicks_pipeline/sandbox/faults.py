@@ -39,8 +39,21 @@ class Faults:
     churn_on_page: int = 0
     vanished_domains: Set[str] = field(default_factory=set)  # 404 everywhere, gone from /domains
     hidden_404_domains: Set[str] = field(default_factory=set)  # listed, but 404 on their endpoints
+    # listed by /domains, but 403 "Access to this domain is not allowed for this API key." on
+    # their endpoints: the key's allowlist changed (docs/api-notes.md, Reading: a 403 for one
+    # domain); counted against the rate limit like any 4xx
+    forbidden_domains: Set[str] = field(default_factory=set)
+    forbidden_for_keys: Set[str] = field(default_factory=set)  # those keys only (all when empty)
     relisted_domains: Set[str] = field(default_factory=set)  # listed twice by /domains
     key_revoked: bool = False  # every key gets 401, as a key revoked in the dashboard
+    # every key gets the team's 403, as when an admin turns the team's developer access off
+    team_access_off: bool = False
+    # >0: the keys of `revoke_keys` (every key when empty) are revoked once the sandbox served
+    # this many API requests; a key's first 401s are held until its other requests in the
+    # server were answered and none came for a moment (server.REVOKE_SETTLE_S), so that a
+    # request of it arriving after one was sent after the client could see it
+    revoke_after_requests: int = 0
+    revoke_keys: Set[str] = field(default_factory=set)
 
     def update(self, changes: Mapping[str, Any]) -> "Faults":
         known = {f.name for f in fields(self)}
@@ -48,16 +61,21 @@ class Faults:
         if unknown:
             raise ValueError(f"unknown fault switch(es): {sorted(unknown)}")
         for name, value in changes.items():
-            if name.endswith("_domains"):
+            if name in SET_SWITCHES:
                 value = set(value or ())
             setattr(self, name, value)
         return self
 
     def as_json(self) -> Dict[str, Any]:
         data = asdict(self)
-        for name in ("vanished_domains", "hidden_404_domains", "relisted_domains"):
+        for name in SET_SWITCHES:
             data[name] = sorted(data[name])
         return data
+
+
+SET_SWITCHES = tuple(
+    f.name for f in fields(Faults) if f.name.endswith("_domains") or f.name.endswith("_keys")
+)
 
 
 class FaultInjector:

@@ -1,4 +1,5 @@
-"""The sandbox's fake credentials: one team, three API keys with different reach."""
+"""The sandbox's fake credentials: one team, API keys with different reach, and a pool of
+full-access keys for syncs that take several keys (each its own rate-limit window)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ RESTRICTED_API_KEY = "ak_live_sandbox_restricted_0123456789"
 NO_ACCESS_API_KEY = "ak_live_sandbox_noaccess_0123456789"
 # a key whose creator allowed it no domain: valid, and it sees none
 NO_DOMAINS_API_KEY = "ak_live_sandbox_nodomains_0123456789"
+# more full-access keys of the same team, for a key pool (docs/api-notes.md, Rate limit: a
+# second key on a team has its own budget); SANDBOX_API_KEY is the pool's first
+POOL_API_KEYS = (SANDBOX_API_KEY,) + tuple(
+    f"ak_live_sandbox_pool{i}_0123456789abcdef" for i in range(2, 9)
+)
 
 _NAMESPACE = uuid.UUID("6f1c2b1e-8d5a-4c3e-9a7b-5e2d1f0a9c84")
 USER_ID = str(uuid.uuid5(_NAMESPACE, "user"))
@@ -29,6 +35,9 @@ class ApiKey:
     # "none": an empty allowlist
     scope: str
     developer_access: bool = True
+    # where in the rate-limit window's length this key's windows start (a fraction of it):
+    # the keys of a pool do not turn their windows together
+    window_phase: float = 0.0
 
     @property
     def id(self) -> str:
@@ -54,8 +63,14 @@ API_KEYS: Dict[str, ApiKey] = {
             "all",
             developer_access=False,
         ),
+        *(
+            ApiKey(token, f"Sandbox pool key {i}", "2026-03-04T08:00:00.000Z", "all",
+                   window_phase=(i - 1) / len(POOL_API_KEYS))
+            for i, token in enumerate(POOL_API_KEYS[1:], start=2)
+        ),
     )
 }
+WINDOW_PHASES: Dict[str, float] = {token: key.window_phase for token, key in API_KEYS.items()}
 
 
 def authenticate(authorization: Optional[str]) -> Optional[ApiKey]:

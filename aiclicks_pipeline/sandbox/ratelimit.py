@@ -10,7 +10,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -31,22 +31,34 @@ class RateState:
 
 
 class FixedWindowLimiter:
-    """``limit`` requests per ``window`` seconds per key; windows aligned to multiples of
-    ``window`` in epoch time (a 60 s window resets on the minute, as a fixed window would).
-    ``limit`` None or 0 disables limiting."""
+    """``limit`` requests per ``window`` seconds per key, each key counted apart; windows
+    aligned to multiples of ``window`` in epoch time (a 60 s window resets on the minute, as a
+    fixed window would), shifted by a key's phase (``phases``: a fraction of the window), so
+    that the keys of a pool turn their windows at different moments. ``limit`` None or 0
+    disables limiting."""
 
-    def __init__(self, limit: Optional[int] = 60, window: float = 60.0):
+    def __init__(
+        self,
+        limit: Optional[int] = 60,
+        window: float = 60.0,
+        phases: Optional[Mapping[str, float]] = None,
+    ):
         self.limit = limit or 0
         self.window = float(window)
+        self.phases = dict(phases or {})
         self._counts: Dict[str, Tuple[float, int]] = {}
         self._lock = threading.Lock()
+
+    def _window_start(self, key: str, now: float) -> float:
+        shift = self.phases.get(key, 0.0) * self.window
+        return math.floor((now - shift) / self.window) * self.window + shift
 
     @property
     def enabled(self) -> bool:
         return self.limit > 0
 
     def _state(self, key: str, now: float, consume: bool) -> RateState:
-        start = math.floor(now / self.window) * self.window
+        start = self._window_start(key, now)
         end = start + self.window
         window_start, used = self._counts.get(key, (start, 0))
         if window_start != start:
@@ -78,6 +90,6 @@ class FixedWindowLimiter:
         with self._lock:
             now = time.time()
             start, used = self._counts.get(key, (None, 0))
-            if start == math.floor(now / self.window) * self.window and used:
+            if start == self._window_start(key, now) and used:
                 self._counts[key] = (start, used - 1)
             return self._state(key, now, consume=False)

@@ -12,11 +12,12 @@ import urllib.request
 from datetime import datetime
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
+from ..settings import MAX_DAYS
 from .account import Account
 from .cache import ResponseCache
 from .clock import SandboxClock
 from .faults import Faults
-from .keys import SANDBOX_API_KEY
+from .keys import POOL_API_KEYS, SANDBOX_API_KEY, WINDOW_PHASES
 from .ratelimit import FixedWindowLimiter
 from .server import ADMIN_PREFIX, SandboxApp, SandboxHTTPServer
 from .stats import Stats
@@ -49,6 +50,7 @@ class Sandbox:
         port: int = 0,
         faults: Optional[Union[Faults, Mapping[str, Any]]] = None,
         fault_seed: int = 0,
+        max_days: int = MAX_DAYS,
     ):
         self.clock = SandboxClock(start, frozen)
         self.account = Account(seed, domains, prompts, competitors, fanout_rate, anchor=self.clock.now())
@@ -58,13 +60,16 @@ class Sandbox:
             self.account,
             self.clock,
             faults,
-            FixedWindowLimiter(rate_limit, rate_window),
+            FixedWindowLimiter(rate_limit, rate_window, WINDOW_PHASES),
             ResponseCache(self.clock, cache_ttl),
             fault_seed,
+            max_days,
         )
         self._server = SandboxHTTPServer((host, port), self.app)
         self._thread: Optional[threading.Thread] = None
         self.api_key = SANDBOX_API_KEY
+        # full-access keys of the same team, each its own rate-limit window: a key pool
+        self.pool_keys = POOL_API_KEYS
 
     @property
     def base_url(self) -> str:
@@ -152,7 +157,7 @@ def run_sandbox(**kwargs: Any) -> Iterator[Sandbox]:
     """Start a sandbox on a free port of 127.0.0.1 (``port=0``), yield it ready, shut it down.
 
     kwargs: see ``Sandbox`` (seed, domains, prompts, competitors, start, frozen, rate_limit,
-    rate_window, cache_ttl, port, faults, fault_seed).
+    rate_window, cache_ttl, port, faults, fault_seed, max_days).
     """
     with Sandbox(**kwargs) as sandbox:
         yield sandbox
@@ -183,6 +188,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--rate-limit", type=int, default=60, help="requests per window, 0 = off")
     parser.add_argument("--rate-window", type=float, default=60.0, help="seconds")
     parser.add_argument("--cache-ttl", type=float, default=3600, help="seconds, 0 = no cache")
+    parser.add_argument(
+        "--max-days", type=int, default=MAX_DAYS, choices=(MAX_DAYS, 365),
+        help=f"the largest `days` served ({MAX_DAYS}: the API introduction's maximum; 365: the "
+        "endpoint pages')",
+    )
     parser.add_argument("--fault-seed", type=int, default=0)
     parser.add_argument("--extra-fields", action="store_true", help="add unknown fields")
     for option, _, kind, text in _FAULT_OPTIONS:
@@ -208,11 +218,13 @@ def serve(args: argparse.Namespace) -> int:
         port=args.port,
         faults=faults,
         fault_seed=args.fault_seed,
+        max_days=args.max_days,
     )
     with sandbox:
         # A fake key for a local fake API: printing it is the point.
         print(f"AIclicks sandbox at {sandbox.base_url}", flush=True)
         print(f"API key: {sandbox.api_key}", flush=True)
+        print(f"More keys of the team (a key pool): {', '.join(sandbox.pool_keys[1:4])}", flush=True)
         print("Press Ctrl-C to stop.", flush=True)
         try:
             threading.Event().wait()

@@ -11,8 +11,10 @@ item:
     take the echo as the window it got.
 2.  `days` snapping: to the nearest bucket of DAYS_BUCKETS, ties to the SMALLER bucket
     (60 -> 30), so a window can be shorter than asked (Reading: days maximum and snapping).
-3.  Invalid params (non-integer, `page` < 1, `size` outside 1..max, `days` outside 1..365) are
-    rejected with 422 and a FastAPI-style body whose `detail` is a LIST
+    `days` above 90 is refused (the API introduction's maximum, the stricter of the docs'
+    two readings); `max_days=365` serves the endpoint pages' 1-365 instead.
+3.  Invalid params (non-integer, `page` < 1, `size` outside 1..max, `days` outside
+    1..max_days) are rejected with 422 and a FastAPI-style body whose `detail` is a LIST
     (`[{"loc": ["query", "size"], "msg": ..., "type": ...}]`), never clamped
     (Reading: invalid parameters). `detail` is therefore sometimes a string, sometimes a list.
 4.  `/fanout-queries` is paginated: `page`/`size` as in settings (25/100); pages are over
@@ -36,7 +38,9 @@ item:
     switching them takes effect at once. A HIT returns the stored body unchanged, with its old
     `generated_at` (Reading: generated_at on cache hits). Errors are never cached;
     `/validate` is always BYPASS. `X-Cache` is BYPASS on errors.
-10. Rate limit (Rate limit): cache hits, `/validate` and 4xx (400/404/422) consume budget; a
+10. Rate limit (Rate limit): one window per key, each key's windows shifted by its own phase
+    (the keys of a pool turn at different moments); `/validate`'s `limit_per_minute` is the
+    limit per minute whatever the window (60 per 10 s is 360). Cache hits, `/validate` and 4xx (400/404/422) consume budget; a
     5xx (injected) is refunded; a real 429 consumes nothing (the budget is already spent); an
     injected 429 burst consumes budget. 401/403 happen before the limiter (no budget to charge)
     and unknown paths 404 before authentication (FastAPI routes first). The no-access key gets
@@ -65,6 +69,12 @@ item:
 18. Competitors (in /brand-rankings) and prompts appear over time as the clock passes their
     creation; a sync must cope with lists that grow between runs and between pages
     (Reading: lists that grow).
+19. A domain a key may no longer read (`forbidden_domains`) stays listed by `/domains` and
+    answers 403 `Access to this domain is not allowed for this API key.` on its endpoints,
+    after the rate limit (a 4xx that counts) (Reading: a 403 for one domain).
+20. A key revoked mid-run (`revoke_after_requests`) answers 401 from then on; its first 401s
+    wait until nothing else of that key is in the server, so `stats.after_first_401` counts
+    exactly the requests a client sent with that key after it could have seen one.
 """
 
 from __future__ import annotations
@@ -74,16 +84,18 @@ import json
 import math
 import re
 import sys
+import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from urllib.parse import parse_qs, urlsplit
 
-from ..settings import API_PREFIX, DAYS_BUCKETS, DEFAULT_DAYS, ENDPOINTS, ERROR_DETAILS, VALIDATE_PATH
+from ..settings import API_PREFIX, DEFAULT_DAYS, ENDPOINTS, ERROR_DETAILS, MAX_DAYS, VALIDATE_PATH
 from .account import Account, iso_ms, snap_days
 from .cache import ResponseCache
 from .clock import SandboxClock
@@ -93,7 +105,12 @@ from .ratelimit import FixedWindowLimiter, RateState
 from .stats import Stats
 
 ADMIN_PREFIX = "/_sandbox/"
-MAX_DAYS = DAYS_BUCKETS[-1]  # days 1-365, the largest bucket (docs/api-notes.md, The days window)
+# what the API answers on the endpoints of a domain a key may no longer read while `/domains`
+# still lists it (docs/api-notes.md, Reading: a 403 for one domain)
+DOMAIN_FORBIDDEN_DETAIL = "Access to this domain is not allowed for this API key."
+# a revoked key's first 401 waits until the server answered nothing else for this long
+REVOKE_SETTLE_S = 1.0
+REVOKE_SETTLE_LIMIT_S = 10.0
 SERIES_SUFFIX = "-time-series"
 
 # Added by the `extra_fields` fault to the envelope and to every object inside `data`
@@ -211,13 +228,23 @@ class SandboxApp:
         limiter: FixedWindowLimiter,
         cache: ResponseCache,
         fault_seed: int = 0,
+        max_days: int = MAX_DAYS,
     ):
         self.account = account
+        self.max_days = max_days
         self.clock = clock
         self.injector = FaultInjector(faults, fault_seed)
         self.limiter = limiter
         self.cache = cache
         self.stats = Stats()
+        # API requests that arrived; per key (its Authorization) those being answered (not
+        # counting held 401s), and when its last answer was made: for the revocation's quiet
+        # moment (Faults.revoke_after_requests)
+        self._arrived = 0
+        self._serving: Counter = Counter()
+        self._last_answer_at: Dict[str, float] = {}
+        self._settled: Set[str] = set()
+        self._state_lock = threading.Lock()
         self.callbacks: List[Callable[[str, Dict[str, str]], None]] = []
         self.routes = {f"{API_PREFIX}/{spec['path']}": name for name, spec in ENDPOINTS.items()}
         self.routes[f"{API_PREFIX}/{VALIDATE_PATH}"] = VALIDATE_PATH
@@ -234,12 +261,15 @@ class SandboxApp:
         if url.path.startswith(ADMIN_PREFIX):
             response = self._admin(method, url.path, body)
         elif url.path.startswith(API_PREFIX + "/"):
+            arrived_at = time.monotonic()
             query = {name: values[-1] for name, values in parse_qs(url.query, keep_blank_values=True).items()}
-            response = self._api(method, url.path, url.query, query, headers)
+            response = self._counted_api(method, url.path, url.query, query, headers)
             response.x_cache = response.x_cache or "BYPASS"  # X-Cache on every API response
+            key = authenticate(headers.get("Authorization"))
             self.stats.record(
                 url.path, query, response.status, request_id, response.x_cache,
-                response.fault, response.rate_limited,
+                response.fault, response.rate_limited, arrived_at=arrived_at,
+                key=key.name if key is not None else None,
             )
         else:
             response = error(404, "Not Found")
@@ -248,7 +278,22 @@ class SandboxApp:
 
     # --- the API pipeline: route, auth, rate limit, faults, domain, params, payload ----------
 
-    def _api(self, method: str, path: str, raw_query: str, query: Dict[str, str], headers) -> Response:
+    def _counted_api(self, method: str, path: str, raw_query: str, query: Dict[str, str], headers) -> Response:
+        caller = headers.get("Authorization") or ""
+        with self._state_lock:
+            self._arrived += 1
+            self._serving[caller] += 1
+            arrived = self._arrived
+        try:
+            return self._api(method, path, raw_query, query, headers, arrived)
+        finally:
+            with self._state_lock:
+                self._serving[caller] -= 1
+                self._last_answer_at[caller] = time.monotonic()
+
+    def _api(
+        self, method: str, path: str, raw_query: str, query: Dict[str, str], headers, arrived: int
+    ) -> Response:
         for callback in list(self.callbacks):
             callback(path, query)
         if self.faults.latency_ms:
@@ -259,9 +304,12 @@ class SandboxApp:
         if method != "GET":
             return error(405, "Method Not Allowed")
         key = authenticate(headers.get("Authorization"))
+        if key is not None and self._revoked(key, arrived):
+            self._settle(headers.get("Authorization") or "")
+            key = None
         if key is None or self.faults.key_revoked:
             return self._with_rate_headers(error(401), self.limiter.peek(""))
-        if not key.developer_access:
+        if not key.developer_access or self.faults.team_access_off:
             return self._with_rate_headers(error(403), self.limiter.peek(key.token))
 
         rate = self.limiter.acquire(key.token) if self.limiter.enabled else None
@@ -287,6 +335,31 @@ class SandboxApp:
             response.fault = fault
         return self._with_rate_headers(response, rate)
 
+    def _revoked(self, key: ApiKey, arrived: int) -> bool:
+        """Revoked by `Faults.revoke_after_requests` by the time this request arrived."""
+        faults = self.faults
+        after = faults.revoke_after_requests
+        return 0 < after < arrived and (not faults.revoke_keys or key.token in faults.revoke_keys)
+
+    def _settle(self, caller: str) -> None:
+        """Holds a revoked key's first 401s until every other request of that key was answered
+        and none came for REVOKE_SETTLE_S: whatever a client had in flight with it has arrived
+        by then. Its later 401s are answered at once."""
+        with self._state_lock:
+            self._serving[caller] -= 1  # this one waits; it is not being served
+        deadline = time.monotonic() + REVOKE_SETTLE_LIMIT_S
+        try:
+            while time.monotonic() < deadline:
+                with self._state_lock:
+                    quiet = time.monotonic() - self._last_answer_at.get(caller, 0.0)
+                    if caller in self._settled or (self._serving[caller] == 0 and quiet >= REVOKE_SETTLE_S):
+                        self._settled.add(caller)
+                        return
+                time.sleep(0.01)
+        finally:
+            with self._state_lock:
+                self._serving[caller] += 1
+
     def _with_rate_headers(self, response: Response, rate: Optional[RateState]) -> Response:
         if rate is not None and self.limiter.enabled:
             response.headers["X-RateLimit-Limit"] = str(rate.limit)
@@ -309,13 +382,15 @@ class SandboxApp:
                 return error(400)
             if not self._domain_reachable(key, domain_id):
                 return error(404)
+            if self._forbidden(key, domain_id):
+                return error(403, DOMAIN_FORBIDDEN_DETAIL)
 
         params = QueryParams(query)
         echo: Dict[str, Any] = {}
         if domain_id:
             echo["domain_id"] = domain_id
         if spec.get("window"):
-            echo["days"] = params.integer("days", DEFAULT_DAYS, 1, MAX_DAYS)
+            echo["days"] = params.integer("days", DEFAULT_DAYS, 1, self.max_days)
         if spec.get("page_size"):
             default_size, max_size = spec["page_size"]
             if self.faults.page_size_cap:
@@ -405,7 +480,8 @@ class SandboxApp:
             ],
             "allowed_domains": allowed,
             "rate_limit": {
-                "limit_per_minute": self.limiter.limit or None,
+                # per minute, as named: a time-scaled window of 10 s and 60 is 360 a minute
+                "limit_per_minute": round(self.limiter.limit * 60 / self.limiter.window) or None,
                 "remaining": rate.remaining if rate else None,
                 "reset_at": self._reset_on_clock(rate) if rate else None,
             },
@@ -414,6 +490,12 @@ class SandboxApp:
     def _listed_domain_ids(self, key: ApiKey) -> List[str]:
         vanished = self.faults.vanished_domains
         return [d for d in key.allowed_domain_ids(self.account) if d not in vanished]
+
+    def _forbidden(self, key: ApiKey, domain_id: str) -> bool:
+        faults = self.faults
+        return domain_id in faults.forbidden_domains and (
+            not faults.forbidden_for_keys or key.token in faults.forbidden_for_keys
+        )
 
     def _domain_reachable(self, key: ApiKey, domain_id: str) -> bool:
         return (

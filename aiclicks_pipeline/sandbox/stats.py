@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections import Counter
 from typing import Any, Dict, List, Optional
 
@@ -12,7 +13,9 @@ class Stats:
     """Thread-safe counters of API requests (admin requests are not counted).
 
     ``rate_limited`` counts 429s by origin: "real" (the key's budget) or "injected" (a fault);
-    ``faults`` counts injected faults by kind.
+    ``faults`` counts injected faults by kind; ``after_first_401`` counts, per key (its name),
+    the requests with it that arrived after its first 401 was answered (a client that saw it
+    sends nothing more with that key).
     """
 
     def __init__(self):
@@ -28,6 +31,8 @@ class Stats:
             self.rate_limited: Counter = Counter()
             self.faults: Counter = Counter()
             self.log: List[Dict[str, Any]] = []
+            self.first_401_at: Dict[Optional[str], float] = {}
+            self.after_first_401: Counter = Counter()
 
     def record(
         self,
@@ -38,8 +43,17 @@ class Stats:
         x_cache: Optional[str],
         fault: Optional[str] = None,
         rate_limited: Optional[str] = None,
+        arrived_at: Optional[float] = None,
+        key: Optional[str] = None,
     ) -> None:
+        """One answered API request; `arrived_at` (time.monotonic()) when it came in, `key`
+        the name of the key it was sent with (None: no known key)."""
         with self._lock:
+            first_401_at = self.first_401_at.get(key)
+            if first_401_at is not None and arrived_at is not None and arrived_at > first_401_at:
+                self.after_first_401[key] += 1
+            if status == 401 and first_401_at is None:
+                self.first_401_at[key] = time.monotonic()
             self.requests += 1
             self.by_path[path] += 1
             self.by_status[status] += 1
@@ -57,6 +71,7 @@ class Stats:
                     "request_id": request_id,
                     "x_cache": x_cache,
                     "fault": fault,
+                    "key": key,
                 }
             )
 
@@ -78,5 +93,6 @@ class Stats:
                 "cache": dict(self.cache),
                 "rate_limited": dict(self.rate_limited),
                 "faults": dict(self.faults),
+                "after_first_401": dict(self.after_first_401),
                 "log": copy.deepcopy(self.log),
             }

@@ -1,9 +1,9 @@
 """`days` snapping and echo; the response cache (HIT/MISS/BYPASS, byte identity, expiry)."""
 
 import pytest
-from sandbox_support import Client
+from sandbox_support import START, Client
 
-from aiclicks_pipeline.sandbox import RESTRICTED_API_KEY, Account
+from aiclicks_pipeline.sandbox import RESTRICTED_API_KEY, Account, run_sandbox
 
 
 @pytest.mark.parametrize(
@@ -15,16 +15,35 @@ def test_snap_days(days, bucket):
     assert Account.snap_days(days) == bucket
 
 
-@pytest.mark.parametrize("days, bucket", [(10, 7), (60, 30), (200, 180), (365, 365)])
+@pytest.mark.parametrize("days, bucket", [(10, 7), (60, 30), (89, 90), (90, 90)])
 def test_days_are_snapped_and_echoed_raw(client, domain_id, days, bucket):
     body = client.get("visibility_daily", {"domain_id": domain_id, "days": days}).json()
     assert body["days"] == days
     assert len(body["data"]["items"]) == bucket
 
 
+@pytest.mark.parametrize("days, bucket", [(91, 90), (200, 180), (365, 365)])
+def test_the_endpoint_pages_reading_serves_up_to_365_days(days, bucket):
+    with run_sandbox(seed=7, start=START, frozen=True, rate_limit=None, max_days=365) as sandbox:
+        client = Client(sandbox)
+        domain_id = client.data("domains")["items"][0]["id"]
+        body = client.get("visibility_daily", {"domain_id": domain_id, "days": days}).json()
+        assert body["days"] == days and len(body["data"]["items"]) == bucket
+        assert client.get("visibility_daily", {"domain_id": domain_id, "days": 366}).status_code == 422
+
+
 def test_days_default_and_out_of_range(client, domain_id):
     assert client.get("citability_daily", {"domain_id": domain_id}).json()["days"] == 30
     assert client.get("citability_daily", {"domain_id": domain_id, "days": 400}).status_code == 422
+
+
+@pytest.mark.parametrize("name", ["visibility_daily", "fanout_queries", "citations"])
+def test_days_above_90_are_refused_as_the_api_introduction_says(client, domain_id, name):
+    response = client.get(name, {"domain_id": domain_id, "days": 180})
+    assert response.status_code == 422
+    (problem,) = response.json()["detail"]
+    assert problem["loc"] == ["query", "days"] and problem["type"] == "less_than_equal"
+    assert problem["msg"] == "Input should be less than or equal to 90"
 
 
 def test_cache_hit_is_byte_identical_with_the_original_generated_at(sandbox, client, domain_id):

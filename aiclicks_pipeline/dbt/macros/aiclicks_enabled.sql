@@ -10,9 +10,9 @@
     {{ return(enabled) }}
 {%- endmacro %}
 
-{#- citation_sources classifies each cited host as the domain's own, a competitor's or a third
-    party's: it needs the citations, the domains and the brand rankings (model_performance reads
-    it for the URLs each channel cited). -#}
+{#- aiclicks__citation_sources classifies each cited host as the domain's own, a competitor's or
+    a third party's: it needs the citations, the domains and the brand rankings
+    (aiclicks__model_performance reads it for the URLs each channel cited). -#}
 {% macro aiclicks_citation_sources_enabled() -%}
     {{ return(aiclicks_enabled('citations') and aiclicks_enabled('domains')
               and aiclicks_enabled('brand_rankings')) }}

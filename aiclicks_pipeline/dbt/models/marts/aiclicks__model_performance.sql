@@ -4,8 +4,8 @@
 -- (docs/api-notes.md, Reading: model naming).
 -- A channel only one side knows still gets its row; a slug missing from the seed keeps its slug
 -- as channel_name (and the seed's relationships tests warn about it). Needs model_leaderboard;
--- without citation_sources (citations, domains, brand_rankings) and citations__models, the
--- cited URL counts are null (unknown).
+-- without aiclicks__citation_sources (citations, domains, brand_rankings) and citations__models,
+-- the cited URL counts are null (unknown).
 {{ config(enabled=aiclicks_enabled('model_leaderboard')) }}
 {%- set with_citations = aiclicks_citation_sources_enabled() and aiclicks_enabled('citations__models') %}
 
@@ -35,7 +35,7 @@ leaderboard as (
 {%- if with_citations %}
 citation_snapshots as (
     select distinct domain_id, days, snapshot_date
-    from {{ ref('citation_sources') }}
+    from {{ ref('aiclicks__citation_sources') }}
 ),
 
 cited as (
@@ -49,7 +49,7 @@ cited as (
         sum(case when sources.source_type = 'own' then 1 else 0 end) as own_cited_urls,
         sum(case when sources.source_type = 'competitor' then 1 else 0 end) as competitor_cited_urls
     from {{ ref('stg_aiclicks__citations__models') }} as models
-    inner join {{ ref('citation_sources') }} as sources
+    inner join {{ ref('aiclicks__citation_sources') }} as sources
         on sources.domain_id = models.domain_id
         and sources.days = models.days
         and sources.snapshot_date = models.snapshot_date

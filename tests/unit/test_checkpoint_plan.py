@@ -1,0 +1,30 @@
+"""checkpoints.plan_checkpoints: a sync's domains cut into checkpoints, and the keys that make
+a checkpoint's merge read only its own domains."""
+
+from aiclicks_pipeline.checkpoints import plan_checkpoints
+from aiclicks_pipeline.settings import ENDPOINTS
+
+
+def test_checkpoints_group_domains_by_what_is_due_and_cut_at_the_size_in_id_order():
+    work = [
+        ("e", {"prompts", "visibility_daily"}, 30),
+        ("b", {"visibility_daily", "prompts"}, 5),
+        ("d", {"visibility_daily"}, 1),
+        ("a", {"prompts", "visibility_daily"}, 5),
+        ("c", {"prompts", "visibility_daily"}, 5),
+    ]
+    checkpoints = plan_checkpoints(work, checkpoint_requests=10)
+
+    assert [(c.domain_ids, c.planned_requests) for c in checkpoints] == [
+        (["a", "b"], 10), (["c"], 5), (["e"], 30), (["d"], 1),
+    ]
+    assert checkpoints[0].resources == ("prompts", "visibility_daily")  # the table's order
+    assert [c.number for c in checkpoints] == [1, 2, 3, 4]
+
+
+def test_every_domain_scoped_table_is_keyed_on_its_domain_first():
+    # with checkpoints in id order, the merge then reads only the checkpoint's own row groups
+    for name, spec in ENDPOINTS.items():
+        if spec["domain_scoped"]:
+            assert spec["primary_key"][0] == "domain_id", name
+

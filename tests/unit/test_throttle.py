@@ -1,0 +1,244 @@
+"""throttle.py's and keypool.py's bookkeeping: the budget left in the rate limit's window, its
+end, and the requests in flight, from each response's headers; and clocks that make no sense,
+which never make a request wait for ever (no request sent, no time waited)."""
+
+import math
+
+import pytest
+import requests
+
+from aiclicks_pipeline.keypool import KeyPool
+from aiclicks_pipeline.sync import SyncStopped
+from aiclicks_pipeline.throttle import UNTIL_AN_ANSWER, WINDOW_S, RateLimitThrottle
+
+from ..support import http_date
+
+
+def rate_limited_response(remaining, reset, date_epoch):
+    response = requests.Response()
+    response.status_code = 200
+    response.headers.update({
+        "X-RateLimit-Limit": "60", "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": str(reset), "Date": http_date(date_epoch),
+    })
+    return response
+
+
+def test_no_wait_is_longer_than_a_window():
+    local = [1000.0]
+    throttle = RateLimitThrottle(clock=lambda: local[0])
+    assert throttle.reserve() == 0
+    # clocks that agree, and a reset an hour away (a server that misstates it)
+    response = rate_limited_response(0, 4600, 1000.0)
+    reading = throttle.server_clock.observe(response.headers["Date"], 999.9, 1000.0)
+    throttle.release(response, reading)
+    assert throttle.reset_at == pytest.approx(1000.0 + WINDOW_S)
+
+
+def test_the_earliest_estimate_of_a_windows_end_wins_and_a_new_window_is_told_apart():
+    local = [1000.0]
+    throttle = RateLimitThrottle(clock=lambda: local[0])
+    offset = 500.0  # the server's clock is ahead: every estimate goes through Date
+    for received, remaining in ((1000.1, 50), (1000.45, 49), (1000.8, 48)):
+        local[0] = received
+        assert throttle.reserve() == 0
+        response = rate_limited_response(remaining, 1060 + int(offset), received + offset)
+        throttle.release(response, throttle.server_clock.observe(
+            response.headers["Date"], received - 0.01, received))
+    # the window ends at 1060 local; each estimate is late by the Date's fraction, the best
+    # one by the smallest
+    assert 1060.0 <= throttle.reset_at <= 1060.25
+    assert throttle.remaining == 48
+    # a response of the next window (its end a window later) starts a new count
+    local[0] = 1060.3
+    assert throttle.reserve() == 0
+    response = rate_limited_response(58, 1120 + int(offset), local[0] + offset)
+    throttle.release(response, throttle.server_clock.observe(response.headers["Date"], 1060.29, 1060.3))
+    assert 1120.0 <= throttle.reset_at <= 1121.0 and throttle.remaining == 58
+
+
+def test_a_window_is_used_to_its_last_request_once_nothing_is_in_flight():
+    """Requests sent together are counted in any order: while they are in flight the throttle
+    takes each `Remaining` less everything in flight (safe, but short of the server's count);
+    once all are answered, the lowest `Remaining` is what is left, to the request."""
+    local = [1000.0]
+    throttle = RateLimitThrottle(clock=lambda: local[0])
+
+    def answer(remaining, received):
+        local[0] = received
+        response = rate_limited_response(remaining, 1060, received)
+        throttle.release(response, throttle.server_clock.observe(
+            response.headers["Date"], received - 0.01, received))
+
+    assert throttle.reserve() == 0
+    answer(59, 1000.1)
+    for _ in range(3):
+        assert throttle.reserve() == 0
+    # counted 58, 57, 56; the last one counted is answered first, then the others
+    answer(56, 1000.3)
+    assert throttle.remaining == 54  # 56 less the two still in flight: maybe counted, maybe not
+    answer(58, 1000.31)
+    answer(57, 1000.32)
+    assert throttle.in_flight == 0 and throttle.remaining == 56
+
+    # a request that failed unseen may have been counted: the count stays short
+    assert throttle.reserve() == 0
+    assert throttle.reserve() == 0
+    answer(55, 1000.4)
+    throttle.release(None)
+    assert throttle.in_flight == 0 and throttle.remaining == 54
+
+
+# --- clocks that make no sense: the throttle never waits for ever ------------------------------
+
+SERVER_LIMIT, SERVER_WINDOW = 20, 10.0
+
+
+class InconsistentServer:
+    """A fixed-window limit on the local clock whose `Date` and `X-RateLimit-Reset` are
+    stated as `dates` says (`Retry-After` is a duration: it needs no clock). Every request is
+    answered at once."""
+
+    def __init__(self, local, dates: str) -> None:
+        self.local, self.dates = local, dates
+        self.window_start, self.used, self.rate_limited = 0.0, 0, 0
+
+    def answer(self) -> requests.Response:
+        now = self.local[0]
+        start = math.floor(now / SERVER_WINDOW) * SERVER_WINDOW
+        if start != self.window_start:
+            self.window_start, self.used = start, 0
+        end = start + SERVER_WINDOW
+        response = requests.Response()
+        if self.used >= SERVER_LIMIT:
+            response.status_code = 429
+            response.headers["Retry-After"] = str(math.ceil(end - now))
+            self.rate_limited += 1
+        else:
+            response.status_code = 200
+            self.used += 1
+        date, reset = {
+            # a frozen server clock, as `sandbox --frozen`: Date stands still, Reset is its
+            # instant plus what is left of the window
+            "standing_still": (5000.0, 5000 + math.ceil(end - now)),
+            # Date from a proxy's clock (ours), Reset from a frozen server clock: long past
+            "reset_in_the_past": (now, math.ceil(end) - 100_000),
+            "reset_far_in_the_future": (now, math.ceil(end) + 100_000),
+            # two Dates side by side (a proxy's and the server's): none readable
+            "no_readable_date": (None, math.ceil(end) - 100_000),
+        }[self.dates]
+        response.headers.update({
+            "X-RateLimit-Limit": str(SERVER_LIMIT),
+            "X-RateLimit-Remaining": str(max(SERVER_LIMIT - self.used, 0)),
+            "X-RateLimit-Reset": str(reset),
+        })
+        if date is not None:
+            response.headers["Date"] = http_date(date)
+        else:
+            response.headers["Date"] = f"{http_date(now)}, {http_date(now + 3.7)}"
+        return response
+
+
+@pytest.mark.parametrize(
+    "dates", ["standing_still", "reset_in_the_past", "reset_far_in_the_future", "no_readable_date"]
+)
+def test_no_wait_is_longer_than_retry_after_or_the_window_whatever_the_clocks_say(dates):
+    """One request at a time against a server whose clocks cannot be believed: every wait is
+    bounded, each 429 is waited out exactly, and the requests go through. (Trusting the stated
+    reset, the throttle waited for ever after the first 429 behind a proxy.)"""
+    local = [1_000_003.0]
+    throttle = RateLimitThrottle(clock=lambda: local[0])
+    server = InconsistentServer(local, dates)
+    started, answered = local[0], 0
+    while answered < 150:
+        wait = throttle.reserve()
+        assert wait <= WINDOW_S + 0.1, (dates, wait)  # never "until an answer": none in flight
+        if wait:
+            local[0] += wait
+            continue
+        sent = local[0]
+        local[0] += 0.01
+        response = server.answer()
+        throttle.release(response, throttle.server_clock.observe(response.headers["Date"], sent, local[0]))
+        if response.status_code == 429:
+            retry_after = int(response.headers["Retry-After"])
+            assert throttle.reset_at == pytest.approx(local[0] + retry_after)
+        else:
+            answered += 1
+    elapsed = local[0] - started
+    floor = answered / SERVER_LIMIT * SERVER_WINDOW
+    # a reset a day ahead is taken as the documented window (waits of 60 s); the others keep
+    # to the server's window, at most one 429 a window where no reset can be believed
+    bound = answered / SERVER_LIMIT * WINDOW_S if dates == "reset_far_in_the_future" else floor
+    assert elapsed <= bound + SERVER_WINDOW + 1, (dates, elapsed, floor)
+    assert server.rate_limited <= answered / SERVER_LIMIT + 1, (dates, server.rate_limited)
+
+
+def test_a_probe_after_a_wait_is_believed():
+    """The wait for a window ends: one request goes alone, and what it answers decides."""
+    local = [2000.0]
+    throttle = RateLimitThrottle(clock=lambda: local[0])
+    assert throttle.reserve() == 0
+    throttle.release(rate_limited_response(0, 2010, 2000.0))
+    assert throttle.remaining == 0 and throttle.reserve() == pytest.approx(10.05)
+    local[0] = 2010.1
+    assert throttle.reserve() == 0  # the probe
+    assert throttle.reserve() == math.inf  # the others wait for its answer
+    throttle.release(rate_limited_response(59, 2070, 2010.1))
+    assert throttle.remaining == 59 and throttle.reset_at == 2070
+
+
+def answer(throttle, response, sent, received):
+    """A request sent at `sent` answered at `received` (local times)."""
+    reading = throttle.server_clock.observe(response.headers["Date"], sent, received)
+    throttle.release(response, reading)
+
+
+def test_until_a_response_tells_the_budget_one_request_goes_at_a_time():
+    throttle = RateLimitThrottle(clock=lambda: 1000.0)
+    assert throttle.reserve() == 0.0
+    assert throttle.remaining is None and throttle.in_flight == 1
+    assert throttle.reserve() == UNTIL_AN_ANSWER  # the others wait for its answer
+    answer(throttle, rate_limited_response(59, 1060, 1000.0), 999.9, 1000.0)
+    assert throttle.in_flight == 0 and throttle.limit == 60 and throttle.remaining == 59
+    assert throttle.reserve() == 0.0
+    assert throttle.remaining == 58 and throttle.in_flight == 1
+
+
+def test_a_429_empties_the_budget_until_retry_after_then_one_request_probes():
+    local = [1000.0]
+    throttle = RateLimitThrottle(clock=lambda: local[0])
+    throttle.reserve()
+    answer(throttle, rate_limited_response(10, 1060, 1000.0), 999.9, 1000.0)
+    throttle.reserve()
+    limited = requests.Response()
+    limited.status_code = 429
+    limited.headers.update({"Retry-After": "5", "Date": http_date(1000.0)})
+    throttle.release(limited)
+    assert throttle.remaining == 0 and throttle.reset_at >= 1005.0
+    # the wait: until the later of Retry-After and the window's stated end, never past a window
+    assert 5 <= throttle.reserve() <= WINDOW_S + 0.1
+    local[0] = throttle.reset_at + 0.01  # the wait is over: one request probes, no wait
+    assert throttle.reserve() == 0.0
+    assert throttle.remaining is None and throttle.reserve() == UNTIL_AN_ANSWER
+
+
+def test_a_wait_the_server_asked_for_is_slept_and_counted_as_held_by_the_limit():
+    local = [1000.0]
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        local[0] += seconds
+
+    pool = KeyPool(["ak_test"], clock=lambda: local[0])
+    assert pool.sit_out(3.0, sleep) == 3.0 and slept == [3.0]
+    assert pool.waiting_s() == 0.0
+
+
+def test_a_cancelled_pool_stops_every_later_request():
+    pool = KeyPool(["ak_test"], clock=lambda: 1000.0)
+    pool.cancel()
+    with pytest.raises(SyncStopped):
+        pool.acquire()
+    assert pool.keys[0].throttle.in_flight == 0
