@@ -42,7 +42,6 @@ from .pipeline import (
     SCHEMA_CONTRACTS,
     arrow_rows,
     describe_where,
-    destination_kept_open,
     preferred_file_format,
     run_settings,
     where_loaded,
@@ -330,11 +329,12 @@ def run_sync(
             for checkpoint in checkpoints:
                 context.check_stop()
                 progress.checkpoint_started(checkpoint.number)
-                with destination_kept_open(pipeline):
-                    _run_checkpoint(pipeline, context, checkpoint, envelope, source_options,
-                                    file_format, schema_contract,
-                                    refresh="drop_resources" if full_refresh and checkpoint.number == 1 else None,
-                                    result=result, history=history)
+                # dlt opens the DuckDB file for its load jobs only: between loads `status`,
+                # `report` and dbt may read it (warehouse_wait.py)
+                _run_checkpoint(pipeline, context, checkpoint, envelope, source_options,
+                                file_format, schema_contract,
+                                refresh="drop_resources" if full_refresh and checkpoint.number == 1 else None,
+                                result=result, history=history)
                 trace.add(pipeline)
                 progress.checkpoint_committed()
                 # a loaded package keeps a copy of the state (MBs at thousands of domains)

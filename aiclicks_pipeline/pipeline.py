@@ -2,9 +2,7 @@
 folder bound to that destination (workdir.py), and the file formats and writer settings
 that load fastest there. The sync itself runs in checkpoints.py."""
 
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import dlt
 from dlt.pipeline.pipeline import Pipeline
@@ -144,17 +142,3 @@ def run_settings(pipeline: Pipeline) -> Dict[str, Any]:
         settings.update(LOCAL_WRITER_SETTINGS)
     settings = {key: value for key, value in settings.items() if dlt.config.get(key) is None}
     return {**settings, **ARROW_SETTINGS}
-
-
-@contextmanager
-def destination_kept_open(pipeline: Pipeline) -> Iterator[None]:
-    """Keeps a DuckDB file open for the duration: dlt opens and closes it for each job of a
-    load (five or more times a checkpoint), and each open reads the catalog while each close
-    writes a checkpoint and syncs it to disk; while one connection stays open, DuckDB hands the
-    others the database already open. Closed on leaving, as dlt would (its checkpoint then
-    compacts the row groups the loads appended). Other destinations: nothing to keep."""
-    if destination_kind(pipeline.destination) != "duckdb":
-        yield
-        return
-    with pipeline.sql_client():
-        yield
