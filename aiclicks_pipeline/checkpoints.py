@@ -2,8 +2,11 @@
 
 At the API's real limit a large account syncs for hours, and such runs get stopped (Ctrl-C, a
 scheduler's SIGTERM, a preempted worker) or killed. So a run is cut into checkpoints: batches
-of domains worth about `checkpoint_requests` requests (120 by default, 120 a key with several:
-two minutes of the real limit of 60 a minute). Each checkpoint is one dlt load (extract, normalize, load) whose
+of domains worth about `checkpoint_requests` requests: by default two minutes of the limit the
+API states for the run's keys (`X-RateLimit-*` of `/domains`: 120 a key at the real 60 a
+minute, 1,200 at 600 a minute), UNLIMITED_CHECKPOINT_REQUESTS where it states none. Each
+checkpoint is a fixed cost (one dlt run, about a second of CPU), so a faster limit gets larger
+checkpoints, while a stopped run still asks again at most two minutes' requests. Each checkpoint is one dlt load (extract, normalize, load) whose
 per-domain cursors and sync times move with it. A run that stops loses at most the checkpoint
 in flight; the next run skips what is already synced and continues with what is left.
 
@@ -60,7 +63,12 @@ from .workdir import discard_interrupted_extracts, finish_pending_loads, prune_l
 
 logger = logging.getLogger("aiclicks_pipeline")
 
+# the default checkpoint: this many seconds of the keys' limit (120 requests a key at 60 a minute)
+CHECKPOINT_SECONDS = 120
 DEFAULT_CHECKPOINT_REQUESTS = 120
+# without any rate-limit header (an unlimited server) a fixed size: one dlt run's fixed cost
+# (~1 s) weighs little against 1,200 requests' rows, which stay well within the memory bound
+UNLIMITED_CHECKPOINT_REQUESTS = 1200
 DEFAULT_RESYNC_AFTER_MINUTES = 60.0
 CONFIG_SECTION = "sources.aiclicks"
 
@@ -298,10 +306,6 @@ def run_sync(
     # resolves the keys and options from dlt's config and makes the run's session, once
     aiclicks_source(sync_context=context, **source_options)
     keys = context.session.keys
-    # a checkpoint is two minutes of the real limit however many keys share the requests
-    checkpoint_requests = configured_checkpoint_requests(
-        checkpoint_requests, default=DEFAULT_CHECKPOINT_REQUESTS * len(keys.keys)
-    )
     file_format = (
         loader_file_format or configured_loader_file_format() or preferred_file_format(pipeline)
     )
@@ -310,6 +314,10 @@ def run_sync(
     try:
         with dlt.config.values({**run_settings(pipeline), **keys.extract_settings()}):
             envelope = _fetch_domains(context)
+            # after /domains the pool knows the keys' limits: a checkpoint is two minutes of them
+            checkpoint_requests = configured_checkpoint_requests(
+                checkpoint_requests, default=default_checkpoint_requests(keys.requests_per_second())
+            )
             # a --domains list the key does not know is refused before anything changes
             result.unknown_domains = check_domain_ids(
                 source_options.get("domain_ids") or [], listed_domain_ids(envelope)
@@ -381,6 +389,14 @@ def configured_checkpoint_requests(
 ) -> int:
     """`value`, else `checkpoint_requests` from dlt's config, else `default`; 1 or more."""
     return _configured_at_least("checkpoint_requests", value, default, int, 1)
+
+
+def default_checkpoint_requests(requests_per_second: Optional[float]) -> int:
+    """Two minutes (CHECKPOINT_SECONDS) of the keys' stated rate, at least one per key's
+    default; UNLIMITED_CHECKPOINT_REQUESTS where no limit is stated."""
+    if not requests_per_second:
+        return UNLIMITED_CHECKPOINT_REQUESTS
+    return max(1, round(CHECKPOINT_SECONDS * requests_per_second))
 
 
 def configured_resync_after_minutes(value: Optional[float] = None) -> float:
