@@ -44,9 +44,10 @@ LIMITS = """\
   package's files and state, a job and a merge per table. Steps summed at {domains} domains:
   extract {extract:.1f} s against the floor's fetch {fetch:.1f} s (the requests, one at a
   time without a rate limit's headers, as in the floor), normalize {normalize:.1f} s (no
-  counterpart in the floor), load {load:.1f} s against {floor_load:.1f} s. The lever left is
-  the number of checkpoints: `checkpoint_requests` (120: two minutes of the real limit) is
-  also what a stopped sync may have to ask again.
+  counterpart in the floor), load {load:.1f} s against {floor_load:.1f} s. The lever is the
+  number of checkpoints: the default `checkpoint_requests` is two minutes of the limit the
+  keys state (120 a key at the real limit, where the waits hide the fixed cost) and 1,200 where
+  no limit is stated, as here; it is also what a stopped sync may have to ask again.
 - **Memory.** Three things grew with the account, all found by measuring. Each checkpoint's
   copy of dlt's state (a cursor and a sync time per domain and resource) stayed referenced by
   the sync's roll-back bookkeeping, so memory grew with the square of the account (154 copies
