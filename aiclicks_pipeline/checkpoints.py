@@ -66,9 +66,9 @@ logger = logging.getLogger("aiclicks_pipeline")
 # the default checkpoint: this many seconds of the keys' limit (120 requests a key at 60 a minute)
 CHECKPOINT_SECONDS = 120
 DEFAULT_CHECKPOINT_REQUESTS = 120
-# the largest default, also without any rate-limit header (an unlimited server): a checkpoint's
-# rows are merged in one load, whose peak memory grows with them (bench, 2,000 domains: 1,200
-# requests a checkpoint peaked at 729 MB, 2.1 x the 10-domain sync, past the 1.5 x bound)
+# the largest default, also without any rate-limit header (an unlimited server). Chosen for
+# memory, but measured not to matter for it (bench/RESULTS.md, 2,000 domains: 729 MB at 1,200
+# a checkpoint, 768 MB at 400); 1,200 was faster. To be revisited.
 MAX_CHECKPOINT_REQUESTS = 400
 DEFAULT_RESYNC_AFTER_MINUTES = 60.0
 CONFIG_SECTION = "sources.aiclicks"
