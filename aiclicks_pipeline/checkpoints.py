@@ -2,8 +2,11 @@
 
 At the API's real limit a large account syncs for hours, and such runs get stopped (Ctrl-C, a
 scheduler's SIGTERM, a preempted worker) or killed. So a run is cut into checkpoints: batches
-of domains worth about `checkpoint_requests` requests (120 by default, 120 a key with several:
-two minutes of the real limit of 60 a minute). Each checkpoint is one dlt load (extract, normalize, load) whose
+of domains worth about `checkpoint_requests` requests: by default two minutes of the limit the
+API states for the run's keys (`X-RateLimit-*` of `/domains`: 120 a key at the real 60 a
+minute), at most MAX_CHECKPOINT_REQUESTS (also where no limit is stated). Each checkpoint is a
+fixed cost (one dlt run, about a second of CPU), so a faster limit gets larger checkpoints,
+while a stopped run still asks again at most two minutes' requests. Each checkpoint is one dlt load (extract, normalize, load) whose
 per-domain cursors and sync times move with it. A run that stops loses at most the checkpoint
 in flight; the next run skips what is already synced and continues with what is left.
 
@@ -41,6 +44,7 @@ from .interrupts import StopRequest
 from .memory import cap_malloc_arenas, release_free_memory
 from .pipeline import (
     SCHEMA_CONTRACTS,
+    arrow_rows,
     preferred_file_format,
     run_settings,
     where_loaded,
@@ -60,7 +64,15 @@ from .workdir import discard_interrupted_extracts, finish_pending_loads, prune_l
 
 logger = logging.getLogger("aiclicks_pipeline")
 
+# the default checkpoint: this many seconds of the keys' limit (120 requests a key at 60 a minute)
+CHECKPOINT_SECONDS = 120
 DEFAULT_CHECKPOINT_REQUESTS = 120
+# the largest default, also without any rate-limit header (an unlimited server): two minutes of
+# an enterprise 600 a minute, so a stop repeats at most that many requests. Fewer checkpoints are
+# fewer of dlt's fixed costs (bench/RESULTS.md: 500 domains 2.57 x the raw floor at 1,200 a
+# checkpoint, 3.29 x at 400); peak memory measured not to follow it (2,000 domains: 729 MB at
+# 1,200, 768 MB at 400)
+MAX_CHECKPOINT_REQUESTS = 1200
 DEFAULT_RESYNC_AFTER_MINUTES = 60.0
 CONFIG_SECTION = "sources.aiclicks"
 
@@ -207,10 +219,6 @@ def run_sync(
         if stop.requested:
             context.stop.set()
     keys = context.session.keys
-    # a checkpoint is two minutes of the real limit however many keys share the requests
-    checkpoint_requests = configured_checkpoint_requests(
-        checkpoint_requests, default=DEFAULT_CHECKPOINT_REQUESTS * len(keys.keys)
-    )
     file_format = (
         loader_file_format or configured_loader_file_format() or preferred_file_format(pipeline)
     )
@@ -219,6 +227,10 @@ def run_sync(
     try:
         with dlt.config.values({**run_settings(pipeline), **keys.extract_settings()}):
             envelope = _fetch_domains(context)
+            # after /domains the pool knows the keys' limits: a checkpoint is two minutes of them
+            checkpoint_requests = configured_checkpoint_requests(
+                checkpoint_requests, default=default_checkpoint_requests(keys.requests_per_second())
+            )
             # a --domains list the key does not know is refused before anything changes
             result.unknown_domains = check_domain_ids(
                 source_options.get("domain_ids") or [], listed_domain_ids(envelope)
@@ -240,6 +252,8 @@ def run_sync(
             for checkpoint in checkpoints:
                 context.check_stop()
                 progress.checkpoint_started(checkpoint.number)
+                # dlt opens the DuckDB file for its load jobs only: between loads `status`,
+                # `report` and dbt may read it (warehouse_wait.py)
                 _run_checkpoint(run, checkpoint,
                                 refresh="drop_resources" if full_refresh and checkpoint.number == 1 else None)
                 trace.add(pipeline)
@@ -288,6 +302,14 @@ def configured_checkpoint_requests(
 ) -> int:
     """`value`, else `checkpoint_requests` from dlt's config, else `default`; 1 or more."""
     return _configured_at_least("checkpoint_requests", value, default, int, 1)
+
+
+def default_checkpoint_requests(requests_per_second: Optional[float]) -> int:
+    """Two minutes (CHECKPOINT_SECONDS) of the keys' stated rate, 1 to MAX_CHECKPOINT_REQUESTS;
+    the most where no limit is stated."""
+    if not requests_per_second:
+        return MAX_CHECKPOINT_REQUESTS
+    return min(max(1, round(CHECKPOINT_SECONDS * requests_per_second)), MAX_CHECKPOINT_REQUESTS)
 
 
 def configured_resync_after_minutes(value: Optional[float] = None) -> float:
@@ -397,7 +419,8 @@ def _run_checkpoint(run: SyncRun, checkpoint: Checkpoint, refresh: Optional[str]
     """One checkpoint: its domains' due resources extracted, normalized and loaded, with the
     run's history row so far (history.py; not beside a refresh, which would apply to it too)."""
     pipeline, context, result, schema_contract = run.pipeline, run.context, run.result, run.schema_contract
-    options = {**run.source_options, "domain_ids": checkpoint.domain_ids, "shard": None}
+    options = {**run.source_options, "domain_ids": checkpoint.domain_ids, "shard": None,
+               "arrow_tables": arrow_rows(run.file_format)}
     source = aiclicks_source(sync_context=context, domains_envelope=run.envelope, **options)
     source = source.with_resources(*checkpoint.resources)
     if schema_contract:

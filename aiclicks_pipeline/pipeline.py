@@ -2,7 +2,7 @@
 folder bound to that destination (workdir.py), and the file formats and writer settings
 that load fastest there. The sync itself runs in checkpoints.py."""
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import dlt
 from dlt.pipeline.pipeline import Pipeline
@@ -92,11 +92,19 @@ def describe_where(where: Dict[str, Optional[str]]) -> str:
     return f"{where.get('destination')}{f' {location}' if location else ''}, dataset {where.get('dataset')}"
 
 
-# Our rows are flat (lists become child tables), so a text format the destination bulk-loads
+# Our rows are flat (lists become child tables), so a file format the destination bulk-loads
 # beats SQL INSERTs: on DuckDB, jsonl loads a 160k-row sync ~15x faster than insert_values.
-# Not csv: dlt 1.31's csv writer counts fields, not rows (PostgreSQL's "rows written" came out
-# 6x too high), and on PostgreSQL csv was no faster than insert_values (2.2 s vs 2.7 s a sync).
-PREFERRED_FILE_FORMATS = ("jsonl",)
+# DuckDB takes parquet: the rows then go to dlt as Arrow tables (ARROW_FILE_FORMATS, items.py),
+# which skip dlt's row-by-row normalizer, and DuckDB reads the files without parsing text.
+# The other destinations keep jsonl (or dlt's default): not csv, whose dlt 1.31 writer counts
+# fields, not rows (PostgreSQL's "rows written" came out 6x too high), and on PostgreSQL csv
+# was no faster than insert_values (2.2 s vs 2.7 s a sync).
+PREFERRED_FILE_FORMATS: Dict[Optional[str], Tuple[str, ...]] = {
+    "duckdb": ("parquet", "jsonl"),
+    None: ("jsonl",),
+}
+# the load files in which the rows go to dlt as Arrow tables, not dicts
+ARROW_FILE_FORMATS = ("parquet",)
 
 
 def preferred_file_format(pipeline: Pipeline) -> Optional[str]:
@@ -104,7 +112,14 @@ def preferred_file_format(pipeline: Pipeline) -> Optional[str]:
     if required:
         return required
     supported = pipeline.destination.capabilities().supported_loader_file_formats
-    return next((fmt for fmt in PREFERRED_FILE_FORMATS if fmt in supported), None)
+    kind = destination_kind(pipeline.destination)
+    preferred = PREFERRED_FILE_FORMATS.get(kind, PREFERRED_FILE_FORMATS[None])
+    return next((fmt for fmt in preferred if fmt in supported), None)
+
+
+def arrow_rows(file_format: Optional[str]) -> bool:
+    """Whether a run whose load files are `file_format` hands dlt its rows as Arrow tables."""
+    return file_format in ARROW_FILE_FORMATS
 
 
 # dlt gzips the files extract and normalize write. DuckDB reads them from the local disk, where
@@ -113,12 +128,17 @@ def preferred_file_format(pipeline: Pipeline) -> Optional[str]:
 LOCAL_WRITER_SETTINGS: Dict[str, Any] = {"data_writer.disable_compression": True}
 # every run: a loaded package keeps its metadata, not its data files (disk use stays flat)
 RUN_SETTINGS: Dict[str, Any] = {"load.delete_completed_jobs": True}
+# whatever is configured: dlt gives the Arrow rows (items.py) their `_dlt_id` as it normalizes
+# them, with the hints dlt's normalizer gives it (unique, row_key: a nested table's merge needs
+# them on its root), else they miss a column every table has, `NOT NULL`
+ARROW_SETTINGS: Dict[str, Any] = {"normalize.parquet_normalizer.add_dlt_id": True}
 
 
 def run_settings(pipeline: Pipeline) -> Dict[str, Any]:
     """dlt settings for a run (and, into a local destination, for its files), unless already
-    configured."""
+    configured; with those the Arrow rows need."""
     settings = dict(RUN_SETTINGS)
     if destination_kind(pipeline.destination) == "duckdb":
         settings.update(LOCAL_WRITER_SETTINGS)
-    return {key: value for key, value in settings.items() if dlt.config.get(key) is None}
+    settings = {key: value for key, value in settings.items() if dlt.config.get(key) is None}
+    return {**settings, **ARROW_SETTINGS}

@@ -26,11 +26,14 @@ from dlt.common.configuration.specs.config_section_context import ConfigSectionC
 from dlt.common.jsonpath import compile_path
 from dlt.common.pipeline import PipelineContext
 from dlt.sources import DltResource
+from dlt.sources.helpers.rest_client.client import RESTClient
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
+from dlt.sources.rest_api.config_setup import create_response_hooks
 from requests import Response
 
 from .checks import parse_shard
 from .errors import raise_for_api_error
+from .items import RowBatches, prepare_arrow
 from .keypool import KeyPool
 from .paginator import EnvelopePaginator
 from .rows import envelope_rows
@@ -73,6 +76,7 @@ def aiclicks_source(
     backoff_factor: float = 1.0,
     sync_context: Optional[SyncContext] = None,
     domains_envelope: Optional[Dict[str, Any]] = None,
+    arrow_tables: bool = False,
 ) -> List[DltResource]:
     """Loads the AIclicks API: domains, prompts, fan-out queries, the four daily time series,
     brand rankings, the model leaderboard and citations.
@@ -102,6 +106,9 @@ def aiclicks_source(
             those are then not used.
         domains_envelope: A `/domains` response already fetched (the checkpoints of a sync
             fetch it once); when given, the source asks `/domains` nothing.
+        arrow_tables: Hand dlt each page's rows as an Arrow table where they fit the endpoint
+            table (items.py): dlt then skips its row-by-row normalizer. The sync turns it
+            on where the load files are parquet.
 
     Returns:
         The resources, one per table; select some with `.with_resources(...)`.
@@ -123,20 +130,30 @@ def aiclicks_source(
         if domains_envelope is None
         else _prefetched_domain_list(context, wanted_domain, domains_envelope)
     )
-    config: RESTAPIConfig = {
-        "client": {
-            "base_url": context.base_url,
-            "auth": context.auth,
-            "session": context.session,
-        },
-        "resource_defaults": {"write_disposition": "merge"},
-        "resources": [domain_list] + [_resource_config(name, context) for name in DOMAIN_RESOURCES],
-    }
-    resources = {resource.name: resource for resource in rest_api_resources(config)}
+    if isinstance(domain_list, dict):
+        config: RESTAPIConfig = {
+            "client": {"base_url": context.base_url, "auth": context.auth, "session": context.session},
+            "resources": [domain_list],
+        }
+        (domain_list,) = rest_api_resources(config)
     domains = dlt.transformer(
-        _domains_table, data_from=resources.pop(DOMAIN_LIST), name="domains", **_table_hints("domains")
-    )(context)
-    return [_with_table_description(resource) for resource in (domains, *resources.values())]
+        _domains_table, data_from=domain_list, name="domains", **_table_hints("domains")
+    )(context, arrow_tables)
+    client = RESTClient(base_url=context.base_url, auth=context.auth, session=context.session)
+    if arrow_tables:
+        prepare_arrow()
+    tables = [
+        dlt.transformer(
+            _domain_pages,
+            data_from=domain_list,
+            name=name,
+            # the endpoints are fetched side by side; the shared throttle keeps the total in budget
+            parallelized=True,
+            **_table_hints(name),
+        )(name, context, client, arrow_tables)
+        for name in DOMAIN_RESOURCES
+    ]
+    return [_with_table_description(resource) for resource in (domains, *tables)]
 
 
 def _table_hints(name: str) -> Dict[str, Any]:
@@ -163,22 +180,27 @@ def _with_table_description(resource: DltResource) -> DltResource:
     return resource
 
 
-def _endpoint_config(name: str, context: SyncContext, params: Dict[str, Any]) -> Dict[str, Any]:
+def _endpoint_config(name: str, context: SyncContext) -> Dict[str, Any]:
     spec = ENDPOINTS[name]
-    page_size = spec["page_size"][1] if spec.get("page_size") else None
     return {
         "path": spec["path"],
-        "params": {**spec.get("params", {}), **params},
+        "params": dict(spec.get("params", {})),
         "data_selector": ENVELOPE_SELECTOR,
-        "paginator": EnvelopePaginator(
-            page_size=page_size,
-            window_days=partial(context.window_days, name),
-            # the lists we page are checked for items that moved across pages while walked
-            item_key=spec.get("item_key") if page_size else None,
-            nested_items=spec.get("nested_items") if page_size else None,
-        ),
+        "paginator": _paginator(name, context),
         "response_actions": [partial(_check_response, context)],
     }
+
+
+def _paginator(name: str, context: SyncContext) -> EnvelopePaginator:
+    spec = ENDPOINTS[name]
+    page_size = spec["page_size"][1] if spec.get("page_size") else None
+    return EnvelopePaginator(
+        page_size=page_size,
+        window_days=partial(context.window_days, name),
+        # the lists we page are checked for items that moved across pages while walked
+        item_key=spec.get("item_key") if page_size else None,
+        nested_items=spec.get("nested_items") if page_size else None,
+    )
 
 
 def _domain_list_config(context: SyncContext, wanted_domain: Callable[[str], bool]) -> Dict[str, Any]:
@@ -187,7 +209,7 @@ def _domain_list_config(context: SyncContext, wanted_domain: Callable[[str], boo
     return {
         "name": DOMAIN_LIST,
         "selected": False,
-        "endpoint": _endpoint_config("domains", context, {}),
+        "endpoint": _endpoint_config("domains", context),
         "processing_steps": [{"yield_map": partial(_domain_list_rows, context, wanted_domain)}],
     }
 
@@ -203,16 +225,31 @@ def _prefetched_domain_list(
     return dlt.resource(domain_list, name=DOMAIN_LIST, selected=False)
 
 
-def _resource_config(name: str, context: SyncContext) -> Dict[str, Any]:
-    return {
-        "name": name,
-        **_table_hints(name),
-        "endpoint": _endpoint_config(name, context, {"domain_id": f"{{resources.{DOMAIN_LIST}.id}}"}),
-        "include_from_parent": ["id"],
-        # domains are fetched a few at a time; the shared throttle keeps the total in budget
-        "parallelized": True,
-        "processing_steps": [{"yield_map": partial(_domain_rows, name, context)}],
-    }
+def _domain_pages(
+    domains: List[Dict[str, Any]],
+    name: str,
+    context: SyncContext,
+    client: RESTClient,
+    arrow_tables: bool,
+) -> Iterator[Any]:
+    """A domain-scoped endpoint: every page of each listed domain, in domain order, handed to dlt
+    in a few large items (RowBatches) rather than one per response."""
+    spec = ENDPOINTS[name]
+    state = dlt.current.resource_state(name)  # the same dict for the whole extraction
+    batches = RowBatches(name, arrow_tables)
+    for domain in domains:
+        domain_id = str(domain.get("id"))
+        pages = client.paginate(
+            spec["path"],
+            params={**spec.get("params", {}), "domain_id": domain_id},
+            paginator=_paginator(name, context),
+            data_selector=ENVELOPE_SELECTOR,
+            hooks=create_response_hooks([partial(_check_response, context)]),
+        )
+        for page in pages:
+            for envelope in page:
+                yield from batches.add(_domain_rows(name, context, state, domain_id, envelope))
+    yield from batches.flush()
 
 
 def _check_response(context: SyncContext, response: Response) -> None:
@@ -221,8 +258,7 @@ def _check_response(context: SyncContext, response: Response) -> None:
     raise_for_api_error(response)
 
 
-# The unpack steps yield each envelope's rows as one list: a page, as rest_api's dependent
-# resources expect from their parent (they iterate the items of each page they receive).
+# `/domains` is unpacked into one list, a page: the domain-scoped transformers get it whole.
 
 
 def _domain_list_rows(
@@ -240,27 +276,30 @@ def _domain_list_rows(
     ]
 
 
-def _domains_table(page: List[Dict[str, Any]], context: SyncContext) -> Iterator[List[Dict[str, Any]]]:
+def _domains_table(
+    page: List[Dict[str, Any]], context: SyncContext, arrow_tables: bool = False
+) -> Iterator[Any]:
     """Each domain's row, with a cursor per domain like every other table: the checkpoints
     of a sync each carry their own domains' rows."""
+    state = dlt.current.resource_state("domains")
     rows = []
     for row in page:
-        for new in _new_rows("domains", context, str(row.get("id")), row.get("generated_at"), [row], count_skip=False):
-            rows.extend(new)
+        rows += _new_rows("domains", context, state, str(row.get("id")), row.get("generated_at"), [row],
+                          count_skip=False)
     if rows:
-        yield rows
+        yield from RowBatches("domains", arrow_tables).add(rows, flush=True)
     elif page:
         context.count_skipped_response()  # the whole (cached) response was already loaded
 
 
 def _domain_rows(
-    name: str, context: SyncContext, envelope: Dict[str, Any]
-) -> Iterator[List[Dict[str, Any]]]:
-    domain_id = envelope.get(f"_{DOMAIN_LIST}_id") or envelope.get("domain_id")
+    name: str, context: SyncContext, state: Dict[str, Any], domain_id: str, envelope: Dict[str, Any]
+) -> List[Dict[str, Any]]:
+    """The rows of one response of `domain_id` not loaded yet (none for a cache hit)."""
     generated_at = envelope.get("generated_at")
     days = as_int(envelope.get("days")) or context.window_days(name, domain_id)
     rows = envelope_rows(name, _parsed_generated_at(envelope), domain_id, days)
-    yield from _new_rows(name, context, domain_id, generated_at, rows)
+    return _new_rows(name, context, state, domain_id, generated_at, rows)
 
 
 def _parsed_generated_at(envelope: Dict[str, Any]) -> Dict[str, Any]:
@@ -279,25 +318,25 @@ def _parsed_generated_at(envelope: Dict[str, Any]) -> Dict[str, Any]:
 def _new_rows(
     name: str,
     context: SyncContext,
+    state: Dict[str, Any],
     cursor_key: str,
     generated_at: Optional[str],
     rows: Iterable[Dict[str, Any]],
     count_skip: bool = True,
-) -> Iterator[List[Dict[str, Any]]]:
-    """The rows of a response newer than the cursor the sync started with; moves the cursor
-    and records the domain as synced (also when the response was already loaded)."""
+) -> List[Dict[str, Any]]:
+    """The rows of a response newer than the cursor the sync started with; moves the cursor in
+    the resource's `state` and records the domain as synced (also when the response was
+    already loaded, which gives no rows)."""
     already_loaded = context.is_already_loaded(name, cursor_key, generated_at)
-    context.record_response(
-        name, dlt.current.resource_state(name), cursor_key, None if already_loaded else generated_at
-    )
+    context.record_response(name, state, cursor_key, None if already_loaded else generated_at)
     if already_loaded:
         if count_skip:
             context.count_skipped_response()
-        return
-    page = list(rows)
-    if page:
-        context.count_rows(len(page))
-        yield page
+        return []
+    new = list(rows)
+    if new:
+        context.count_rows(len(new))
+    return new
 
 
 def new_sync_context(

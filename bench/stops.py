@@ -79,13 +79,14 @@ def measure_kill(reps: int = 1) -> Dict[str, Any]:
             prefix="aiclicks-bench-"
         ) as workdir:
             planned = request_plan(sandbox.account, sandbox.now)["full"]
-            process = cli(sandbox, workdir)
+            # the checkpoint of the real limit: without rate-limit headers the default is larger
+            process = cli(sandbox, workdir, *KILL_CHECKPOINT)
             wait_for(lambda: sandbox.arrivals() >= planned // 2, process, "half the requests")
             process.kill()
             process.communicate()
             made = _settled_requests(sandbox)
             sandbox.reset_stats()
-            rerun = cli(sandbox, workdir)
+            rerun = cli(sandbox, workdir, *KILL_CHECKPOINT)
             out, err = rerun.communicate(timeout=900)
             if rerun.returncode != 0:
                 raise RuntimeError(f"the rerun after a kill failed ({rerun.returncode}):\n{err[-2000:]}")
@@ -208,4 +209,5 @@ def summarise_signals(stops: List[Dict[str, Any]]) -> Dict[str, Any]:
     }
 
 
+KILL_CHECKPOINT = ("--checkpoint-requests", str(DEFAULT_CHECKPOINT_REQUESTS))
 CHECKPOINT_AND_DOMAINS = DEFAULT_CHECKPOINT_REQUESTS + 1

@@ -28,3 +28,14 @@ def test_every_domain_scoped_table_is_keyed_on_its_domain_first():
         if spec["domain_scoped"]:
             assert spec["primary_key"][0] == "domain_id", name
 
+
+
+def test_the_default_checkpoint_is_two_minutes_of_the_stated_limit():
+    from aiclicks_pipeline.checkpoints import MAX_CHECKPOINT_REQUESTS, default_checkpoint_requests
+
+    assert default_checkpoint_requests(60 / 60) == 120  # the real limit, one key
+    assert default_checkpoint_requests(2 * 60 / 60) == 240  # two keys
+    assert default_checkpoint_requests(180 / 60) == 360  # 180 a minute
+    assert default_checkpoint_requests(600 / 60) == MAX_CHECKPOINT_REQUESTS == 1200  # the cap
+    assert default_checkpoint_requests(1 / 3600) == 1  # never none
+    assert default_checkpoint_requests(None) == MAX_CHECKPOINT_REQUESTS  # no headers

@@ -1,0 +1,137 @@
+"""The items a resource hands dlt: a table's rows gathered across responses, as Arrow tables
+typed as the endpoint table declares (settings.ENDPOINTS) where they fit it.
+
+dlt's work per item (the table's schema, the contract) is done once for every item it is given,
+and for every Arrow table: one item per response (thousands a sync) cost more than the rows in
+them. So rows go to dlt in batches of up to BATCH_ROWS.
+
+dlt writes an Arrow table into a parquet file as it is and skips its row-by-row normalizer
+(flatten, coerce, ids), which took more CPU than anything else a sync does per row. The table
+carries the load's id as dlt's normalizer would add it; dlt adds the row ids (`_dlt_id`, with
+the hints a nested table's merge needs: pipeline.ARROW_SETTINGS) as it normalizes it. Only rows
+that fit the declared table go this way: a field the table does not declare (the API adds
+fields without notice, docs/api-notes.md; a list, which dlt unnests into a child table) or a
+value of another type than declared sends the response's rows to dlt as dicts, whose normalizer
+adds the new column or a variant column as before. Either way the warehouse gets the same rows.
+"""
+
+from typing import Any, Dict, Iterator, List, Optional
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dlt.common.schema.typing import C_DLT_LOAD_ID
+from dlt.common.storages.load_package import load_package_state
+
+from .settings import ENDPOINTS
+
+# dlt's data types as Arrow types; what dlt's normalizer makes of the same values
+ARROW_TYPES: Dict[str, pa.DataType] = {
+    "text": pa.string(),
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "bool": pa.bool_(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "date": pa.date32(),
+}
+# the Arrow types a column's values may arrive as (inferred from the Python values), each
+# turned into the declared type as dlt's normalizer would turn it
+ACCEPTED = {
+    "text": (pa.types.is_string,),
+    "bigint": (pa.types.is_int64,),
+    "double": (pa.types.is_float64, pa.types.is_int64),
+    "bool": (pa.types.is_boolean,),
+    # ISO 8601 text (the API's), or datetimes and dates already parsed (the envelope's stamp)
+    "timestamp": (pa.types.is_string, pa.types.is_timestamp),
+    "date": (pa.types.is_string, pa.types.is_date32),
+}
+
+
+def rows_table(resource: str, rows: List[Dict[str, Any]]) -> Optional[pa.Table]:
+    """`rows` as one Arrow table with the endpoint table's declared columns, in their order; None
+    when a row has a field the table does not declare or a value that is not of its column's type."""
+    spec = ENDPOINTS[resource]
+    columns, key = spec["columns"], spec["primary_key"]
+    declared = columns.keys()
+    if not all(row.keys() <= declared for row in rows):
+        return None
+    arrays, fields = [], []
+    for name, data_type in columns.items():
+        array = typed_array([row.get(name) for row in rows], data_type)
+        # a key is never null (dlt's not-null hint; what a null key does is dlt's to say)
+        if array is None or (name in key and array.null_count):
+            return None
+        arrays.append(array)
+        fields.append(pa.field(name, array.type, nullable=name not in key))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def with_load_id(table: pa.Table) -> pa.Table:
+    """`table` with dlt's `_dlt_load_id`: the id of the load package being extracted. (dlt can
+    add it too, as it extracts the table, but then also hints a `precision` the column never had.)"""
+    load_id = load_package_state()["load_id"]
+    field = pa.field(C_DLT_LOAD_ID, pa.string(), nullable=False)
+    return table.append_column(field, pa.array([load_id] * table.num_rows, pa.string()))
+
+
+def typed_array(values: List[Any], data_type: str) -> Optional[pa.Array]:
+    """`values` as an Arrow array of dlt's `data_type`, or None when one of them is of another
+    type. The values' own types are inferred first: casting straight to the declared type would
+    convert what dlt keeps apart (a float 3.5 into a bigint 3)."""
+    try:
+        array = pa.array(values)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None
+    target = ARROW_TYPES[data_type]
+    if pa.types.is_null(array.type):
+        return pa.nulls(len(values), target)
+    if not any(accepts(array.type) for accepts in ACCEPTED[data_type]):
+        return None
+    if array.type == target:
+        return array
+    try:
+        return pc.cast(array, target)
+    except (pa.ArrowException, ValueError):
+        return None  # text that is not an ISO 8601 timestamp or date
+
+
+def prepare_arrow() -> None:
+    """Has pyarrow finish, in this thread, its lazy import of pandas (when installed), before
+    the extraction's threads build tables: dlt's main thread looks pandas up in `sys.modules`
+    and would otherwise find it half imported by one of them."""
+    pa.array([])
+
+
+# rows of one table held before they go to dlt: a few MB, a few items a checkpoint
+BATCH_ROWS = 10_000
+
+
+class RowBatches:
+    """One table's rows, gathered across responses and handed to dlt a batch at a time: an Arrow
+    table (when `arrow` and the rows fit the declared table) or a list of dicts."""
+
+    def __init__(self, resource: str, arrow: bool, batch_rows: int = BATCH_ROWS) -> None:
+        self.resource = resource
+        self.arrow = arrow
+        self.batch_rows = batch_rows
+        self.tables: List[pa.Table] = []
+        self.dicts: List[Dict[str, Any]] = []
+        self.count = 0
+
+    def add(self, rows: List[Dict[str, Any]], flush: bool = False) -> Iterator[Any]:
+        """Takes a response's rows; yields the batches that are full (all of them with `flush`)."""
+        table = rows_table(self.resource, rows) if self.arrow and rows else None
+        if table is not None:
+            self.tables.append(table)
+        else:
+            self.dicts.extend(rows)
+        self.count += len(rows)
+        if flush or self.count >= self.batch_rows:
+            yield from self.flush()
+
+    def flush(self) -> Iterator[Any]:
+        if self.tables:
+            yield with_load_id(pa.concat_tables(self.tables))
+        if self.dicts:
+            yield self.dicts
+        self.tables, self.dicts, self.count = [], [], 0

@@ -1,0 +1,137 @@
+"""The items a sync hands dlt (items.py): typed Arrow tables where the rows fit the declared
+table, dicts where they do not; and that both load the same warehouse."""
+
+from datetime import date, datetime, timezone
+
+import pyarrow as pa
+import pytest
+
+from aiclicks_pipeline.items import RowBatches, rows_table, typed_array
+from aiclicks_pipeline.pipeline import preferred_file_format
+from aiclicks_pipeline.sandbox import run_sandbox
+from aiclicks_pipeline.sandbox.truth import WarehouseTruth
+from aiclicks_pipeline.settings import DEFAULT_DATASET, ENDPOINTS
+
+from .support import START, Warehouse, assert_equals_truth
+
+GENERATED = datetime(2026, 6, 17, 10, 0, 11, 218000, tzinfo=timezone.utc)
+
+
+def prompt(**fields):
+    row = {
+        "id": "p1",
+        "domain_id": "d1",
+        "text": "best crm",
+        "estimated_search_volume": 1200,
+        "created_at": "2026-04-27T08:58:37.268809+00:00",
+        "generated_at": GENERATED,
+    }
+    return {**row, **fields}
+
+
+def test_rows_that_fit_become_a_table_of_the_declared_columns_and_types():
+    table = rows_table("prompts", [prompt(), prompt(id="p2", estimated_search_volume=None)])
+
+    assert table.column_names == list(ENDPOINTS["prompts"]["columns"])
+    assert table.schema.field("estimated_search_volume").type == pa.int64()
+    assert table.schema.field("created_at").type == pa.timestamp("us", tz="UTC")
+    assert table.column("created_at")[0].as_py() == datetime(2026, 4, 27, 8, 58, 37, 268809, tzinfo=timezone.utc)
+    assert table.column("estimated_search_volume").to_pylist() == [1200, None]
+    # the key is never null; the other columns may be
+    assert not table.schema.field("id").nullable and table.schema.field("text").nullable
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"x_new_field": "v"},  # a field the API added: dlt makes it a column
+        {"estimated_search_volume": "1.2k"},  # another type: dlt makes a variant column
+        {"estimated_search_volume": 3.5},  # a float in a bigint: no silent truncation
+        {"estimated_search_volume": True},  # a bool is not a number here
+        {"created_at": "27/04/2026"},  # not ISO 8601: dlt's to judge
+        {"text": {"nested": 1}},  # an object: dlt flattens it
+        {"id": None},  # a null key: dlt's to judge
+    ],
+)
+def test_rows_that_do_not_fit_stay_dicts(odd):
+    assert rows_table("prompts", [prompt(), prompt(**{"id": "p2", **odd})]) is None
+
+
+def test_values_become_the_declared_type_as_dlt_would_make_them():
+    assert typed_array([1, 2.5, None], "double").to_pylist() == [1.0, 2.5, None]
+    assert typed_array(["2026-06-17", None], "date").to_pylist() == [date(2026, 6, 17), None]
+    assert typed_array([None, None], "bigint").type == pa.int64()
+    assert typed_array([1, "x"], "text") is None
+
+
+def test_citations_keep_their_models_as_dicts_for_dlt_to_unnest():
+    row = {"url": "a.com/x", "domain": "a.com", "models": ["gpt-4o-search"], "domain_id": "d1",
+           "days": 30, "snapshot_date": date(2026, 6, 17), "generated_at": GENERATED}
+    assert rows_table("citations", [row]) is None
+
+
+def test_batches_gather_responses_and_keep_odd_pages_as_dicts(monkeypatch):
+    monkeypatch.setattr("aiclicks_pipeline.items.load_package_state", lambda: {"load_id": "123.4"})
+    batches = RowBatches("prompts", arrow=True, batch_rows=5)
+
+    assert list(batches.add([prompt(id="p1"), prompt(id="p2")])) == []
+    assert list(batches.add([prompt(id="p3", x_new_field="v")])) == []
+    table, dicts = list(batches.add([prompt(id="p4"), prompt(id="p5")]))
+
+    assert table.column("id").to_pylist() == ["p1", "p2", "p4", "p5"]
+    assert set(table.column("_dlt_load_id").to_pylist()) == {"123.4"}
+    assert [row["id"] for row in dicts] == ["p3"]
+    assert list(batches.flush()) == []
+
+
+def rows_of(warehouse, table):
+    """A table's rows without dlt's ids (random per load), child rows by their parent's key."""
+    if table == "citations__models":
+        return sorted(warehouse.citation_models())
+    rows = warehouse.rows(table)
+    return sorted(
+        (tuple(sorted((k, repr(v)) for k, v in row.items() if not k.startswith("_dlt"))) for row in rows)
+    )
+
+
+def columns_of(warehouse):
+    return warehouse.query(
+        "select table_name, column_name, data_type, is_nullable, ordinal_position "
+        f"from information_schema.columns where table_schema = '{DEFAULT_DATASET}' order by 1, 5"
+    )
+
+
+def test_arrow_rows_load_the_warehouse_dict_rows_load(tmp_path):
+    """DuckDB takes parquet and the rows as Arrow tables; forced to jsonl, the same sync hands
+    dlt dicts: the two warehouses hold the same tables, columns, types and rows."""
+    with run_sandbox(seed=5, domains=3, prompts=(30, 120), start=START, frozen=True, rate_limit=None) as sandbox:
+        sandbox.set_faults(extra_fields=True)  # some pages stay dicts: new columns in both
+        arrow, dicts = Warehouse(tmp_path / "arrow"), Warehouse(tmp_path / "dicts")
+        assert preferred_file_format(arrow.pipeline) == "parquet"
+        arrow.sync(sandbox)
+        dicts.sync(sandbox, loader_file_format="jsonl")
+
+    assert columns_of(arrow) == columns_of(dicts)
+    tables = {name for (name, *_) in columns_of(arrow) if not name.startswith("_")}
+    assert "citations__models" in tables and "x_sandbox_note" in {c for (_, c, *_) in columns_of(arrow)}
+    for table in sorted(tables):
+        assert rows_of(arrow, table) == rows_of(dicts, table), table
+
+
+def test_a_warehouse_loaded_from_jsonl_goes_on_with_arrow_rows(tmp_path):
+    """An existing user's warehouse (loaded from jsonl by an earlier version) takes the next
+    day's Arrow rows: the same columns, and the rows of the two days' syncs."""
+    with run_sandbox(seed=5, domains=3, prompts=(30, 120), start=START, frozen=True, rate_limit=None) as sandbox:
+        warehouse = Warehouse(tmp_path)
+        warehouse.sync(sandbox, loader_file_format="jsonl")
+        first_now, columns = sandbox.clock.now(), columns_of(warehouse)
+        sandbox.advance(days=1)
+
+        warehouse.sync(sandbox, resync_after_minutes=0)
+
+        assert columns_of(warehouse) == columns
+        assert warehouse.pipeline.default_schema.get_table("prompts")["file_format"] == "parquet"
+        truth = WarehouseTruth(sandbox.account)
+        truth.record_sync(first_now, days=90)
+        truth.record_sync(sandbox.clock.now(), days=7)
+        assert_equals_truth(warehouse, truth)  # keys unique too
