@@ -308,7 +308,7 @@ def _column_doc(names: Mapping[Tuple[str, str], str], table: str, column: Column
 
 
 SOURCES_HEADER = f"""\
-# Every table dlt loads into the `aiclicks` dataset (README: Tables).
+# Every table dlt loads into the `aiclicks` dataset (docs/tables.md).
 # {GENERATED}.
 # Vars (defaults in dbt_project.yml):
 #   aiclicks_dataset, aiclicks_database     where dlt loaded the data

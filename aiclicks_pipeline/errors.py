@@ -20,7 +20,7 @@ from .values import query_value
 KEYS_HELP = "Create or copy a key in the AIclicks dashboard under Settings -> Developers -> Create API Key"
 
 
-# The command line's exit codes (README: The two commands). An error carries its own
+# The command line's exit codes (docs/command-line.md, One error base, one exit code each). An error carries its own
 # (`AIclicksError.exit_code`); `cli.main` maps every failure to one line and that code, once.
 EXIT_OK = 0
 EXIT_FAILED = 1  # a failure, a bad option or name included: the message says what

@@ -72,8 +72,8 @@ LIMITS = """\
   the daily tables mostly dead rows; so DuckDB's default stays. Load step peaks:
   {load_small:.0f} MB at {memory_small:,} domains, {load_large:.0f} MB at {memory_large:,}
   (extraction {extract_small:.0f} / {extract_large:.0f} MB); the whole sync's peak is
-  {memory_ratio:.2f} x. A DuckDB `memory_limit` (README, Memory) is no longer needed for the
-  cache; one below 200 MB can fail loads with Out of Memory (each parallel table job's
+  {memory_ratio:.2f} x. A DuckDB `memory_limit` (docs/how-a-sync-works.md, Memory) is no longer
+  needed for the cache; one below 200 MB can fail loads with Out of Memory (each parallel table job's
   `read_json` takes a 32 MiB buffer).
 """
 
@@ -114,7 +114,7 @@ def write_results(
     lines = [
         "# Benchmark results",
         "",
-        f"`{command}`, {date}, {elapsed_s:.0f} s. Written by the run; see README, Benchmarks.",
+        f"`{command}`, {date}, {elapsed_s:.0f} s. Written by the run; see docs/benchmarks.md.",
         "",
         *markdown_table(("machine", ""), machine.items()),
         "",

@@ -449,7 +449,7 @@ def test_transform_builds_whatever_a_partial_sync_loaded(tmp_path, capsys):
             duckdb_file=str(duckdb_path),
         )
         options = {"base_url": sandbox.base_url, "api_key": sandbox.api_key, "backoff_factor": 0.01}
-        # the README's own example: one table
+        # docs/dbt.md's own example: one table
         loaded = run_sync(pipeline, resources=["visibility_daily"], **options)
         code = cli.main(["transform", "--duckdb-file", str(duckdb_path), *work])
         output = capsys.readouterr().out

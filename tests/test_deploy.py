@@ -2,7 +2,7 @@
 
 The workflow is parsed and validated against GitHub's workflow JSON schema (the copy that
 check-jsonschema ships), and what it runs is checked against this package: the extra it
-installs, the CLI flags it passes, the secrets it reads (named in the README), the configuration
+installs, the CLI flags it passes, the secrets it reads (named in docs/deployment.md), the configuration
 its environment resolves to.
 
 The DAG is always checked statically (parsed, the names it must use, the shard naming equal to
@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 WORKFLOW = REPO / "deploy" / "github" / "aiclicks-sync.yml"
 DAGS = REPO / "deploy" / "airflow" / "dags"
 DAG_FILE = DAGS / "aiclicks_sync.py"
-README = REPO / "README.md"
+DEPLOYMENT_DOCS = REPO / "docs" / "deployment.md"
 AIRFLOW_PYTHON_ENV = "AICLICKS_TEST_AIRFLOW_PYTHON"
 
 
@@ -114,10 +114,10 @@ def test_workflow_secrets_come_from_repository_secrets_and_are_documented(workfl
     text = WORKFLOW.read_text()
     secrets = set(re.findall(r"secrets\.([A-Z0-9_]+)", text))
     secrets |= {entry["api_key_secret"] for entry in job(workflow)["strategy"]["matrix"]["include"]}
-    readme = README.read_text()
+    docs = DEPLOYMENT_DOCS.read_text()
     assert secrets >= {"AICLICKS_API_KEY", "BIGQUERY_CREDENTIALS"}
     for secret in secrets:
-        assert secret in readme, f"README does not tell how to set the secret {secret}"
+        assert secret in docs, f"docs/deployment.md does not tell how to set the secret {secret}"
 
 
 def test_workflow_environment_resolves_to_a_bigquery_pipeline(workflow, tmp_path):

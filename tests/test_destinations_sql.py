@@ -2,7 +2,7 @@
 configuration comes from.
 
 No BigQuery or Snowflake is reachable here (nor an emulator that takes a dlt load offline: see
-the README's note). So each test extracts and normalizes a real sandbox sync for the destination
+docs/warehouses.md's note). So each test extracts and normalizes a real sandbox sync for the destination
 (as a run does before it loads), then asks dlt's own client for the SQL it would send: the
 CREATE TABLE of every table and the MERGE of a table with a child table. Nothing connects: dlt's
 clients open their connection lazily. The SQL is checked for identifiers, types, keys and
@@ -216,7 +216,7 @@ def test_merge_of_a_daily_table_on_domain_and_date(generated):
 
 
 def edited_example(destination: str, bucket: str = "") -> str:
-    """The shipped secrets.toml.example, edited as the README says to move to `destination`:
+    """The shipped secrets.toml.example, edited as docs/warehouses.md says to move to `destination`:
     the warehouse's name, the placeholders filled in, a bucket's two lines uncommented."""
     text = SECRETS_EXAMPLE.read_text()
     placeholder_key = "-----BEGIN PRIVATE KEY-----\\n...\\n-----END PRIVATE KEY-----\\n"

@@ -127,7 +127,7 @@ def test_arrow_and_the_dashboards_views_read_the_duckdb_warehouse(tmp_path):
     assert found["loads"] == loads > 0
 
 
-# What the package's first versions did, and what the README's Python example still does: a
+# What the package's first versions did, and what docs/command-line.md's Python example still does: a
 # plain dlt pipeline, the DuckDB file given relative, nothing of this package's in dlt's local
 # state (no bound warehouse, no remembered path)
 OLD_VERSION_RUN = """

@@ -32,7 +32,7 @@ class TransformCommand(Command):
         parser.add_argument(
             "--target", choices=list(TARGETS),
             help="dbt profile target (default: the destination's; credentials from dlt's config "
-            "of the destination, or AICLICKS_* variables, see the README)",
+            "of the destination, or AICLICKS_* variables: docs/dbt.md)",
         )
         parser.add_argument("--work-dir", help="dbt's target/ and logs/ (default: beside the file)")
         parser.add_argument(
