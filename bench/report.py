@@ -46,7 +46,7 @@ LIMITS = """\
   time without a rate limit's headers, as in the floor), normalize {normalize:.1f} s (no
   counterpart in the floor), load {load:.1f} s against {floor_load:.1f} s. The lever is the
   number of checkpoints: the default `checkpoint_requests` is two minutes of the limit the
-  keys state (120 a key at the real limit, where the waits hide the fixed cost), at most 400,
+  keys state (120 a key at the real limit, where the waits hide the fixed cost), at most 1,200,
   as here where no limit is stated; it is also what a stopped sync may have to ask again.
 - **Memory.** Three things grew with the account, all found by measuring. Each checkpoint's
   copy of dlt's state (a cursor and a sync time per domain and resource) stayed referenced by
