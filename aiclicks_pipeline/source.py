@@ -15,6 +15,7 @@ A sync (checkpoints.py) makes its context once, with `new_sync_context` from the
 """
 
 import hashlib
+import threading
 from functools import partial
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
@@ -33,6 +34,7 @@ from requests import Response
 
 from .checks import parse_shard
 from .errors import raise_for_api_error
+from .fetch_ahead import in_order
 from .items import RowBatches, prepare_arrow
 from .keypool import KeyPool
 from .paginator import EnvelopePaginator
@@ -59,6 +61,8 @@ DOMAIN_LIST = "domain_list"
 # the whole envelope is the page; compiled once, as dlt would otherwise parse the path anew for
 # every response (a quarter of the extract step's CPU)
 ENVELOPE_SELECTOR = compile_path("$")
+# domains of one endpoint fetched at a time, for each key of the run (fetch_ahead.py)
+DOMAINS_AT_ONCE_PER_KEY = 2
 
 
 @dlt.source(name=SOURCE_NAME, section="aiclicks", max_table_nesting=1)
@@ -234,22 +238,42 @@ def _domain_pages(
 ) -> Iterator[Any]:
     """A domain-scoped endpoint: every page of each listed domain, in domain order, handed to dlt
     in a few large items (RowBatches) rather than one per response."""
-    spec = ENDPOINTS[name]
     state = dlt.current.resource_state(name)  # the same dict for the whole extraction
     batches = RowBatches(name, arrow_tables)
-    for domain in domains:
-        domain_id = str(domain.get("id"))
-        pages = client.paginate(
-            spec["path"],
-            params={**spec.get("params", {}), "domain_id": domain_id},
-            paginator=_paginator(name, context),
-            data_selector=ENVELOPE_SELECTOR,
-            hooks=create_response_hooks([partial(_check_response, context)]),
-        )
-        for page in pages:
-            for envelope in page:
-                yield from batches.add(_domain_rows(name, context, state, domain_id, envelope))
+    fetch = partial(_domain_envelopes, name, context, client)
+    domain_ids = (str(domain.get("id")) for domain in domains)
+    # a few domains fetched at once (fetch_ahead.py), their rows handled here, in domain order
+    for domain_id, envelopes in in_order(domain_ids, fetch, _domains_at_once(context), name):
+        for envelope in envelopes:
+            yield from batches.add(_domain_rows(name, context, state, domain_id, envelope))
     yield from batches.flush()
+
+
+def _domain_envelopes(
+    name: str, context: SyncContext, client: RESTClient, domain_id: str, stop: threading.Event
+) -> List[Dict[str, Any]]:
+    """Every response of one domain of an endpoint, page after page (until `stop` is set)."""
+    spec = ENDPOINTS[name]
+    pages = client.paginate(
+        spec["path"],
+        params={**spec.get("params", {}), "domain_id": domain_id},
+        paginator=_paginator(name, context),
+        data_selector=ENVELOPE_SELECTOR,
+        hooks=create_response_hooks([partial(_check_response, context)]),
+    )
+    envelopes: List[Dict[str, Any]] = []
+    for page in pages:
+        envelopes.extend(page)
+        if stop.is_set():
+            break
+    return envelopes
+
+
+def _domains_at_once(context: SyncContext) -> int:
+    """How many domains of one endpoint are fetched at a time: DOMAINS_AT_ONCE_PER_KEY for
+    each key of the run."""
+    keys = getattr(context.session, "keys", None)
+    return DOMAINS_AT_ONCE_PER_KEY * (len(keys.keys) if keys is not None else 1)
 
 
 def _check_response(context: SyncContext, response: Response) -> None:
