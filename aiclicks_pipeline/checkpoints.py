@@ -45,6 +45,7 @@ from .memory import cap_malloc_arenas, release_free_memory
 from .pipeline import (
     SCHEMA_CONTRACTS,
     arrow_rows,
+    duckdb_open_while_loading,
     preferred_file_format,
     run_settings,
     where_loaded,
@@ -252,10 +253,11 @@ def run_sync(
             for checkpoint in checkpoints:
                 context.check_stop()
                 progress.checkpoint_started(checkpoint.number)
-                # dlt opens the DuckDB file for its load jobs only: between loads `status`,
+                # the DuckDB file is open for the load step only: between loads `status`,
                 # `report` and dbt may read it (warehouse_wait.py)
-                _run_checkpoint(run, checkpoint,
-                                refresh="drop_resources" if full_refresh and checkpoint.number == 1 else None)
+                with duckdb_open_while_loading(pipeline):
+                    _run_checkpoint(run, checkpoint,
+                                    refresh="drop_resources" if full_refresh and checkpoint.number == 1 else None)
                 trace.add(pipeline)
                 progress.checkpoint_committed()
                 # a loaded package keeps a copy of the state (MBs at thousands of domains)
