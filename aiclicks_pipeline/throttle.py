@@ -25,6 +25,13 @@ is believed: its `Remaining`, its reset when that lies ahead. A reset that is al
 it arrives (a server clock that stands still, a proxy that dates responses with its own clock)
 or missing tells nothing of when the window turns: the budget is believed all the same, and
 once it is spent one request probes again; a 429 then says, by its `Retry-After`, how long.
+
+A key whose answers state no limit at all (no `X-RateLimit-*` header: a caller the API does
+not rate-limit, docs/api-notes.md, Reading: callers without rate-limit headers; the sandbox
+with its limit off) is not held back: one request probes, and once an answer without the
+headers came, its requests go as they come. Held to one at a time, such a sync spent more
+than half of its extraction waiting for its own answers. A 429 still waits its
+`Retry-After`, then one request probes again.
 """
 
 import heapq
@@ -48,6 +55,8 @@ WINDOW_S = 60.0
 UNTIL_AN_ANSWER = math.inf
 # the window's length is the median of this many of the last gaps between window ends
 MEASURED_GAPS = 9
+# what `available` says of a key whose answers state no limit
+NO_STATED_LIMIT = 10**6
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,8 @@ class RateLimitThrottle:
         self.window_low: Optional[int] = None
         self.window_exact = True
         self.in_flight = 0
+        # the last answer stated no limit (no X-RateLimit-* header): nothing is held back
+        self.no_stated_limit = False
         # the longest time to a reset a response stated: a window's length, or close to it
         self.longest_window_s = 0.0
         # the window's length, measured between the ends of windows (`_measure`); None until
@@ -112,8 +123,11 @@ class RateLimitThrottle:
             # the window turned, or the wait for it is over: a probe, whose answer is believed
             self.remaining = None
             self.reset_at = None
+            self.no_stated_limit = False  # what it says now, not before a 429
             self._new_window(None)
-        if self.remaining is None or (self.remaining <= 0 and self.reset_at is None):
+        if self.no_stated_limit and self.reset_at is None:
+            pass  # no limit stated, no 429 to wait out
+        elif self.remaining is None or (self.remaining <= 0 and self.reset_at is None):
             # nothing known, or spent with no end known: one request at a time asks
             if self.in_flight:
                 return UNTIL_AN_ANSWER
@@ -138,6 +152,8 @@ class RateLimitThrottle:
 
     def available(self) -> int:
         """Requests this key may send now without waiting (a probe counts as one)."""
+        if self.no_stated_limit and self.reset_at is None:
+            return NO_STATED_LIMIT
         if self.remaining is None or (self.remaining <= 0 and self.reset_at is None):
             return 0 if self.in_flight else 1
         if self.reset_at is not None and self.clock() >= self.reset_at:
@@ -174,6 +190,9 @@ class RateLimitThrottle:
         if limit is not None:
             self.limit = limit
         now = self.clock()
+        self.no_stated_limit = (
+            response.status_code != 429 and limit is None and remaining is None and reset is None
+        )
         if response.status_code == 429:
             retry_after = min(as_int(headers.get("Retry-After")) or 1, WINDOW_S)
             self.remaining = 0

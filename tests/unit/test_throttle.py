@@ -242,3 +242,31 @@ def test_a_cancelled_pool_stops_every_later_request():
     with pytest.raises(SyncStopped):
         pool.acquire()
     assert pool.keys[0].throttle.in_flight == 0
+
+
+def test_a_key_whose_answers_state_no_limit_is_not_held_back_until_a_429():
+    local = [1000.0]
+    throttle = RateLimitThrottle(clock=lambda: local[0])
+    assert throttle.reserve() == 0.0
+    assert throttle.reserve() == UNTIL_AN_ANSWER  # nothing known yet: one request probes
+    unstated = requests.Response()
+    unstated.status_code = 200
+    unstated.headers.update({"Date": http_date(1000.0)})
+    throttle.release(unstated)
+    # no X-RateLimit-* header: a caller the API does not rate-limit; every request goes
+    assert all(throttle.reserve() == 0.0 for _ in range(50))
+    assert throttle.in_flight == 50 and throttle.available() > 50
+    limited = requests.Response()
+    limited.status_code = 429
+    limited.headers.update({"Retry-After": "5", "Date": http_date(1000.0)})
+    throttle.release(limited)
+    # a 429 still waits its Retry-After (answers without the headers meanwhile do not end
+    # the wait), then one request probes again
+    for _ in range(49):
+        throttle.release(unstated)
+    assert 5 <= throttle.reserve() <= 5.1 and throttle.available() == 0
+    local[0] = 1005.1
+    assert throttle.reserve() == 0.0
+    assert throttle.in_flight == 1 and throttle.reserve() == UNTIL_AN_ANSWER
+    throttle.release(unstated)
+    assert throttle.reserve() == 0.0 and throttle.reserve() == 0.0
