@@ -259,6 +259,9 @@ def raise_for_api_error(response: Response, *args: Any, **kwargs: Any) -> Respon
             f"{request_label(response)} [X-Request-Id: {request_id(response)}]",
             response,
         )
+    # dlt's client reads the body again as `response.json()` (with simplejson): the one parse
+    # is kept (a parse of every page spared)
+    response.json = lambda **kwargs: body  # type: ignore[method-assign]
     return response
 
 
