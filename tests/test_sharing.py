@@ -42,6 +42,7 @@ from .support import (
     WarehouseFile,
     assert_equals_truth,
     duckdb_held_by_another_process,
+    once,
     postgres_url,
     wait_until,
 )
@@ -542,9 +543,10 @@ def test_a_sync_gives_up_on_a_file_held_too_long_and_the_next_run_loads_what_it_
                      rate_limit=None) as sandbox, ExitStack() as held:
         second = sorted(sandbox.account.domain_ids())[1]
         holders: List[subprocess.Popen] = []
+        first_time = once()
 
         def hold_when_checkpoint_2_starts(path: str, query: Dict[str, str]) -> None:
-            if query.get("domain_id") == second and not holders:
+            if query.get("domain_id") == second and first_time():
                 holders.append(held.enter_context(duckdb_held_by_another_process(warehouse.duckdb_path)))
 
         sandbox.on_request(hold_when_checkpoint_2_starts)

@@ -26,6 +26,7 @@ from .support import (
     cli,
     cli_here,
     duckdb_held_by_another_process,
+    once,
     postgres_url,
 )
 
@@ -184,12 +185,12 @@ def test_postgres_status_while_a_sync_runs(sandbox4, tmp_path):
     monitor runs it): the run shows as running, with the checkpoints committed so far."""
     warehouse = PostgresWarehouse(tmp_path, postgres_url())
     stop = StopRequest()
-    seen, during = set(), []
+    seen, during, first_time = set(), [], once()
 
     def status_in_the_third_checkpoint(path, query):
         if query.get("domain_id"):
             seen.add(query["domain_id"])
-        if len(seen) == 3 and not during:
+        if len(seen) >= 3 and first_time():
             during.append(cli(
                 "status", "--destination", "postgres", "--dataset", warehouse.dataset, "--json",
                 env={"DESTINATION__POSTGRES__CREDENTIALS": warehouse.url},
@@ -205,10 +206,12 @@ def test_postgres_status_while_a_sync_runs(sandbox4, tmp_path):
         report = json.loads(done.stdout)
         (run,) = report["runs"]
         assert run["outcome"] == "running" and run["run_id"] == result.run_id
-        assert run["checkpoints_committed"] == result.checkpoints_committed >= 1
-        assert run["domains_committed"] == result.domains_committed
+        # what was committed when status read it: the checkpoint it ran in may still commit
+        # after it (its other requests were answered meanwhile), then the run stops
+        assert 1 <= run["checkpoints_committed"] <= result.checkpoints_committed
+        assert 1 <= run["domains_committed"] <= result.domains_committed
         loaded = [d for d in report["domains"] if d["status"] != "never loaded"]
-        assert len(loaded) == result.domains_committed
+        assert len(loaded) == run["domains_committed"]
         assert list(report["pipelines"]) == [warehouse.pipeline.pipeline_name]
     finally:
         warehouse.drop()

@@ -195,6 +195,13 @@ def forwarding_proxy() -> Iterator[str]:
 # --- responses ------------------------------------------------------------------------------------
 
 
+def once() -> Callable[[], bool]:
+    """A test's "the first time": True for the first call only, whichever of the sandbox's
+    request threads makes it (a sync fetches several domains of an endpoint at a time)."""
+    first = threading.Lock()
+    return lambda: first.acquire(blocking=False)
+
+
 def http_date(epoch: float) -> str:
     """An HTTP `Date` header: whole seconds, rounded down, as servers send it."""
     return formatdate(epoch, usegmt=True)
