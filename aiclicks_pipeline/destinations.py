@@ -138,6 +138,30 @@ def duckdb_destination(dataset_name: str, duckdb_file: Optional[str] = None) -> 
     return dlt.destinations.duckdb(credentials=str(path)), str(path)
 
 
+# DuckDB's settings for a sync's loads (pipeline.run_settings), unless the user gives a
+# `global_config` of their own (`[destination.duckdb.credentials]`: it replaces them all).
+# Measured on 2,000 sandbox domains (6.8 M rows, 16 checkpoints; bench/RESULTS.md, Memory): a
+# checkpoint's load peaked 300-390 MB above the sync's RSS, most of it the largest table's
+# (`fanout_queries`) copy into staging and its merge, little of it the cache DuckDB's
+# `memory_limit` caps (256 MB: 727 -> 701 MB, and a limit tight enough to matter failed loads
+# with Out of Memory).
+# - `write_buffer_row_group_count`: an INSERT keeps up to 5 row groups (614,400 rows) in memory
+#   before writing them; a checkpoint's whole copy fit in that buffer. With 1 it writes each full
+#   row group (122,880 rows) as it goes: that copy's peak went from +139 to +82 MB.
+# - `threads`: dlt runs the table jobs in parallel already, each on its own thread; one DuckDB
+#   worker thread more (not one per core) lowers each statement's buffers (that merge alone:
+#   -150 MB) and the load step was faster on 2 cores (500 domains: 7.7 s against 10.4-11.1 s).
+# - `allocator_background_threads`: DuckDB's allocator (jemalloc) kept what a statement freed until
+#   the file closed, so a merge run while another job held the file open started from the copy's
+#   peak (+213 MB); a background thread hands freed pages back within about a second.
+DUCKDB_LOAD_CONFIG: Dict[str, Any] = {
+    "threads": 1,
+    "write_buffer_row_group_count": 1,
+    "allocator_background_threads": True,
+}
+DUCKDB_GLOBAL_CONFIG_KEY = "destination.duckdb.credentials.global_config"
+
+
 def table_format(destination: Any) -> Optional[str]:
     """The open table format a filesystem destination writes (`table_format` in its config
     section, `[destination.<name>]`; delta when unset); None for other destinations."""

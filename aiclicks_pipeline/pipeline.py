@@ -13,6 +13,8 @@ from .destinations import (
     check_destination,
     configured_destination,
     destination_kind,
+    DUCKDB_GLOBAL_CONFIG_KEY,
+    DUCKDB_LOAD_CONFIG,
     duckdb_destination,
     install_reader_extensions,
     required_file_format,
@@ -137,11 +139,13 @@ ARROW_SETTINGS: Dict[str, Any] = {"normalize.parquet_normalizer.add_dlt_id": Tru
 
 
 def run_settings(pipeline: Pipeline) -> Dict[str, Any]:
-    """dlt settings for a run (and, into a local destination, for its files), unless already
-    configured; with those the Arrow rows need."""
+    """dlt settings for a run (and, into a local destination, for its files and DuckDB's memory),
+    unless already configured; with those the Arrow rows need."""
     settings = dict(RUN_SETTINGS)
     if destination_kind(pipeline.destination) == "duckdb":
         settings.update(LOCAL_WRITER_SETTINGS)
+        # DuckDB's memory settings for the loads (destinations.py)
+        settings[DUCKDB_GLOBAL_CONFIG_KEY] = dict(DUCKDB_LOAD_CONFIG)
     settings = {key: value for key, value in settings.items() if dlt.config.get(key) is None}
     return {**settings, **ARROW_SETTINGS}
 

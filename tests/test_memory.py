@@ -65,3 +65,40 @@ def test_a_committed_checkpoints_states_are_let_go():
     context.skip_domain("committed", "gone")
     assert "in-flight" not in in_flight.get("cursors", {})  # rolled back: not yet committed
     assert committed["cursors"] == {"committed": "2026-06-17T10:00:00+00:00"}  # in the warehouse
+
+
+def test_a_syncs_duckdb_loads_get_the_memory_settings(tmp_path, monkeypatch):
+    """pipeline.run_settings gives a DuckDB pipeline's loads destinations.DUCKDB_LOAD_CONFIG (its
+    effect on the peak: bench/RESULTS.md, Memory); a `global_config` the user gives replaces them."""
+    import dlt
+
+    from aiclicks_pipeline.destinations import DUCKDB_LOAD_CONFIG
+    from aiclicks_pipeline.pipeline import make_pipeline, run_settings
+
+    def load_settings():
+        pipeline = make_pipeline(pipelines_dir=str(tmp_path / "p"), duckdb_file=str(tmp_path / "w.duckdb"))
+        with dlt.config.values(run_settings(pipeline)):
+            return _duckdb_settings(pipeline)
+
+    monkeypatch.delenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", raising=False)
+    settings = load_settings()
+    assert settings["threads"] == str(DUCKDB_LOAD_CONFIG["threads"])
+    assert settings["write_buffer_row_group_count"] == str(DUCKDB_LOAD_CONFIG["write_buffer_row_group_count"])
+    assert settings["allocator_background_threads"] == "true"
+
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"threads": 2, "memory_limit": "1GB"}')
+    settings = load_settings()
+    assert settings["threads"] == "2" and settings["memory_limit"].startswith("953.")  # 1GB, the user's
+    assert settings["write_buffer_row_group_count"] != "1"  # DuckDB's default: the user's replace ours
+
+
+def _duckdb_settings(pipeline):
+    pool = pipeline.destination_client().config.credentials.conn_pool
+    conn = pool.borrow_conn()
+    try:
+        return dict(conn.sql(
+            "SELECT name, value FROM duckdb_settings() WHERE name IN "
+            "('threads', 'write_buffer_row_group_count', 'allocator_background_threads', 'memory_limit')"
+        ).fetchall())
+    finally:
+        pool.return_conn(conn)
