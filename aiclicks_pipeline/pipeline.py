@@ -2,9 +2,7 @@
 folder bound to that destination (workdir.py), and the file formats and writer settings
 that load fastest there. The sync itself runs in checkpoints.py."""
 
-import functools
-from contextlib import contextmanager
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import dlt
 from dlt.pipeline.pipeline import Pipeline
@@ -148,30 +146,3 @@ def run_settings(pipeline: Pipeline) -> Dict[str, Any]:
         settings[DUCKDB_GLOBAL_CONFIG_KEY] = dict(DUCKDB_LOAD_CONFIG)
     settings = {key: value for key, value in settings.items() if dlt.config.get(key) is None}
     return {**settings, **ARROW_SETTINGS}
-
-
-@contextmanager
-def duckdb_open_while_loading(pipeline: Pipeline) -> Iterator[None]:
-    """For the duration, each load step of `pipeline` holds its DuckDB file open from its first
-    job to its last. dlt opens and closes the file for every job of a load (a copy and a merge
-    per table, a dozen or more), and each open reads the catalog while each close writes a
-    checkpoint and syncs it to disk; while one connection stays open, DuckDB hands the jobs
-    the database already open: the load step took half the time (10 sandbox domains: 0.63 ->
-    0.31 s; 500 in 4 checkpoints: 3.4 -> 1.3 s). Only the load step: during the extraction
-    (minutes under the real limit) the file is left to its readers (`status`, `report`, dbt;
-    warehouse_wait.py). Other destinations: nothing changes."""
-    if destination_kind(pipeline.destination) != "duckdb":
-        yield
-        return
-    load = pipeline.load  # `run` calls `self.load`: an attribute of the instance comes first
-
-    @functools.wraps(load)
-    def load_with_file_open(*args: Any, **kwargs: Any) -> Any:
-        with pipeline.sql_client():
-            return load(*args, **kwargs)
-
-    pipeline.load = load_with_file_open  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        del pipeline.load
