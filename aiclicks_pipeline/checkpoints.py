@@ -70,8 +70,8 @@ DEFAULT_CHECKPOINT_REQUESTS = 120
 # the largest default, also without any rate-limit header (an unlimited server): two minutes of
 # an enterprise 600 a minute, so a stop repeats at most that many requests. Fewer checkpoints are
 # fewer of dlt's fixed costs (bench/RESULTS.md: 500 domains 2.57 x the raw floor at 1,200 a
-# checkpoint, 3.29 x at 400); peak memory measured not to follow it (2,000 domains: 729 MB at
-# 1,200, 768 MB at 400)
+# checkpoint, 3.29 x at 400). Twice as large where no limit is stated was faster again (2.05 x)
+# but peaked at 657 MB against 607 at 2,000 domains, 1.57 x a 10-domain sync's peak.
 MAX_CHECKPOINT_REQUESTS = 1200
 DEFAULT_RESYNC_AFTER_MINUTES = 60.0
 CONFIG_SECTION = "sources.aiclicks"
