@@ -16,6 +16,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Deque, Iterable, Iterator, Tuple, TypeVar
 
+_END = object()
 Item = TypeVar("Item")
 Fetched = TypeVar("Fetched")
 
@@ -42,9 +43,9 @@ def in_order(
     executor = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix=name)
 
     def submit_next() -> None:
-        for item in upcoming:
+        item = next(upcoming, _END)
+        if item is not _END:
             pending.append((item, executor.submit(fetch, item, stop)))
-            return
 
     try:
         for _ in range(at_once):

@@ -61,8 +61,6 @@ DOMAIN_LIST = "domain_list"
 # the whole envelope is the page; compiled once, as dlt would otherwise parse the path anew for
 # every response (a quarter of the extract step's CPU)
 ENVELOPE_SELECTOR = compile_path("$")
-# domains of one endpoint fetched at a time, for each key of the run (fetch_ahead.py)
-DOMAINS_AT_ONCE_PER_KEY = 2
 
 
 @dlt.source(name=SOURCE_NAME, section="aiclicks", max_table_nesting=1)
@@ -243,7 +241,8 @@ def _domain_pages(
     fetch = partial(_domain_envelopes, name, context, client)
     domain_ids = (str(domain.get("id")) for domain in domains)
     # a few domains fetched at once (fetch_ahead.py), their rows handled here, in domain order
-    for domain_id, envelopes in in_order(domain_ids, fetch, _domains_at_once(context), name):
+    at_once = context.session.keys.domains_at_once()
+    for domain_id, envelopes in in_order(domain_ids, fetch, at_once, name):
         for envelope in envelopes:
             yield from batches.add(_domain_rows(name, context, state, domain_id, envelope))
     yield from batches.flush()
@@ -267,13 +266,6 @@ def _domain_envelopes(
         if stop.is_set():
             break
     return envelopes
-
-
-def _domains_at_once(context: SyncContext) -> int:
-    """How many domains of one endpoint are fetched at a time: DOMAINS_AT_ONCE_PER_KEY for
-    each key of the run."""
-    keys = getattr(context.session, "keys", None)
-    return DOMAINS_AT_ONCE_PER_KEY * (len(keys.keys) if keys is not None else 1)
 
 
 def _check_response(context: SyncContext, response: Response) -> None:

@@ -125,8 +125,8 @@ class RateLimitThrottle:
             self.reset_at = None
             self.no_stated_limit = False  # what it says now, not before a 429
             self._new_window(None)
-        if self.no_stated_limit and self.reset_at is None:
-            pass  # no limit stated, no 429 to wait out
+        if self._unlimited:
+            pass
         elif self.remaining is None or (self.remaining <= 0 and self.reset_at is None):
             # nothing known, or spent with no end known: one request at a time asks
             if self.in_flight:
@@ -152,13 +152,18 @@ class RateLimitThrottle:
 
     def available(self) -> int:
         """Requests this key may send now without waiting (a probe counts as one)."""
-        if self.no_stated_limit and self.reset_at is None:
+        if self._unlimited:
             return NO_STATED_LIMIT
         if self.remaining is None or (self.remaining <= 0 and self.reset_at is None):
             return 0 if self.in_flight else 1
         if self.reset_at is not None and self.clock() >= self.reset_at:
             return 1
         return max(self.remaining, 0)
+
+    @property
+    def _unlimited(self) -> bool:
+        """No limit stated, and no 429 to wait out: nothing is held back."""
+        return self.no_stated_limit and self.reset_at is None
 
     @property
     def window_s(self) -> float:
