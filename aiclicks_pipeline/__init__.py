@@ -1,8 +1,9 @@
 """aiclicks_pipeline: the AIclicks API into your warehouse, with dlt."""
 
-from . import dlt_fixes, warehouse_wait
+from . import dlt_fixes, dlt_hint_cache, warehouse_wait
 
 dlt_fixes.apply()
+dlt_hint_cache.apply()  # dlt's configuration lookups answer each type hint once
 warehouse_wait.apply()  # a sync waits for a reader of its DuckDB file (warehouse_wait.py)
 
 from .source import aiclicks_source  # noqa: E402
