@@ -33,6 +33,7 @@ from dlt.common.exceptions import SignalReceivedException
 from dlt.pipeline.pipeline import Pipeline
 
 from .checks import check_domain_ids, check_names
+from .duckdb_load import duckdb_open_while_loading
 from .destinations import (
     configured_loader_file_format,
     prune_replaced_child_rows,
@@ -224,78 +225,78 @@ def run_sync(
     )
     progress = progress or SyncProgress(mode="quiet")
     trace = SyncTrace(since=result.started_at)  # dlt's tools see the sync as one run
-    try:
-        with dlt.config.values({**run_settings(pipeline), **keys.extract_settings()}):
-            envelope = _fetch_domains(context)
-            # after /domains the pool knows the keys' limits: a checkpoint is two minutes of them
-            checkpoint_requests = configured_checkpoint_requests(
-                checkpoint_requests, default=default_checkpoint_requests(keys.requests_per_second())
-            )
-            # a --domains list the key does not know is refused before anything changes
-            result.unknown_domains = check_domain_ids(
-                source_options.get("domain_ids") or [], listed_domain_ids(envelope)
-            )
-            discard_interrupted_extracts(pipeline)
-            result.finished_pending = finish_pending_loads(pipeline)
-            # a full refresh drops the tables and state of the resources it loads (its first
-            # checkpoint; dlt's drop_resources: the others, and the run history, stay): start empty
-            states = {} if full_refresh else resource_states(pipeline)
-            prune_replaced_child_rows(pipeline)  # a lakehouse's, after any load before this run
-            history.mark_interrupted(pipeline)
-            # the server's clock now (its Date headers): a cached `/domains` is up to an hour old
-            context.begin(context.session.server_clock.now(), states)
-            run = SyncRun(pipeline, context, envelope, source_options, file_format, schema_contract,
-                          history, result)
-            checkpoints = _due_checkpoints(run, resources, full_refresh, resync_after_minutes,
-                                           checkpoint_requests)
-            progress.start(context, result, len(checkpoints))
-            for checkpoint in checkpoints:
-                context.check_stop()
-                progress.checkpoint_started(checkpoint.number)
-                # dlt opens the DuckDB file for each load job only: between them `status`,
-                # `report` and dbt may read it (warehouse_wait.py); held open for a whole load,
-                # the load was faster but DuckDB kept its memory until the close (821 vs 607 MB)
-                _run_checkpoint(run, checkpoint,
-                                refresh="drop_resources" if full_refresh and checkpoint.number == 1 else None)
+    # every load of the run with its DuckDB file open from the first job to the last (not in
+    # between: `status`, `report` and dbt may read it then; duckdb_load.py, warehouse_wait.py)
+    with duckdb_open_while_loading(pipeline):
+        try:
+            with dlt.config.values({**run_settings(pipeline), **keys.extract_settings()}):
+                envelope = _fetch_domains(context)
+                # after /domains the pool knows the keys' limits: a checkpoint is two minutes of them
+                checkpoint_requests = configured_checkpoint_requests(
+                    checkpoint_requests, default=default_checkpoint_requests(keys.requests_per_second())
+                )
+                # a --domains list the key does not know is refused before anything changes
+                result.unknown_domains = check_domain_ids(
+                    source_options.get("domain_ids") or [], listed_domain_ids(envelope)
+                )
+                discard_interrupted_extracts(pipeline)
+                result.finished_pending = finish_pending_loads(pipeline)
+                # a full refresh drops the tables and state of the resources it loads (its first
+                # checkpoint; dlt's drop_resources: the others, and the run history, stay): start empty
+                states = {} if full_refresh else resource_states(pipeline)
+                prune_replaced_child_rows(pipeline)  # a lakehouse's, after any load before this run
+                history.mark_interrupted(pipeline)
+                # the server's clock now (its Date headers): a cached `/domains` is up to an hour old
+                context.begin(context.session.server_clock.now(), states)
+                run = SyncRun(pipeline, context, envelope, source_options, file_format, schema_contract,
+                              history, result)
+                checkpoints = _due_checkpoints(run, resources, full_refresh, resync_after_minutes,
+                                               checkpoint_requests)
+                progress.start(context, result, len(checkpoints))
+                for checkpoint in checkpoints:
+                    context.check_stop()
+                    progress.checkpoint_started(checkpoint.number)
+                    _run_checkpoint(run, checkpoint,
+                                    refresh="drop_resources" if full_refresh and checkpoint.number == 1 else None)
+                    trace.add(pipeline)
+                    progress.checkpoint_committed()
+                    # a loaded package keeps a copy of the state (MBs at thousands of domains)
+                    prune_loaded_packages(pipeline)
+                    release_free_memory()
+        except UsageError:
+            raise  # nothing began
+        except BaseException as exc:
+            signum = _stop_signal(exc, stop, context)
+            result.elapsed_s = time.monotonic() - started
+            result.finished_at = utc_now()
+            _finish(result, context)
+            trace.add(pipeline)  # the checkpoint that failed or was stopped, when it ran
+            if signum is not None or isinstance(exc, KeyboardInterrupt):
+                # nothing of the checkpoint in flight was committed: drop its files now
+                discard_interrupted_extracts(pipeline)
+                result.status, result.signal = INTERRUPTED, signum
+                trace.save(pipeline)
+                return result
+            result.status, result.error = FAILED, _describe(exc)
+            discard_interrupted_extracts(pipeline)  # as when interrupted: never committed, never loaded
+            if result.planned_requests:  # it began; one that failed before (the key) writes nothing
+                history.write_final(pipeline, result, file_format)
                 trace.add(pipeline)
-                progress.checkpoint_committed()
-                # a loaded package keeps a copy of the state (MBs at thousands of domains)
-                prune_loaded_packages(pipeline)
-                release_free_memory()
-    except UsageError:
-        raise  # nothing began
-    except BaseException as exc:
-        signum = _stop_signal(exc, stop, context)
+            trace.save(pipeline)
+            if isinstance(exc, Exception):
+                raise SyncFailed(result.error, result) from exc
+            raise
+        finally:
+            progress.close()
         result.elapsed_s = time.monotonic() - started
         result.finished_at = utc_now()
         _finish(result, context)
-        trace.add(pipeline)  # the checkpoint that failed or was stopped, when it ran
-        if signum is not None or isinstance(exc, KeyboardInterrupt):
-            # nothing of the checkpoint in flight was committed: drop its files now
-            discard_interrupted_extracts(pipeline)
-            result.status, result.signal = INTERRUPTED, signum
-            trace.save(pipeline)
-            return result
-        result.status, result.error = FAILED, _describe(exc)
-        discard_interrupted_extracts(pipeline)  # as when interrupted: never committed, never loaded
-        if result.planned_requests:  # it began; one that failed before (the key) writes nothing
-            history.write_final(pipeline, result, file_format)
-            trace.add(pipeline)
+        result.status = PARTIAL if (result.skipped_domains or result.unknown_domains) else SUCCESS
+        history.write_final(pipeline, result, file_format)
+        trace.add(pipeline)
         trace.save(pipeline)
-        if isinstance(exc, Exception):
-            raise SyncFailed(result.error, result) from exc
-        raise
-    finally:
-        progress.close()
-    result.elapsed_s = time.monotonic() - started
-    result.finished_at = utc_now()
-    _finish(result, context)
-    result.status = PARTIAL if (result.skipped_domains or result.unknown_domains) else SUCCESS
-    history.write_final(pipeline, result, file_format)
-    trace.add(pipeline)
-    trace.save(pipeline)
-    prune_loaded_packages(pipeline)
-    return result
+        prune_loaded_packages(pipeline)
+        return result
 
 
 def configured_checkpoint_requests(
