@@ -2,9 +2,9 @@
 shared with a running sync.
 
 DuckDB lets one process write a file and no other process open it meanwhile, and a process
-reading it (even read-only) keeps a writer out too. A sync's load opens the file many times (dlt
-closes it between the load's jobs), so a reader can get in between two checkpoints and between
-two jobs of one load. Both sides therefore wait when they meet the other:
+reading it (even read-only) keeps a writer out too. A sync opens the file many times (each
+checkpoint's load holds it from its first job to its last: duckdb_load.py), so a reader can get
+in between two checkpoints. Both sides therefore wait when they meet the other:
 
 - **The sync waits for a reader.** Wherever dlt opens the file in this process
   (`DuckDbConnectionPool.borrow_conn`, patched once when the package is imported: a
