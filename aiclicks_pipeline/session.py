@@ -241,9 +241,14 @@ class AIclicksSession(requests.Session):
                 )
             except AIclicksHTTPError as exc:
                 failed = exc.response
-                self.keys.release(key, failed, self._received(request, failed, sent_at))
-                self.context.count_response(exc.status_code or 0)
-                if self._another_key_may(key, exc, refused_by):
+                try:
+                    # a refused key is set aside before its slot is given back: a thread woken
+                    # by the release must not take it for one more request
+                    taken_over = self._another_key_may(key, exc, refused_by)
+                finally:
+                    self.keys.release(key, failed, self._received(request, failed, sent_at))
+                    self.context.count_response(exc.status_code or 0)
+                if taken_over:
                     continue
                 attempt += 1
                 delay = self.retry_delay(exc, attempt)
