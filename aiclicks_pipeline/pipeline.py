@@ -130,10 +130,10 @@ def arrow_rows(file_format: Optional[str]) -> bool:
 LOCAL_WRITER_SETTINGS: Dict[str, Any] = {"data_writer.disable_compression": True}
 # every run: a loaded package keeps its metadata, not its data files (disk use stays flat)
 RUN_SETTINGS: Dict[str, Any] = {"load.delete_completed_jobs": True}
-# whatever is configured: dlt gives the Arrow rows (items.py) their `_dlt_id` as it normalizes
-# them, with the hints dlt's normalizer gives it (unique, row_key: a nested table's merge needs
-# them on its root), else they miss a column every table has, `NOT NULL`
-ARROW_SETTINGS: Dict[str, Any] = {"normalize.parquet_normalizer.add_dlt_id": True}
+# whatever is configured: the Arrow rows carry their `_dlt_id` already (items.py), so dlt's
+# normalize step takes their files as they are; adding the ids there, dlt read and wrote every
+# file again, after the last response (500 domains, no rate limit: normalize step 2.01 -> 1.71 s)
+ARROW_SETTINGS: Dict[str, Any] = {"normalize.parquet_normalizer.add_dlt_id": False}
 
 
 def run_settings(pipeline: Pipeline) -> Dict[str, Any]:

@@ -1,12 +1,14 @@
 """The items a sync hands dlt (items.py): typed Arrow tables where the rows fit the declared
 table, dicts where they do not; and that both load the same warehouse."""
 
+import base64
 from datetime import date, datetime, timezone
 
 import pyarrow as pa
 import pytest
+from dlt.common.schema.utils import dlt_id_column
 
-from aiclicks_pipeline.items import RowBatches, rows_table, typed_array
+from aiclicks_pipeline.items import RowBatches, dlt_ids, rows_table, typed_array
 from aiclicks_pipeline.pipeline import preferred_file_format
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
@@ -76,12 +78,29 @@ def test_batches_gather_responses_and_keep_odd_pages_as_dicts(monkeypatch):
 
     assert list(batches.add([prompt(id="p1"), prompt(id="p2")])) == []
     assert list(batches.add([prompt(id="p3", x_new_field="v")])) == []
-    table, dicts = list(batches.add([prompt(id="p4"), prompt(id="p5")]))
+    arrow, dicts = list(batches.add([prompt(id="p4"), prompt(id="p5")]))
 
+    table = arrow.data  # with the hints of dlt's _dlt_id column
     assert table.column("id").to_pylist() == ["p1", "p2", "p4", "p5"]
+    assert table.column_names[-2:] == ["_dlt_load_id", "_dlt_id"]
     assert set(table.column("_dlt_load_id").to_pylist()) == {"123.4"}
+    assert len(set(table.column("_dlt_id").to_pylist())) == 4
+    assert arrow.meta.hints["columns"]["_dlt_id"] == dlt_id_column()
     assert [row["id"] for row in dicts] == ["p3"]
     assert list(batches.flush()) == []
+
+
+@pytest.mark.parametrize("length", [10, 9, 11, 16, 1])
+def test_row_ids_are_made_as_dlt_makes_them(length):
+    """`length` random bytes an id, base64 without its padding (dlt's generate_dlt_ids)."""
+    ids = dlt_ids(1000, length).to_pylist()
+
+    assert len(set(ids)) == 1000 or length < 8  # a byte or two repeat among 1000
+    for row_id in ids:
+        raw = base64.b64decode(row_id + "=" * (-len(row_id) % 4))
+        assert len(raw) == length
+        assert base64.b64encode(raw).decode("ascii").rstrip("=") == row_id
+    assert dlt_ids(0, length).to_pylist() == []
 
 
 def rows_of(warehouse, table):
