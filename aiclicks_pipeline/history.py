@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import dlt
+from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.common.schema import Schema
 from dlt.extract import DltSource
 from dlt.pipeline.pipeline import Pipeline
@@ -267,8 +268,14 @@ class RunHistory:
                         row["_dlt_id"],
                     )
                     self.interrupted_rows.append(_interrupted(row, [r["value"] for r in loads]))
-        except Exception as exc:  # noqa: BLE001 - a missing table or dataset: nothing to mark
+        except DestinationUndefinedEntity as exc:  # a missing table or dataset: nothing to mark
             logger.info("No earlier run marked interrupted (%s: %s)", type(exc).__name__, exc)
+        except Exception as exc:  # noqa: BLE001 - the sync goes on; the rows stay for the next run
+            self.interrupted_rows.clear()
+            logger.warning(
+                "Earlier runs' history rows still `running` could not be read to be marked "
+                "interrupted (%s: %s); the next run tries again", type(exc).__name__, exc,
+            )
 
 
 def _interrupted(row: Dict[str, Any], load_ids: List[str]) -> Dict[str, Any]:
