@@ -271,7 +271,6 @@ class RunHistory:
         except DestinationUndefinedEntity as exc:  # a missing table or dataset: nothing to mark
             logger.info("No earlier run marked interrupted (%s: %s)", type(exc).__name__, exc)
         except Exception as exc:  # noqa: BLE001 - the sync goes on; the rows stay for the next run
-            self.interrupted_rows.clear()
             logger.warning(
                 "Earlier runs' history rows still `running` could not be read to be marked "
                 "interrupted (%s: %s); the next run tries again", type(exc).__name__, exc,

@@ -109,7 +109,7 @@ def dlt_ids(count: int, length: int = DLT_ID_LENGTH_BYTES) -> pa.Array:
     text = bytearray(count * width)
     for at in range(width):
         text[at::width] = encoded[at::encoded_width]
-    ids = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), count, [None, pa.py_buffer(bytes(text))])
+    ids = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), count, [None, pa.py_buffer(text)])
     return ids.cast(pa.string())
 
 
