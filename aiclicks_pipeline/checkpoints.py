@@ -36,6 +36,7 @@ from .checks import check_domain_ids, check_names
 from .duckdb_load import duckdb_open_while_loading
 from .destinations import (
     configured_loader_file_format,
+    merges_by_delete_insert,
     prune_replaced_child_rows,
     with_destination_hints,
 )
@@ -421,8 +422,10 @@ def _run_checkpoint(run: SyncRun, checkpoint: Checkpoint, refresh: Optional[str]
     """One checkpoint: its domains' due resources extracted, normalized and loaded, with the
     run's history row so far (history.py; not beside a refresh, which would apply to it too)."""
     pipeline, context, result, schema_contract = run.pipeline, run.context, run.result, run.schema_contract
+    arrow_tables = arrow_rows(run.file_format)
     options = {**run.source_options, "domain_ids": checkpoint.domain_ids, "shard": None,
-               "arrow_tables": arrow_rows(run.file_format)}
+               "arrow_tables": arrow_tables,
+               "arrow_child_tables": arrow_tables and merges_by_delete_insert(pipeline.destination)}
     source = aiclicks_source(sync_context=context, domains_envelope=run.envelope, **options)
     source = source.with_resources(*checkpoint.resources)
     if schema_contract:

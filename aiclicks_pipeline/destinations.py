@@ -179,6 +179,13 @@ def table_format(destination: Any) -> Optional[str]:
     return chosen
 
 
+def merges_by_delete_insert(destination: Any) -> bool:
+    """Whether dlt merges `destination`'s tables by its default delete-insert, which replaces a
+    parent's child rows whole, whatever their ids; a lakehouse merges by upsert, which finds a
+    child row by the id dlt derives from the parent's key (LAKEHOUSE_MERGE)."""
+    return table_format(destination) is None
+
+
 def required_file_format(destination: Any) -> Optional[str]:
     """The file format a destination's tables take whatever else is preferred: parquet for
     Delta and Iceberg tables (dlt would warn about any other, table by table)."""

@@ -1,5 +1,6 @@
-"""A fix to dlt 1.31's merge, applied when the package is imported (and, on DuckDB, a lighter
-deduplication of the staging rows: `_dedup_by_rowid`).
+"""Fixes to dlt 1.31, applied when the package is imported: its merge (and, on DuckDB, a lighter
+deduplication of the staging rows: `_dedup_by_rowid`), and its extract step's metrics for a
+resource that hands items to a child table itself (`_nested_tables_resources`).
 
 Why: dlt loads a merge table's file into a staging table, then merges staging into the dataset.
 If the process dies after the destination committed that copy but before dlt recorded the job
@@ -18,8 +19,14 @@ load step to prove the merge stays exact.
 import re
 from typing import Any, List, Sequence
 
-from dlt.common.schema.utils import get_columns_names_with_prop, get_first_column_name_with_prop
+from dlt.common.schema.utils import (
+    get_columns_names_with_prop,
+    get_first_column_name_with_prop,
+    get_root_table,
+    is_nested_table,
+)
 from dlt.destinations.sql_jobs import SqlMergeFollowupJob
+from dlt.extract.extract import Extract
 
 _PATCHED = "_aiclicks_root_dedup"
 
@@ -81,10 +88,32 @@ def _is_duckdb(sql_client: Any) -> bool:
     return type(sql_client).__module__.startswith("dlt.destinations.impl.duckdb")
 
 
+def _nested_tables_resources(compute_metrics: Any) -> Any:
+    """dlt's extract metrics group a load's tables by the `resource` of each table's schema, which
+    a nested table does not have (dlt's normalizer makes them, after the extract step). Our
+    resources hand their child tables Arrow tables of their own (items.py): those tables count
+    for their root table's resource, only while the metrics are computed (a nested table that
+    keeps a `resource` fails dlt's next schema merge)."""
+
+    def with_root_resources(self: Any, load_id: str, source: Any) -> Any:
+        tables = source.schema.tables
+        lent = [table for table in tables.values() if is_nested_table(table) and "resource" not in table]
+        for table in lent:
+            table["resource"] = get_root_table(tables, table["name"]).get("resource")
+        try:
+            return compute_metrics(self, load_id, source)
+        finally:
+            for table in lent:
+                table.pop("resource", None)
+
+    return with_root_resources
+
+
 def apply() -> None:
-    """Idempotent: wraps `SqlMergeFollowupJob.gen_merge_sql` once."""
+    """Idempotent: wraps `SqlMergeFollowupJob.gen_merge_sql` and `Extract._compute_metrics` once."""
     if getattr(SqlMergeFollowupJob, _PATCHED, False):
         return
+    Extract._compute_metrics = _nested_tables_resources(Extract._compute_metrics)  # type: ignore[method-assign]
     original = SqlMergeFollowupJob.gen_merge_sql.__func__  # type: ignore[attr-defined]
 
     def gen_merge_sql(cls: Any, table_chain: Sequence[Any], sql_client: Any, *args: Any, **kwargs: Any) -> List[str]:

@@ -9,27 +9,32 @@ dlt writes an Arrow table into a parquet file as it is and skips its row-by-row 
 (flatten, coerce, ids), which took more CPU than anything else a sync does per row. The table
 carries dlt's two columns, the load's id and the row ids, as dlt's normalizer would make them,
 so that dlt's normalize step takes its file as it is (asked to add the row ids, dlt reads and
-writes every file again, after the last response: pipeline.ARROW_SETTINGS). Only rows that fit
-the declared table go this way: a field the table does not declare (the API adds
-fields without notice, docs/api-notes.md; a list, which dlt unnests into a child table) or a
-value of another type than declared sends the response's rows to dlt as dicts, whose normalizer
-adds the new column or a variant column as before. Either way the warehouse gets the same rows.
+writes every file again, after the last response: pipeline.ARROW_SETTINGS). A list of text that
+dlt would unnest into a child table (settings.CHILD_TABLES: a citation's `models`) goes to that
+table as an Arrow table of its own, with the ids and list positions dlt's normalizer gives child
+rows. Only rows that fit the declared tables go this way: a field the table does not declare
+(the API adds fields without notice, docs/api-notes.md), a value of another type than declared,
+or a child list that is not a list of text sends the response's rows to dlt as dicts, whose
+normalizer adds the new column, a variant column or the child rows as before. Either way the
+warehouse gets the same rows.
 """
 
 import base64
 import secrets
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dlt.common.normalizers.json.helpers import get_nested_row_hash
 from dlt.common.normalizers.utils import DLT_ID_LENGTH_BYTES
 from dlt.common.schema.typing import C_DLT_ID, C_DLT_LOAD_ID
 from dlt.common.schema.utils import dlt_id_column
 from dlt.common.storages.load_package import load_package_state
+from dlt.extract.hints import TResourceHints, make_hints
 
-from .settings import ENDPOINTS
+from .settings import CHILD_TABLES, ENDPOINTS
 
 # dlt's data types as Arrow types; what dlt's normalizer makes of the same values
 ARROW_TYPES: Dict[str, pa.DataType] = {
@@ -70,6 +75,87 @@ def rows_table(resource: str, rows: List[Dict[str, Any]]) -> Optional[pa.Table]:
         arrays.append(array)
         fields.append(pa.field(name, array.type, nullable=name not in key))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+# per endpoint, its lists that dlt unnests into child tables: {field: child table}
+CHILD_LISTS: Dict[str, Dict[str, str]] = {}
+for _child, _spec in CHILD_TABLES.items():
+    CHILD_LISTS.setdefault(_spec["parent"], {})[_spec["field"]] = _child
+
+
+class ChildEntries(NamedTuple):
+    """A child table's rows before their parents have ids: each list entry, the position of its
+    parent row among the parent table's rows, and its position in the list."""
+
+    values: List[str]
+    parents: List[int]
+    positions: List[int]
+
+
+def without_child_lists(
+    lists: Dict[str, str], rows: List[Dict[str, Any]]
+) -> Optional[Tuple[List[Dict[str, Any]], Dict[str, ChildEntries]]]:
+    """`rows` without the `lists` ({field: child table}) dlt unnests into child tables, and
+    their entries per child table; None when one is not a list of text (dlt's normalizer takes
+    those rows)."""
+    if not lists:
+        return rows, {}
+    children = {child: ChildEntries([], [], []) for child in lists.values()}
+    kept = []
+    for at, row in enumerate(rows):
+        if lists.keys().isdisjoint(row):
+            kept.append(row)
+            continue
+        row = dict(row)
+        for field, child in lists.items():
+            if field not in row:
+                continue
+            values = row.pop(field)
+            if not isinstance(values, list) or not all(type(value) is str for value in values):
+                return None
+            entries = children[child]
+            entries.values.extend(values)
+            entries.parents.extend([at] * len(values))
+            entries.positions.extend(range(len(values)))
+        kept.append(row)
+    return kept, children
+
+
+# a child table's columns, in the order dlt's normalizer adds them, with its hints
+CHILD_COLUMNS: List[Tuple[str, pa.DataType, Dict[str, Any]]] = [
+    ("value", pa.string(), {"data_type": "text", "nullable": True}),
+    ("_dlt_parent_id", pa.string(), {"data_type": "text", "nullable": False, "parent_key": True}),
+    ("_dlt_list_idx", pa.int64(), {"data_type": "bigint", "nullable": False}),
+    ("_dlt_id", pa.string(), {"data_type": "text", "nullable": False, "unique": True, "row_key": True}),
+    ("_dlt_root_id", pa.string(), {"data_type": "text", "nullable": False, "root_key": True}),
+]
+
+
+def child_table(child: str, entries: ChildEntries, parent_ids: pa.Array) -> pa.Table:
+    """A child table's rows as dlt's normalizer makes them from a list of values: the entry as
+    `value`, the parent's `_dlt_id` as `_dlt_parent_id` and (for a merge) `_dlt_root_id`, the
+    list position, and a row id hashed from the parent's id, the table and the position."""
+    parents = parent_ids.take(pa.array(entries.parents, pa.int64()))
+    ids = [
+        get_nested_row_hash(parent, child, position)
+        for parent, position in zip(parents.to_pylist(), entries.positions)
+    ]
+    return pa.Table.from_arrays(
+        [pa.array(entries.values, pa.string()), parents, pa.array(entries.positions, pa.int64()),
+         pa.array(ids, pa.string()), parents],
+        schema=pa.schema([pa.field(name, field_type, nullable=name == "value")
+                          for name, field_type, _ in CHILD_COLUMNS]),
+    )
+
+
+def child_table_hints(child: str) -> TResourceHints:
+    """The hints of a child table that gets Arrow tables of its own: a nested table of its
+    parent, with the columns dlt's normalizer would give it and nothing of the parent's."""
+    return make_hints(
+        table_name=child,
+        parent_table_name=CHILD_TABLES[child]["parent"],
+        columns=[{"name": name, **hints} for name, _, hints in CHILD_COLUMNS],
+    )
 
 
 def with_dlt_columns(table: pa.Table) -> pa.Table:
@@ -147,21 +233,36 @@ BATCH_ROWS = 10_000
 
 class RowBatches:
     """One table's rows, gathered across responses and handed to dlt a batch at a time: an Arrow
-    table (when `arrow` and the rows fit the declared table) or a list of dicts."""
+    table (when `arrow` and the rows fit the declared table), with one for each of its child
+    tables, or a list of dicts."""
 
-    def __init__(self, resource: str, arrow: bool, batch_rows: int = BATCH_ROWS) -> None:
+    def __init__(self, resource: str, arrow: bool, children: bool = False, batch_rows: int = BATCH_ROWS) -> None:
         self.resource = resource
         self.arrow = arrow
+        # the lists of the resource's child tables, when those get Arrow tables too
+        self.lists = CHILD_LISTS.get(resource, {}) if arrow and children else {}
         self.batch_rows = batch_rows
+        self._reset()
+
+    def _reset(self) -> None:
         self.tables: List[pa.Table] = []
+        self.table_rows = 0
+        self.children = {child: ChildEntries([], [], []) for child in self.lists.values()}
         self.dicts: List[Dict[str, Any]] = []
         self.count = 0
 
     def add(self, rows: List[Dict[str, Any]], flush: bool = False) -> Iterator[Any]:
         """Takes a response's rows; yields the batches that are full (all of them with `flush`)."""
-        table = rows_table(self.resource, rows) if self.arrow and rows else None
+        split = without_child_lists(self.lists, rows) if self.arrow and rows else None
+        table = rows_table(self.resource, split[0]) if split else None
         if table is not None:
+            for child, entries in split[1].items():
+                gathered = self.children[child]
+                gathered.values.extend(entries.values)
+                gathered.parents.extend(self.table_rows + at for at in entries.parents)
+                gathered.positions.extend(entries.positions)
             self.tables.append(table)
+            self.table_rows += table.num_rows
         else:
             self.dicts.extend(rows)
         self.count += len(rows)
@@ -170,7 +271,11 @@ class RowBatches:
 
     def flush(self) -> Iterator[Any]:
         if self.tables:
-            yield dlt.mark.with_hints(with_dlt_columns(pa.concat_tables(self.tables)), dlt_id_hints())
+            table = with_dlt_columns(pa.concat_tables(self.tables))
+            yield dlt.mark.with_hints(table, dlt_id_hints())
+            for child, entries in self.children.items():
+                if entries.values:
+                    yield dlt.mark.with_table_name(child_table(child, entries, table.column(C_DLT_ID)), child)
         if self.dicts:
             yield self.dicts
-        self.tables, self.dicts, self.count = [], [], 0
+        self._reset()

@@ -35,7 +35,7 @@ from requests import Response
 from .checks import parse_shard
 from .errors import raise_for_api_error
 from .fetch_ahead import in_order
-from .items import RowBatches, prepare_arrow
+from .items import CHILD_LISTS, RowBatches, child_table_hints, prepare_arrow
 from .keypool import KeyPool
 from .paginator import EnvelopePaginator
 from .rows import envelope_rows
@@ -79,6 +79,7 @@ def aiclicks_source(
     sync_context: Optional[SyncContext] = None,
     domains_envelope: Optional[Dict[str, Any]] = None,
     arrow_tables: bool = False,
+    arrow_child_tables: bool = False,
 ) -> List[DltResource]:
     """Loads the AIclicks API: domains, prompts, fan-out queries, the four daily time series,
     brand rankings, the model leaderboard and citations.
@@ -111,6 +112,9 @@ def aiclicks_source(
         arrow_tables: Hand dlt each page's rows as an Arrow table where they fit the endpoint
             table (items.py): dlt then skips its row-by-row normalizer. The sync turns it
             on where the load files are parquet.
+        arrow_child_tables: With `arrow_tables`, a child table's rows (a citation's models)
+            go as Arrow tables of their own too, with random parent ids: for dlt's default
+            merge (delete-insert), not a lakehouse's upsert, which keys them by the parent's key.
 
     Returns:
         The resources, one per table; select some with `.with_resources(...)`.
@@ -152,9 +156,11 @@ def aiclicks_source(
             # the endpoints are fetched side by side; the shared throttle keeps the total in budget
             parallelized=True,
             **_table_hints(name),
-        )(name, context, client, arrow_tables)
+        )(name, context, client, arrow_tables, arrow_child_tables)
         for name in DOMAIN_RESOURCES
     ]
+    if arrow_tables and arrow_child_tables:
+        tables = [_with_child_tables(resource) for resource in tables]
     return [_with_table_description(resource) for resource in (domains, *tables)]
 
 
@@ -171,6 +177,15 @@ def _table_hints(name: str) -> Dict[str, Any]:
         "write_disposition": "merge",
         "columns": columns,
     }
+
+
+def _with_child_tables(resource: DltResource) -> DltResource:
+    """The hints of the child tables the resource hands Arrow tables of their own (items.py):
+    each a variant of the resource's hints, as dlt keeps them for a table named by an item, but
+    made afresh, as a variant made with `apply_hints` starts from the parent's columns and key."""
+    for child in CHILD_LISTS.get(resource.name, {}).values():
+        resource._hints_variants[child] = child_table_hints(child)
+    return resource
 
 
 def _with_table_description(resource: DltResource) -> DltResource:
@@ -233,11 +248,12 @@ def _domain_pages(
     context: SyncContext,
     client: RESTClient,
     arrow_tables: bool,
+    arrow_child_tables: bool,
 ) -> Iterator[Any]:
     """A domain-scoped endpoint: every page of each listed domain, in domain order, handed to dlt
     in a few large items (RowBatches) rather than one per response."""
     state = dlt.current.resource_state(name)  # the same dict for the whole extraction
-    batches = RowBatches(name, arrow_tables)
+    batches = RowBatches(name, arrow_tables, arrow_child_tables)
     fetch = partial(_domain_envelopes, name, context, client)
     domain_ids = (str(domain.get("id")) for domain in domains)
     # a few domains fetched at once (fetch_ahead.py), their rows handled here, in domain order

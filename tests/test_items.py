@@ -8,7 +8,9 @@ import pyarrow as pa
 import pytest
 from dlt.common.schema.utils import dlt_id_column
 
-from aiclicks_pipeline.items import RowBatches, dlt_ids, rows_table, typed_array
+from dlt.common.normalizers.json.helpers import get_nested_row_hash
+
+from aiclicks_pipeline.items import RowBatches, dlt_ids, rows_table, typed_array, without_child_lists
 from aiclicks_pipeline.pipeline import preferred_file_format
 from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
@@ -66,10 +68,55 @@ def test_values_become_the_declared_type_as_dlt_would_make_them():
     assert typed_array([1, "x"], "text") is None
 
 
-def test_citations_keep_their_models_as_dicts_for_dlt_to_unnest():
-    row = {"url": "a.com/x", "domain": "a.com", "models": ["gpt-4o-search"], "domain_id": "d1",
+MODELS = {"models": "citations__models"}
+
+
+def citation(**fields):
+    row = {"url": "a.com/x", "domain": "a.com", "models": ["gpt-4o-search", "sonar"], "domain_id": "d1",
            "days": 30, "snapshot_date": date(2026, 6, 17), "generated_at": GENERATED}
-    assert rows_table("citations", [row]) is None
+    return {**row, **fields}
+
+
+def test_a_citations_models_are_taken_out_for_their_child_table():
+    rows, children = without_child_lists(
+        MODELS, [citation(), citation(url="b.com", models=[]), citation(url="c.com", models=["x"])]
+    )
+
+    assert all("models" not in row for row in rows) and rows_table("citations", rows).num_rows == 3
+    models = children["citations__models"]
+    assert (models.values, models.parents, models.positions) == (["gpt-4o-search", "sonar", "x"], [0, 0, 2], [0, 1, 0])
+    # the rows as they came are left as they were; without child tables as Arrow (a lakehouse's
+    # upsert), a citation with models goes to dlt's normalizer
+    assert rows_table("citations", [citation()]) is None
+    assert [type(item) for item in RowBatches("citations", arrow=True).add([citation()], flush=True)] == [list]
+
+
+@pytest.mark.parametrize("models", [None, "gpt-4o", [1, 2], ["a", None], [{"slug": "a"}], [["a"]]])
+def test_a_list_of_other_than_text_leaves_the_rows_to_dlts_normalizer(models):
+    assert without_child_lists(MODELS, [citation(), citation(url="b.com", models=models)]) is None
+
+
+def test_child_rows_get_the_ids_dlts_normalizer_gives_them(monkeypatch):
+    """Each entry joins its parent on _dlt_parent_id = _dlt_id, carries the root's id, its list
+    position, and the row id dlt hashes from the three (a merge finds old child rows by them)."""
+    monkeypatch.setattr("aiclicks_pipeline.items.load_package_state", lambda: {"load_id": "123.4"})
+    batches = RowBatches("citations", arrow=True, children=True, batch_rows=100)
+    assert list(batches.add([citation()])) == []
+    assert list(batches.add([citation(url="b.com", models=["x"])])) == []
+    assert list(batches.add([citation(url="c.com", extra="odd"), citation(url="d.com")])) == []
+    parents, children, dicts = list(batches.flush())
+
+    assert children.meta.table_name == "citations__models"
+    parent_ids = dict(zip(parents.data.column("url").to_pylist(), parents.data.column("_dlt_id").to_pylist()))
+    rows = children.data.to_pylist()
+    assert [(row["value"], row["_dlt_list_idx"]) for row in rows] == [("gpt-4o-search", 0), ("sonar", 1), ("x", 0)]
+    assert [row["_dlt_parent_id"] for row in rows] == [parent_ids["a.com/x"]] * 2 + [parent_ids["b.com"]]
+    for row in rows:
+        assert row["_dlt_root_id"] == row["_dlt_parent_id"]
+        assert row["_dlt_id"] == get_nested_row_hash(row["_dlt_parent_id"], "citations__models", row["_dlt_list_idx"])
+    # a page that does not fit goes whole to dlt's normalizer, its models with it
+    assert [(row["url"], row["models"]) for row in dicts] == [
+        ("c.com", ["gpt-4o-search", "sonar"]), ("d.com", ["gpt-4o-search", "sonar"])]
 
 
 def test_batches_gather_responses_and_keep_odd_pages_as_dicts(monkeypatch):
