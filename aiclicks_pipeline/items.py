@@ -122,13 +122,16 @@ def without_child_lists(
 
 
 # a child table's columns, in the order dlt's normalizer adds them, with its hints
-CHILD_COLUMNS: List[Tuple[str, pa.DataType, Dict[str, Any]]] = [
-    ("value", pa.string(), {"data_type": "text", "nullable": True}),
-    ("_dlt_parent_id", pa.string(), {"data_type": "text", "nullable": False, "parent_key": True}),
-    ("_dlt_list_idx", pa.int64(), {"data_type": "bigint", "nullable": False}),
-    ("_dlt_id", pa.string(), {"data_type": "text", "nullable": False, "unique": True, "row_key": True}),
-    ("_dlt_root_id", pa.string(), {"data_type": "text", "nullable": False, "root_key": True}),
-]
+CHILD_COLUMNS: Dict[str, Dict[str, Any]] = {
+    "value": {"data_type": "text", "nullable": True},
+    "_dlt_parent_id": {"data_type": "text", "nullable": False, "parent_key": True},
+    "_dlt_list_idx": {"data_type": "bigint", "nullable": False},
+    C_DLT_ID: {"data_type": "text", "nullable": False, "unique": True, "row_key": True},
+    "_dlt_root_id": {"data_type": "text", "nullable": False, "root_key": True},
+}
+CHILD_SCHEMA = pa.schema(
+    [pa.field(name, ARROW_TYPES[hints["data_type"]], nullable=hints["nullable"]) for name, hints in CHILD_COLUMNS.items()]
+)
 
 
 def child_table(child: str, entries: ChildEntries, parent_ids: pa.Array) -> pa.Table:
@@ -140,12 +143,14 @@ def child_table(child: str, entries: ChildEntries, parent_ids: pa.Array) -> pa.T
         get_nested_row_hash(parent, child, position)
         for parent, position in zip(parents.to_pylist(), entries.positions)
     ]
-    return pa.Table.from_arrays(
-        [pa.array(entries.values, pa.string()), parents, pa.array(entries.positions, pa.int64()),
-         pa.array(ids, pa.string()), parents],
-        schema=pa.schema([pa.field(name, field_type, nullable=name == "value")
-                          for name, field_type, _ in CHILD_COLUMNS]),
-    )
+    columns = {
+        "value": pa.array(entries.values, pa.string()),
+        "_dlt_parent_id": parents,
+        "_dlt_list_idx": pa.array(entries.positions, pa.int64()),
+        C_DLT_ID: pa.array(ids, pa.string()),
+        "_dlt_root_id": parents,
+    }
+    return pa.Table.from_arrays([columns[name] for name in CHILD_SCHEMA.names], schema=CHILD_SCHEMA)
 
 
 def child_table_hints(child: str) -> TResourceHints:
@@ -154,7 +159,7 @@ def child_table_hints(child: str) -> TResourceHints:
     return make_hints(
         table_name=child,
         parent_table_name=CHILD_TABLES[child]["parent"],
-        columns=[{"name": name, **hints} for name, _, hints in CHILD_COLUMNS],
+        columns=[{"name": name, **hints} for name, hints in CHILD_COLUMNS.items()],
     )
 
 
