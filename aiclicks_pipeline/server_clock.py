@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 # Within this many seconds the two clocks are taken to agree: `Date` cannot tell finer, and
 # the local clock is then the more precise of the two (it has sub-second resolution).
@@ -98,8 +98,18 @@ class ServerClock:
         response without a readable `Date` (none, or two a proxy left side by side) goes by the
         offset the others told.
         """
+        return self.local_span(server_epoch, reading)[1]
+
+    def local_span(self, server_epoch: float, reading: ClockReading) -> Tuple[float, float]:
+        """The earliest and the latest local time at which the server's clock reaches
+        `server_epoch` (`local_time` is the latest). Through `Date`, the response was written
+        at most a second after its `Date` and not before its request went out: a response
+        that took long to arrive tells its reset only roughly (a window's answer delayed by a
+        busy machine may look like the next window's)."""
         if reading.server_at is None:
-            return float(server_epoch) - self.offset
+            at = float(server_epoch) - self.offset
+            return at, at
         if self.agrees:
-            return float(server_epoch)
-        return reading.received_at + (server_epoch - reading.server_at)
+            return float(server_epoch), float(server_epoch)
+        left = server_epoch - reading.server_at
+        return reading.sent_at + left - 1.0, reading.received_at + left

@@ -98,6 +98,9 @@ class RateLimitThrottle:
         self.limit: Optional[int] = None
         self.remaining: Optional[int] = None  # None: unknown; one request at a time probes
         self.reset_at: Optional[float] = None  # local time the current window ends, if known
+        # requests sent from this local time on are counted in the current window or a later
+        # one: the answer that told of the window had arrived (or its predecessor had ended)
+        self.window_from = -math.inf
         # the lowest Remaining stated for the current window, and whether it is exact once
         # nothing is in flight (not when a request may have been counted unseen)
         self.window_low: Optional[int] = None
@@ -123,6 +126,7 @@ class RateLimitThrottle:
             # the window turned, or the wait for it is over: a probe, whose answer is believed
             self.remaining = None
             self.reset_at = None
+            self.window_from = now
             self.no_stated_limit = False  # what it says now, not before a 429
             self._new_window(None)
         if self._unlimited:
@@ -209,11 +213,15 @@ class RateLimitThrottle:
             return
         budget = max(remaining - self.in_flight, 0)
         reading = reading or ClockReading(None, now, now)
-        reset_at = None
+        earliest = latest = None
         if reset is not None:
-            reset_at = min(self.server_clock.local_time(reset, reading), reading.received_at + WINDOW_S)
-            self.longest_window_s = max(self.longest_window_s, reset_at - reading.received_at)
-        if reset_at is None or reset_at <= now:
+            cap = reading.received_at + WINDOW_S
+            earliest, latest = (min(t, cap) for t in self.server_clock.local_span(reset, reading))
+            self.longest_window_s = max(self.longest_window_s, latest - reading.received_at)
+        # sent before the window we know was told or begun: the answer may be an earlier
+        # window's, late (a busy machine delays answers by seconds)
+        sent_late = reading.sent_at < self.window_from
+        if latest is None or latest <= now or (self.reset_at is None and sent_late):
             # no end it can wait for: a late answer of a window that has ended, or a reset no
             # clock makes sense of. With no window's end known the budget is believed (never
             # raised: answers come in any order); with one known, this is an old window's.
@@ -221,22 +229,23 @@ class RateLimitThrottle:
                 self.remaining = budget if self.remaining is None else min(self.remaining, budget)
                 self.window_exact = False
             return
-        # the estimates of one window's end lie within a second or two of each other, those of
-        # consecutive windows a window apart
-        half_window = (self.measured_window_s or self.longest_window_s) / 2
-        if self.reset_at is None or reset_at >= self.reset_at + half_window:
-            # a newer window than we knew: trust the server, less what is already in flight
-            self._measure(reset_at)
-            self.reset_at = reset_at
+        if self.reset_at is None or earliest > self.reset_at:
+            # a later window than the one we knew, for certain: trust the server, less what
+            # is already in flight
+            self._measure(latest)
+            self.reset_at = latest
+            self.window_from = reading.received_at
             self.remaining = budget
             self._new_window(remaining)
-        elif reset_at > self.reset_at - half_window:
-            # the same window: each estimate is never early, the earliest is the most precise
-            self.reset_at = min(self.reset_at, reset_at)
+            return
+        # the window we know (or, sent late, an earlier one): the count only goes down
+        if self.remaining is not None:
+            self.remaining = min(self.remaining, budget)
+        self.window_low = remaining if self.window_low is None else min(self.window_low, remaining)
+        if not sent_late:
+            # each estimate of the window's end is never early, the earliest the most precise
+            self.reset_at = min(self.reset_at, latest)
             self._last_end = self.reset_at
-            if self.remaining is not None:
-                self.remaining = min(self.remaining, budget)
-            self.window_low = remaining if self.window_low is None else min(self.window_low, remaining)
 
     def _measure(self, window_end: float) -> None:
         """A new window's end: the time since the last one seen is the window, or a multiple

@@ -2,7 +2,10 @@
 end, and the requests in flight, from each response's headers; and clocks that make no sense,
 which never make a request wait for ever (no request sent, no time waited)."""
 
+import heapq
+import itertools
 import math
+import random
 
 import pytest
 import requests
@@ -50,8 +53,9 @@ def test_the_earliest_estimate_of_a_windows_end_wins_and_a_new_window_is_told_ap
     assert 1060.0 <= throttle.reset_at <= 1060.25
     assert throttle.remaining == 48
     # a response of the next window (its end a window later) starts a new count
-    local[0] = 1060.3
+    local[0] = 1060.29
     assert throttle.reserve() == 0
+    local[0] = 1060.3
     response = rate_limited_response(58, 1120 + int(offset), local[0] + offset)
     throttle.release(response, throttle.server_clock.observe(response.headers["Date"], 1060.29, 1060.3))
     assert 1120.0 <= throttle.reset_at <= 1121.0 and throttle.remaining == 58
@@ -87,6 +91,103 @@ def test_a_window_is_used_to_its_last_request_once_nothing_is_in_flight():
     answer(55, 1000.4)
     throttle.release(None)
     assert throttle.in_flight == 0 and throttle.remaining == 54
+
+
+# --- a busy machine: answers late and out of order ---------------------------------------------
+
+class FixedWindowServer:
+    """`limit` requests per `window` seconds (windows on the local clock), stated on a server
+    clock `offset` seconds from ours (None: frozen at 5000, as `sandbox --frozen`)."""
+
+    def __init__(self, limit, window, offset):
+        self.limit, self.window, self.offset = limit, window, offset
+        self.window_start, self.used, self.rate_limited = None, 0, 0
+
+    def count(self, at, written_at):
+        """The answer to a request counted at local time `at` and written at `written_at`."""
+        start = math.floor(at / self.window) * self.window
+        if start != self.window_start:
+            self.window_start, self.used = start, 0
+        end = start + self.window
+        response = requests.Response()
+        if self.used >= self.limit:
+            response.status_code = 429
+            response.headers["Retry-After"] = str(max(1, math.ceil(end - at)))
+            self.rate_limited += 1
+        else:
+            response.status_code = 200
+            self.used += 1
+        if self.offset is None:
+            server_now, server_end = 5000.0, 5000.0 + (end - written_at)
+        else:
+            server_now, server_end = written_at + self.offset, end + self.offset
+        response.headers.update({
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.limit - self.used),
+            "X-RateLimit-Reset": str(math.ceil(round(server_end, 3))),
+            "Date": http_date(server_now),
+        })
+        return response
+
+
+def simulate_busy_sync(offset, seed, requests_wanted=200, workers=6):
+    """Workers sending through one throttle to a 20 requests / 2 s server; each answer takes
+    a few milliseconds, or, one in five, up to 1.5 s (a machine busy with other work): answers
+    arrive out of order, some after the window they were counted in has ended. Returns the
+    server and the seconds the requests took."""
+    rng = random.Random(seed)
+    local = [1_000_000.0 + rng.random() * 2]
+    throttle = RateLimitThrottle(clock=lambda: local[0])
+    server = FixedWindowServer(20, 2.0, offset)
+    events, order = [], itertools.count()
+
+    def at(time, *event):
+        heapq.heappush(events, (time, next(order), event))
+
+    for worker in range(workers):
+        at(local[0], "ready", worker)
+    waiting, sent, started = set(), 0, local[0]
+    while events:
+        local[0], _, event = heapq.heappop(events)
+        if event[0] == "ready":
+            if sent >= requests_wanted:
+                continue
+            wait = throttle.reserve()
+            if wait == UNTIL_AN_ANSWER:
+                waiting.add(event[1])
+            elif wait:
+                at(local[0] + wait, "ready", event[1])
+            else:
+                sent += 1
+                at(local[0] + rng.uniform(0.001, 0.02), "count", event[1], local[0])
+        elif event[0] == "count":
+            written = local[0] + rng.uniform(0.001, 0.03)
+            late = rng.uniform(0.2, 1.5) if rng.random() < 0.2 else rng.uniform(0.001, 0.02)
+            at(written + late, "answer", event[1], event[2], server.count(local[0], written))
+        else:
+            _, worker, sent_at, response = event
+            answer(throttle, response, sent_at, local[0])
+            retry = int(response.headers["Retry-After"]) if response.status_code == 429 else 0
+            at(local[0] + retry, "ready", worker)
+            for other in waiting:
+                at(local[0], "ready", other)
+            waiting.clear()
+    return server, local[0] - started
+
+
+@pytest.mark.parametrize("offset", [0.0, 30.0, -30.0, None], ids=["same", "ahead", "behind", "frozen"])
+def test_answers_late_and_out_of_order_never_make_a_429(offset):
+    """A request is counted in the window it reaches the server in; its answer may come a
+    second later, behind answers of later requests, even of the next window. An answer that
+    looks like the next window's while it may be a late one of the current window was taken
+    for a new window, and its higher `Remaining` believed: 1-3 x 429 in a sync, under CI's
+    load (the throttle now tells a later window only for certain: `local_span`)."""
+    for seed in range(40):
+        server, elapsed = simulate_busy_sync(offset, seed)
+        assert server.rate_limited == 0, (seed, server.rate_limited)
+        # the floor is 10 windows (20 s); a window's end is known to a second or so through
+        # `Date` (200 seeds: 21.3-21.9 s median, 25.6 s at most)
+        assert elapsed <= 1.35 * 10 * 2.0, (seed, elapsed)
 
 
 # --- clocks that make no sense: the throttle never waits for ever ------------------------------
