@@ -92,9 +92,11 @@ class ServerClock:
         """The local time by which the server's clock has reached `server_epoch`, a time the
         response of `reading` stated (such as its `X-RateLimit-Reset`); never early.
 
-        Where the clocks agree, the local clock (precise). Otherwise the time the response
-        arrived plus what it said was left: `Date` is rounded down, so that is never early,
-        and at most a second late (the earliest of several such estimates is the best). A
+        Where the clocks agree (a steady server clock), less the lowest offset the `Date`s of
+        every response allow: never early, and late by a response's time once a few came in.
+        Otherwise the time the response arrived plus what it said was left: `Date` is rounded
+        down, so that is never early, and at most a second late (the earliest of several such
+        estimates is the best; a clock that stands still gives no offset to keep). A
         response without a readable `Date` (none, or two a proxy left side by side) goes by the
         offset the others told.
         """
@@ -109,6 +111,11 @@ class ServerClock:
         if reading.server_at is None:
             at = float(server_epoch) - self.offset
             return at, at
+        low, high = self._low, self._high
+        if self.agrees and low is not None and high is not None:
+            # the bounds of every response so far: as precise as the local clock once a few
+            # came in, and never early when the server's clock is a second behind ours
+            return server_epoch - high, server_epoch - low
         if self.agrees:
             return float(server_epoch), float(server_epoch)
         left = server_epoch - reading.server_at

@@ -9,7 +9,11 @@ whether a request fits now (`reserve`), and waits as long as it says.
 
 `X-RateLimit-Reset` is on the server's clock: the server clock (server_clock.py) turns it into
 local time. Each response gives an estimate of its window's end that is never early; the
-throttle keeps the earliest of a window's estimates, the most precise.
+throttle keeps the earliest of a window's estimates, the most precise. An answer tells of a
+later window only when the earliest end it allows is past the one known: an answer that a busy
+machine held back a second looks like the next window's, and its higher `Remaining` is from
+before the answers already seen. An answer to a request sent before the window was known only
+lowers the count.
 
 While requests are in flight, a response's `Remaining` is taken less every request in flight
 (which the server may not have counted yet). That is safe but short: requests sent together
@@ -98,6 +102,7 @@ class RateLimitThrottle:
         self.limit: Optional[int] = None
         self.remaining: Optional[int] = None  # None: unknown; one request at a time probes
         self.reset_at: Optional[float] = None  # local time the current window ends, if known
+        self.reset_stated: Optional[float] = None  # its reset on the server's clock, if agreeing
         # requests sent from this local time on are counted in the current window or a later
         # one: the answer that told of the window had arrived (or its predecessor had ended)
         self.window_from = -math.inf
@@ -229,23 +234,29 @@ class RateLimitThrottle:
                 self.remaining = budget if self.remaining is None else min(self.remaining, budget)
                 self.window_exact = False
             return
-        if self.reset_at is None or earliest > self.reset_at:
+        # where the clocks agree, a window is told by its reset as the server states it (on a
+        # steady clock, one window's answers all state the same); otherwise by our estimates
+        stated = float(reset) if self.server_clock.agrees else None
+        by_stated = stated is not None and self.reset_stated is not None
+        if self.reset_at is None or (stated > self.reset_stated if by_stated else earliest > self.reset_at):
             # a later window than the one we knew, for certain: trust the server, less what
-            # is already in flight
-            self._measure(latest)
-            self.reset_at = latest
+            # is already in flight. Its length is measured on the server's clock where the
+            # clocks agree (our estimates move as the offset between them is narrowed down)
+            self._measure(stated if stated is not None else latest)
+            self.reset_at, self.reset_stated = latest, stated
             self.window_from = reading.received_at
             self.remaining = budget
             self._new_window(remaining)
             return
-        # the window we know (or, sent late, an earlier one): the count only goes down
+        # the window we know (or an earlier one, sent late): the count only goes down
         if self.remaining is not None:
             self.remaining = min(self.remaining, budget)
         self.window_low = remaining if self.window_low is None else min(self.window_low, remaining)
-        if not sent_late:
+        if not sent_late and not (by_stated and stated < self.reset_stated):
             # each estimate of the window's end is never early, the earliest the most precise
             self.reset_at = min(self.reset_at, latest)
-            self._last_end = self.reset_at
+            if not self.server_clock.agrees:
+                self._last_end = self.reset_at
 
     def _measure(self, window_end: float) -> None:
         """A new window's end: the time since the last one seen is the window, or a multiple
@@ -257,9 +268,8 @@ class RateLimitThrottle:
         # late at most): a shorter gap is two estimates of one window told apart by mistake
         if last is None or window_end - last < max(0.5, self.longest_window_s - 1.0):
             return
-        gap = min(window_end - last, WINDOW_S)
-        known = self.measured_window_s
-        if known is not None and gap > 1.5 * known + 1.0:
-            return  # windows went by unused
-        self._gaps = (self._gaps + [gap])[-MEASURED_GAPS:]
-        self.measured_window_s = statistics.median(self._gaps)
+        self._gaps = (self._gaps + [min(window_end - last, WINDOW_S)])[-MEASURED_GAPS:]
+        # the shortest gaps are one window each, a gap half as long again or more is windows
+        # that went by unused (the first gap measured may be one: a busy machine, a short sync)
+        one_window = 1.5 * min(self._gaps) + 0.5
+        self.measured_window_s = statistics.median(g for g in self._gaps if g < one_window)

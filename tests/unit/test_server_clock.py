@@ -29,8 +29,23 @@ def test_clocks_within_a_second_or_two_agree():
     server_clock = ServerClock(clock=lambda: 1000.0)
     reading = server_clock.observe(http_date(1000.7), 1000.0, 1000.1)
     assert server_clock.agrees and server_clock.offset == 0.0
-    # agreeing clocks: the reset as stated, the local clock is the precise one
-    assert server_clock.local_time(1042, reading) == 1042
+    # one response: the server's clock is between 0.1 s behind ours and a second ahead
+    assert server_clock.local_span(1042, reading) == pytest.approx((1041.0, 1042.1))
+
+
+@pytest.mark.parametrize("offset", [-1.5, -0.6, 0.0, 0.4, 1.5])
+def test_a_reset_of_an_agreeing_clock_is_never_early_and_late_by_a_response_time(offset):
+    """Clocks a second or so apart are taken to agree; a reset believed as stated was early
+    by as much as the server's clock was behind ours."""
+    server_clock = ServerClock()
+    window_end = 1061.3  # local time the server's window ends
+    for step in range(30):  # responses at various fractions of a second, 20 ms each
+        sent = 1000.0 + step * 0.37
+        reading = server_clock.observe(http_date(sent + 0.01 + offset), sent, sent + 0.02)
+    assert server_clock.agrees
+    reset = math.ceil(window_end + offset)  # what the server states
+    stated_late = reset - (window_end + offset)
+    assert window_end <= server_clock.local_time(reset, reading) <= window_end + stated_late + 0.1
 
 
 @pytest.mark.parametrize("offset", [30.0, -30.0, 3600.25])

@@ -175,19 +175,38 @@ def simulate_busy_sync(offset, seed, requests_wanted=200, workers=6):
     return server, local[0] - started
 
 
-@pytest.mark.parametrize("offset", [0.0, 30.0, -30.0, None], ids=["same", "ahead", "behind", "frozen"])
+@pytest.mark.parametrize(
+    "offset", [0.0, 1.5, -1.5, 30.0, -30.0, None],
+    ids=["same", "a_second_ahead", "a_second_behind", "ahead", "behind", "frozen"],
+)
 def test_answers_late_and_out_of_order_never_make_a_429(offset):
     """A request is counted in the window it reaches the server in; its answer may come a
     second later, behind answers of later requests, even of the next window. An answer that
     looks like the next window's while it may be a late one of the current window was taken
     for a new window, and its higher `Remaining` believed: 1-3 x 429 in a sync, under CI's
-    load (the throttle now tells a later window only for certain: `local_span`)."""
+    load (the throttle now tells a later window only for certain: `local_span`). A server
+    clock a second and a half behind ours, taken as agreeing with it, had each reset believed
+    a second and a half early: 7 x 429 a sync; ahead, 1.7 x the floor."""
     for seed in range(40):
         server, elapsed = simulate_busy_sync(offset, seed)
         assert server.rate_limited == 0, (seed, server.rate_limited)
         # the floor is 10 windows (20 s); a window's end is known to a second or so through
         # `Date` (200 seeds: 21.3-21.9 s median, 25.6 s at most)
         assert elapsed <= 1.35 * 10 * 2.0, (seed, elapsed)
+
+
+def test_the_window_is_measured_between_its_ends_and_windows_that_went_unused_are_left_out():
+    """The first window measured went by unused on a busy machine (two windows between ends
+    told): the ETA took 3 s for a 2 s window until the median forgot it."""
+    local = [1000.0]
+    throttle = RateLimitThrottle(clock=lambda: local[0])
+    # clocks that agree: each window's answer states its end; none was sent from 1002 to 1004
+    for at, reset in ((1000.1, 1002), (1004.1, 1006), (1006.1, 1008)):
+        local[0] = at - 0.01
+        assert throttle.reserve() == 0
+        local[0] = at
+        answer(throttle, rate_limited_response(9, reset, at), at - 0.01, at)
+    assert throttle.measured_window_s == 2.0
 
 
 # --- clocks that make no sense: the throttle never waits for ever ------------------------------
