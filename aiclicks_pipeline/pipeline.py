@@ -128,6 +128,12 @@ def arrow_rows(file_format: Optional[str]) -> bool:
 # compressing them costs almost half of the normalize step and a quarter of the load, and saves
 # nothing (100 sandbox domains: 11.3 s -> 8.8 s a sync). Remote destinations keep dlt's default.
 LOCAL_WRITER_SETTINGS: Dict[str, Any] = {"data_writer.disable_compression": True}
+# DuckDB writes a load's rows to its log first and into the file when the load step closes it:
+# the merge's staging tables too, a second copy of every row. Emptied once the load is
+# complete, they are not written out (100 sandbox domains: that close 531 -> 304 ms, the sync
+# 5.17 -> 4.59 s); each merge load empties them before it begins anyway. Remote destinations
+# would pay a statement a table for nothing.
+DUCKDB_LOAD_SETTINGS: Dict[str, Any] = {"load.truncate_staging_dataset": True}
 # every run: a loaded package keeps its metadata, not its data files (disk use stays flat)
 RUN_SETTINGS: Dict[str, Any] = {"load.delete_completed_jobs": True}
 # whatever is configured: the Arrow rows carry their `_dlt_id` already (items.py), so dlt's
@@ -142,6 +148,7 @@ def run_settings(pipeline: Pipeline) -> Dict[str, Any]:
     settings = dict(RUN_SETTINGS)
     if destination_kind(pipeline.destination) == "duckdb":
         settings.update(LOCAL_WRITER_SETTINGS)
+        settings.update(DUCKDB_LOAD_SETTINGS)
         # DuckDB's memory settings for the loads (destinations.py)
         settings[DUCKDB_GLOBAL_CONFIG_KEY] = dict(DUCKDB_LOAD_CONFIG)
     settings = {key: value for key, value in settings.items() if dlt.config.get(key) is None}
