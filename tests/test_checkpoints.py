@@ -234,3 +234,21 @@ def test_the_default_checkpoint_is_two_minutes_of_the_limit_the_api_states(tmp_p
     with run_sandbox(seed=5, domains=4, prompts=(20, 80), start=START, frozen=True,
                      rate_limit=None) as unlimited:
         assert Warehouse(tmp_path / "unlimited").sync(unlimited).checkpoints_committed == 1
+
+
+def test_a_duckdb_load_leaves_the_merges_staging_tables_empty(sandbox6, warehouse):
+    """DuckDB writes a load out of its log at the close, staging tables too: a sync's loads
+    empty them once complete (pipeline.run_settings; docs/how-a-sync-works.md, Memory)."""
+    result = warehouse.sync(sandbox6, checkpoint_requests=20)
+    assert result.status == "success" and result.checkpoints_committed > 1
+    staging = f"{DEFAULT_DATASET}_staging"
+    tables = warehouse.query(
+        f"select table_name from information_schema.tables where table_schema = '{staging}' "
+        "and table_name not like '\\_dlt%' escape '\\'"
+    )
+    assert len(tables) > 5, tables  # every merged table went through staging (not dlt's own)
+    for (table,) in tables:
+        assert warehouse.query(f'select count(*) from {staging}."{table}"') == [(0,)], table
+    truth = WarehouseTruth(sandbox6.account)
+    truth.record_sync(sandbox6.clock.now(), days=90)
+    assert_equals_truth(warehouse, truth)
