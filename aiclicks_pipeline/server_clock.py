@@ -111,12 +111,12 @@ class ServerClock:
         if reading.server_at is None:
             at = float(server_epoch) - self.offset
             return at, at
-        low, high = self._low, self._high
-        if self.agrees and low is not None and high is not None:
+        if self.agrees:
             # the bounds of every response so far: as precise as the local clock once a few
             # came in, and never early when the server's clock is a second behind ours
+            low, high = self._low, self._high
+            if low is None or high is None:
+                return float(server_epoch), float(server_epoch)
             return server_epoch - high, server_epoch - low
-        if self.agrees:
-            return float(server_epoch), float(server_epoch)
         left = server_epoch - reading.server_at
         return reading.sent_at + left - 1.0, reading.received_at + left

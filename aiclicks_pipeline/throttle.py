@@ -255,7 +255,7 @@ class RateLimitThrottle:
         if not sent_late and not (by_stated and stated < self.reset_stated):
             # each estimate of the window's end is never early, the earliest the most precise
             self.reset_at = min(self.reset_at, latest)
-            if not self.server_clock.agrees:
+            if stated is None:  # measured on our estimates (`_measure`)
                 self._last_end = self.reset_at
 
     def _measure(self, window_end: float) -> None:
