@@ -121,9 +121,12 @@ def run_in_a_terminal(sandbox, folder, columns, resize_to=None, exit_code=0):
 
 @pytest.fixture
 def slow_sandbox():
-    # ~45 requests through 8 per 1.5 s: the run waits for the rate limit several times
+    # 28 requests through 8 per 2.5 s: the run waits for the rate limit three times, and
+    # each wait lasts a second or more even when a busy machine takes 1.5 s for the 8 requests,
+    # so the display (drawn every 0.5 s, a wait shown from 0.5 s) catches one. With 1.5 s
+    # windows a loaded CI machine once showed no wait at all.
     with run_sandbox(seed=5, domains=3, prompts=(5, 10), start=START, frozen=True,
-                     rate_limit=8, rate_window=1.5) as sandbox:
+                     rate_limit=8, rate_window=2.5) as sandbox:
         yield sandbox
 
 
