@@ -1,7 +1,7 @@
 """Fixes to dlt 1.31, applied when the package is imported: its merge (and, on DuckDB, a lighter
-deduplication of the staging rows: `_dedup_by_rowid`, and a choice of the rows to replace
-that skips other domains' row groups: `_semi_join_by_equality`), and its extract step's metrics for a
-resource that hands items to a child table itself (`_nested_tables_resources`).
+deduplication of the staging rows: `_dedup_by_rowid`, and a choice of the rows to replace that
+skips other domains' row groups: `_semi_join_by_equality`), and its extract step's metrics for
+a resource that hands items to a child table itself (`_nested_tables_resources`).
 
 Why: dlt loads a merge table's file into a staging table, then merges staging into the dataset.
 If the process dies after the destination committed that copy but before dlt recorded the job
@@ -89,7 +89,7 @@ def _dedup_by_rowid(statements: List[str]) -> List[str]:
 # correlated EXISTS over the staging table on the key columns, ANDed equalities only
 _KEYS_EXIST = re.compile(
     r"WHERE EXISTS \(SELECT 1 FROM (?P<staging>\S+) as\s+s WHERE "
-    r"(?P<pairs>d\.(?P<first>\S+) = s\.(?P=first)(?: AND d\.\S+ = s\.\S+)*)\)"
+    r"(?P<pairs>d\.\S+ = s\.\S+(?: AND d\.\S+ = s\.\S+)*)\)"
 )
 _KEY_PAIR = re.compile(r"d\.(\S+) = s\.(\S+)")
 

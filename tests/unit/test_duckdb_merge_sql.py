@@ -55,7 +55,7 @@ def _key_clause(root: str, staging: str, keys: list) -> str:
     return clause
 
 
-def _replaced(statement: str) -> list:
+def _replaced(statement: str) -> set:
     """The target rows left after `statement`, on keys with NULLs, a key staged twice and
     keys that differ in one column only."""
     conn = duckdb.connect()
