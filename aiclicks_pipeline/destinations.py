@@ -425,7 +425,14 @@ def opened_destination(
         busy = busy_message(str(exc))
         if busy:
             raise WarehouseBusy(busy) from None
+        from .duckdb_repair import torn_block  # it builds on this module
+
         problem = " ".join(str(exc).split())
+        if torn_block(exc) is not None:
+            problem += (
+                " (a run killed while DuckDB wrote the file leaves a block half-written: the "
+                "next `aiclicks-pipeline run` checks the file and repairs it)"
+            )
         raise WarehouseError(f"Cannot open the DuckDB file {path}: {problem}") from None
     try:
         yield dlt.destinations.duckdb(credentials=connection)

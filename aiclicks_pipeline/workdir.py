@@ -38,6 +38,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 import dlt
 from dlt.pipeline.pipeline import Pipeline
 
+from .duckdb_repair import repair_after_interruption
 from .errors import AIclicksError, BusyError
 
 logger = logging.getLogger("aiclicks_pipeline")
@@ -369,7 +370,9 @@ def discard_unrecorded_extracts(pipeline: Pipeline) -> List[str]:
 
 def finish_pending_loads(pipeline: Pipeline) -> List[str]:
     """Normalizes and loads what an interrupted run extracted; returns the finished load ids.
-    dlt's own resume: a partly loaded package continues where it stopped."""
+    dlt's own resume: a partly loaded package continues where it stopped. First, a DuckDB file
+    a killed run left with a half-written block is repaired (duckdb_repair.py)."""
+    repair_after_interruption(pipeline)
     discard_unrecorded_extracts(pipeline)
     if not pipeline.has_pending_data:
         return []

@@ -570,11 +570,53 @@ def truth_of_two_days(sandbox: Any, first_now: Any) -> WarehouseTruth:
     return truth
 
 
+def tear_the_next_checkpoint(path: Path, pages: int) -> int:
+    """Leaves the DuckDB file at `path` as a SIGKILL would in the middle of its next checkpoint
+    (aiclicks_pipeline/duckdb_repair.py): a metadata block that the checkpoint rewrites in place
+    has its first `pages` 4 KB pages new and the rest old, the header and the write-ahead log
+    are the old ones. The checkpoint is DuckDB's own, run on a copy after a row of its first
+    table is copied (a change to a table it holds: DuckDB rewrites that table's metadata).
+    Returns the block's location (a byte offset)."""
+    from aiclicks_pipeline.duckdb_repair import BLOCK_SIZE, HEADERS_SIZE
+
+    with duckdb.connect(str(path), read_only=True) as connection:
+        metadata_blocks = {block for (block,) in connection.execute(
+            "select block_id from pragma_metadata_info()"
+        ).fetchall()}
+        schema, table = connection.execute(
+            "select schema_name, table_name from duckdb_tables() order by all limit 1"
+        ).fetchone()
+    before = path.read_bytes()
+    copy = path.with_name(f"{path.name}.next-checkpoint")
+    copy.write_bytes(before)
+    wal = Path(f"{path}.wal")
+    if wal.exists():
+        Path(f"{copy}.wal").write_bytes(wal.read_bytes())
+    try:
+        with duckdb.connect(str(copy)) as connection:
+            connection.execute(f'insert into "{schema}"."{table}" from "{schema}"."{table}" limit 1')
+            connection.execute("checkpoint")
+        after = copy.read_bytes()
+    finally:
+        copy.unlink()
+        Path(f"{copy}.wal").unlink(missing_ok=True)
+    for block in sorted(metadata_blocks):
+        location = HEADERS_SIZE + block * BLOCK_SIZE
+        rewritten = after[location:location + BLOCK_SIZE]
+        if len(rewritten) == BLOCK_SIZE and rewritten != before[location:location + BLOCK_SIZE]:
+            torn = rewritten[:pages * 4096] + before[location + pages * 4096:location + BLOCK_SIZE]
+            with open(path, "r+b") as file:
+                file.seek(location)
+                file.write(torn)
+            return location
+    raise AssertionError(f"DuckDB's next checkpoint of {path} rewrote no metadata block in place")
+
+
 __all__ = [
     "KINDS", "LAKEHOUSE_KINDS", "NO_POSTGRES", "POSTGRES_ENV", "SNOWFLAKE_ENV", "SQL_KINDS",
     "SYNC_KINDS", "BigQueryWarehouse", "LakehouseWarehouse", "PostgresWarehouse",
     "SnowflakeWarehouse", "Warehouse", "WarehouseFile", "assert_child_rows_belong",
     "assert_equals_clean_load", "assert_equals_truth", "assert_exact", "assert_keys_unique",
     "assert_table_matches", "new_dataset_name", "normalise", "open_warehouse", "postgres_url",
-    "snowflake_url", "truth_of_two_days",
+    "snowflake_url", "tear_the_next_checkpoint", "truth_of_two_days",
 ]
