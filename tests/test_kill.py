@@ -14,7 +14,6 @@ The CLI as a user runs it, killed during its extract, normalize and load steps:
 tests/test_kill_cli.py.
 """
 
-import logging
 import os
 import shutil
 import signal
@@ -31,7 +30,9 @@ from aiclicks_pipeline.sandbox import run_sandbox
 from aiclicks_pipeline.sandbox.truth import WarehouseTruth
 from aiclicks_pipeline.workdir import finish_pending_loads
 
-from .support import START, Warehouse, assert_equals_truth, cli_here, tear_the_next_checkpoint
+from .support import (
+    START, Warehouse, WarehouseFile, assert_equals_truth, cli_here, run_args, tear_the_next_checkpoint,
+)
 
 
 def test_a_kill_after_the_package_is_committed_but_before_the_state_is_saved(tmp_path):
@@ -241,38 +242,39 @@ def test_a_kill_during_the_load_then_next_days_run_loads_both_days(before_load, 
 # --- a kill in the middle of DuckDB's checkpoint --------------------------------------------
 
 
-def test_a_kill_in_the_middle_of_duckdbs_checkpoint_then_the_next_run_repairs_the_file(tmp_path, caplog):
+def test_a_kill_in_the_middle_of_duckdbs_checkpoint_then_the_next_run_repairs_the_file(tmp_path):
     """DuckDB rewrites its metadata blocks in place at a checkpoint, and a kill between two
     pages of that write leaves one half-written: DuckDB refuses the file (duckdb_repair.py;
     the sweep above meets it about once in a few hundred kills). `status` says so, changing
-    nothing; the next run repairs the block, finishes the killed load and loads the next day."""
+    nothing; the next `run` repairs the block, finishes the killed load and loads the next day."""
+    path = tmp_path / "cli.duckdb"
     with run_sandbox(**SWEPT_ACCOUNT) as sandbox:
-        warehouse = Warehouse(tmp_path)
-        assert warehouse.sync(sandbox).status == "success"
+        key = {"SOURCES__AICLICKS__API_KEY": sandbox.api_key}
+        assert cli_here(*run_args(sandbox, tmp_path), env=key).returncode == 0
         sandbox.advance(days=1)
-        with pytest.MonkeyPatch.context() as patch, pytest.raises(SyncFailed):
+        with pytest.MonkeyPatch.context() as patch:
             patch.setattr(Pipeline, "load", lambda *_, **__: (_ for _ in ()).throw(StopBeforeLoad()))
-            Warehouse(tmp_path).sync(sandbox)
-        location = tear_the_next_checkpoint(warehouse.duckdb_path, pages=3)
-        torn = warehouse.duckdb_path.read_bytes()
+            assert cli_here(*run_args(sandbox, tmp_path), env=key).returncode == EXIT_FAILED
+        location = tear_the_next_checkpoint(path, pages=3)
+        torn = path.read_bytes()
 
-        status = cli_here("status", "--duckdb-file", str(warehouse.duckdb_path))
+        status = cli_here("status", "--duckdb-file", str(path))
 
         assert status.returncode == EXIT_FAILED
         (line,) = status.stderr.strip().splitlines()
-        assert f"Cannot open the DuckDB file {warehouse.duckdb_path}: IO Error: Corrupt database file" in line
+        assert f"Cannot open the DuckDB file {path}: IO Error: Corrupt database file" in line
         assert f"in block at location {location}" in line
         assert "the next `aiclicks-pipeline run` checks the file and repairs it" in line
-        assert warehouse.duckdb_path.read_bytes() == torn
+        assert path.read_bytes() == torn
 
         sandbox.advance(days=1)
-        with caplog.at_level(logging.WARNING, logger="aiclicks_pipeline"):
-            rerun = Warehouse(tmp_path).sync(sandbox)
+        rerun = cli_here(*run_args(sandbox, tmp_path), env=key)
 
-        assert rerun.status == "success" and rerun.finished_pending
-        assert f"its block at byte {location} was half-written by a run killed" in caplog.text
+        assert rerun.returncode == 0, rerun.stderr
+        assert f"its block at byte {location} was half-written by a run killed" in rerun.stderr
+        assert "Finishing 1 load package(s) an interrupted run left" in rerun.stderr
         truth = WarehouseTruth(sandbox.account)
         truth.record_sync(START, days=90)
         truth.record_sync(START + timedelta(days=1), days=7)
         truth.record_sync(sandbox.clock.now(), days=7)
-        assert_equals_truth(Warehouse(tmp_path), truth)
+        assert_equals_truth(WarehouseFile(path), truth)
