@@ -33,8 +33,6 @@ def region_filter(data: Any, join_cols: List[str]) -> Any:
 def merge_in_one_commit(table: Any, data: Any, join_cols: List[str]) -> None:
     """Merges `data` (an Arrow table, no two rows with the same key) into the Iceberg `table` by
     `join_cols`, in one transaction (module docstring)."""
-    import pyarrow as pa
-
     if data.num_rows == 0:
         return
     region = region_filter(data, join_cols)
@@ -43,12 +41,25 @@ def merge_in_one_commit(table: Any, data: Any, join_cols: List[str]) -> None:
         if existing.num_rows == 0:
             transaction.append(data)
             return
-        brought = data.select(join_cols)
-        kept = existing.join(brought, keys=join_cols, join_type="left anti")
-        rows = pa.concat_tables(
-            [data, kept.select(data.column_names).cast(data.schema)]
-        ) if kept.num_rows else data
-        transaction.overwrite(rows, overwrite_filter=region)
+        kept = existing.join(data.select(join_cols), keys=join_cols, join_type="left anti")
+        transaction.overwrite(with_kept_rows(data, kept), overwrite_filter=region)
+
+
+def with_kept_rows(data: Any, kept: Any) -> Any:
+    """`data`'s rows and the `kept` ones (read from the table), in `data`'s types. A column the
+    table has and `data` does not keeps its values in the kept rows and is null in `data`'s, as
+    `upsert` leaves it."""
+    import pyarrow as pa
+
+    if kept.num_rows == 0:
+        return data
+    shared = kept.select(data.column_names).cast(data.schema)
+    for column in kept.column_names:
+        if column not in data.column_names:
+            field = kept.schema.field(column)
+            shared = shared.append_column(field, kept.column(column))
+            data = data.append_column(field, pa.nulls(data.num_rows, field.type))
+    return pa.concat_tables([data, shared])
 
 
 def _patch_dlt_iceberg() -> None:

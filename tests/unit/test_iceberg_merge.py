@@ -93,6 +93,22 @@ def test_dlts_merge_commits_once_per_file(catalog):
     assert contents(merged) == sorted(many.to_pylist(), key=lambda row: (row["domain_id"], row["date"]))
 
 
+def test_a_column_the_file_does_not_have_keeps_its_values_in_the_rows_kept(catalog):
+    """(pyiceberg's `upsert` refuses such a file; dlt hands it every column of the table.)"""
+    noted = EXISTING.append_column("note", pa.array([f"note {n}" for n in range(EXISTING.num_rows)]))
+    merged = table_with(catalog, "merged", noted)
+
+    merge_in_one_commit(merged, FILE, KEY)
+
+    notes = {(row["domain_id"], row["date"]): row["note"] for row in contents(merged)}
+    # outside the region and kept inside it (d2's day 2): their notes; the file's rows: none
+    assert notes == {
+        ("d1", day(1)): "note 0", ("d1", day(2)): None, ("d1", day(3)): None, ("d1", day(4)): None,
+        ("d2", day(1)): "note 3", ("d2", day(2)): "note 4", ("d2", day(3)): None,
+        ("d3", day(1)): "note 5",
+    }
+
+
 def test_a_file_outside_every_key_only_appends(catalog):
     merged = table_with(catalog, "merged", EXISTING)
     new = rows(("d9", day(9), 9.0))
