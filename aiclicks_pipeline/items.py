@@ -34,6 +34,7 @@ from dlt.common.schema.utils import dlt_id_column
 from dlt.common.storages.load_package import load_package_state
 from dlt.extract.hints import TResourceHints, make_hints
 
+from .pandas_import import settle_pyarrow
 from .settings import CHILD_TABLES, ENDPOINTS
 
 # dlt's data types as Arrow types; what dlt's normalizer makes of the same values
@@ -226,10 +227,9 @@ def typed_array(values: List[Any], data_type: str) -> Optional[pa.Array]:
 
 
 def prepare_arrow() -> None:
-    """Has pyarrow finish, in this thread, its lazy import of pandas (when installed), before
-    the extraction's threads build tables: dlt's main thread looks pandas up in `sys.modules`
-    and would otherwise find it half imported by one of them."""
-    pa.array([])
+    """Has pyarrow settle, in this thread, before the extraction's threads build tables, whether
+    pandas is there for its conversions (pandas_import.py: without importing it)."""
+    settle_pyarrow()
 
 
 # rows of one table held before they go to dlt: a few MB, a few items a checkpoint
