@@ -230,7 +230,7 @@ def run_sync(
     # between: `status`, `report` and dbt may read it then; duckdb_load.py, warehouse_wait.py)
     with duckdb_open_while_loading(pipeline):
         try:
-            with dlt.config.values({**run_settings(pipeline), **keys.extract_settings()}):
+            with dlt.config.values(run_settings(pipeline)):
                 envelope = _fetch_domains(context)
                 # after /domains the pool knows the keys' limits: a checkpoint is two minutes of them
                 checkpoint_requests = configured_checkpoint_requests(
@@ -439,8 +439,10 @@ def _run_checkpoint(run: SyncRun, checkpoint: Checkpoint, refresh: Optional[str]
         run.history.running_source(result, context, checkpoint.domain_ids, source.schema),
         pipeline.destination,
     )
-    load_info = pipeline.run([source] if refresh else [source, run_row], refresh=refresh,
-                             loader_file_format=run.file_format)
+    # its threads from the answers so far (keypool.py: latency x rate)
+    with dlt.config.values(context.session.keys.extract_settings()):
+        load_info = pipeline.run([source] if refresh else [source, run_row], refresh=refresh,
+                                 loader_file_format=run.file_format)
     prune_replaced_child_rows(pipeline, load_info.loads_ids if load_info else [])
     trace = pipeline.last_trace
     normalize_info = trace.last_normalize_info if trace else None

@@ -14,7 +14,7 @@ import pytest
 from aiclicks_pipeline.checkpoints import SyncFailed
 from aiclicks_pipeline.errors import InvalidApiKeyError, MissingApiKeyError
 from aiclicks_pipeline.history import RUNS_TABLE
-from aiclicks_pipeline.keypool import fingerprint
+from aiclicks_pipeline.keypool import FEW_WORKERS, fingerprint
 from aiclicks_pipeline.progress import SyncProgress
 from aiclicks_pipeline.sandbox import NO_ACCESS_API_KEY, run_sandbox
 from aiclicks_pipeline.sandbox.keys import API_KEYS
@@ -243,6 +243,30 @@ def test_a_checkpoint_is_120_requests_a_key(warehouse):
 
     assert 120 < result.planned_requests <= 240
     assert result.checkpoints_total == 1
+
+
+def test_the_extractions_threads_follow_latency_times_rate(warehouse, caplog):
+    """Answers within milliseconds (this machine): a few threads, one domain at a time each, and
+    no more requests than those in flight at the server; answers of 150 ms against two keys of
+    600 a minute: every key's share of threads, more requests at once. The same rows either way."""
+    with caplog.at_level(logging.INFO, logger="aiclicks_pipeline"):
+        with pool_sandbox(domains=3, rate_limit=600, rate_window=60) as sandbox:
+            keys = list(sandbox.pool_keys[:2])
+            assert warehouse.sync(sandbox, api_key=None, api_keys=keys).status == "success"
+            assert_equals_clean_load(warehouse, sandbox)
+            assert sandbox.stats.max_in_flight <= FEW_WORKERS
+            few = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Extracting")]
+            assert few and all(f"with {FEW_WORKERS} threads, 1 domain(s)" in m for m in few), few
+
+            caplog.clear()
+            sandbox.set_faults(latency_ms=150)
+            sandbox.stats.reset()
+            again = warehouse.sync(sandbox, api_key=None, api_keys=keys, resync_after_minutes=0)
+            assert again.status == "success" and again.stats.rate_limited == 0
+            assert sandbox.stats.max_in_flight > FEW_WORKERS
+            share = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Extracting")]
+            assert share and all("with 10 threads, 4 domain(s)" in m for m in share), share
+        assert_equals_clean_load(warehouse, sandbox)
 
 
 def test_no_key_of_the_pool_is_written_anywhere(tmp_path):

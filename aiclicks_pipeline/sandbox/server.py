@@ -284,6 +284,8 @@ class SandboxApp:
             self._arrived += 1
             self._serving[caller] += 1
             arrived = self._arrived
+            serving = sum(self._serving.values())
+        self.stats.serving(serving)
         try:
             return self._api(method, path, raw_query, query, headers, arrived)
         finally:

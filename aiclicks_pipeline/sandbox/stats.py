@@ -15,7 +15,8 @@ class Stats:
     ``rate_limited`` counts 429s by origin: "real" (the key's budget) or "injected" (a fault);
     ``faults`` counts injected faults by kind; ``after_first_401`` counts, per key (its name),
     the requests with it that arrived after its first 401 was answered (a client that saw it
-    sends nothing more with that key).
+    sends nothing more with that key). ``max_in_flight`` is the most API requests it was
+    serving at once (a client's concurrency).
     """
 
     def __init__(self):
@@ -33,6 +34,7 @@ class Stats:
             self.log: List[Dict[str, Any]] = []
             self.first_401_at: Dict[Optional[str], float] = {}
             self.after_first_401: Counter = Counter()
+            self.max_in_flight = 0
 
     def record(
         self,
@@ -75,6 +77,11 @@ class Stats:
                 }
             )
 
+    def serving(self, requests: int) -> None:
+        """`requests` API requests are being served now."""
+        with self._lock:
+            self.max_in_flight = max(self.max_in_flight, requests)
+
     @property
     def cache_hits(self) -> int:
         return self.cache["HIT"]
@@ -94,5 +101,6 @@ class Stats:
                 "rate_limited": dict(self.rate_limited),
                 "faults": dict(self.faults),
                 "after_first_401": dict(self.after_first_401),
+                "max_in_flight": self.max_in_flight,
                 "log": copy.deepcopy(self.log),
             }

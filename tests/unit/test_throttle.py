@@ -6,11 +6,20 @@ import heapq
 import itertools
 import math
 import random
+from datetime import timedelta
 
 import pytest
 import requests
 
-from aiclicks_pipeline.keypool import KeyPool
+import dlt
+
+from aiclicks_pipeline.keypool import (
+    DOMAINS_AT_ONCE_PER_KEY,
+    EXTRACT_WORKERS_PER_KEY,
+    FEW_WORKERS,
+    Concurrency,
+    KeyPool,
+)
 from aiclicks_pipeline.sync import SyncStopped
 from aiclicks_pipeline.throttle import UNTIL_AN_ANSWER, WINDOW_S, RateLimitThrottle
 
@@ -390,3 +399,81 @@ def test_a_key_whose_answers_state_no_limit_is_not_held_back_until_a_429():
     assert throttle.in_flight == 1 and throttle.reserve() == UNTIL_AN_ANSWER
     throttle.release(unstated)
     assert throttle.reserve() == 0.0 and throttle.reserve() == 0.0
+
+
+# --- the extraction's threads (KeyPool.concurrency) ----------------------------------------------
+
+
+def answered(pool, seconds, limit=None):
+    """A request of `pool` answered after `seconds`, its headers telling `limit` a minute (or
+    no limit at all)."""
+    key, _ = pool.acquire()
+    response = requests.Response()
+    response.status_code = 200
+    response.elapsed = timedelta(seconds=seconds)
+    response.headers["Date"] = http_date(1000.0)
+    if limit is not None:
+        response.headers.update({
+            "X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(limit - 1),
+            "X-RateLimit-Reset": "1060",
+        })
+    pool.release(key, response, pool.server_clock.observe(response.headers["Date"], 999.9, 1000.0))
+
+
+def every_keys_share(keys):
+    return Concurrency(EXTRACT_WORKERS_PER_KEY * keys, DOMAINS_AT_ONCE_PER_KEY * keys)
+
+
+@pytest.mark.parametrize(
+    "keys, limit, seconds, expected",
+    [
+        # no limit told: answers from this machine or its network, or from further away
+        (1, None, 0.001, "few"),
+        (1, None, 0.004, "few"),
+        (1, None, 0.050, "share"),
+        (2, None, 0.300, "share"),
+        # 60 a minute a key: one request at a time keeps twice the pace up to 0.5 s an answer
+        (1, 60, 0.300, "few"),
+        (1, 60, 0.500, "few"),
+        (1, 60, 0.600, "share"),
+        (4, 60, 0.150, "share"),  # 4 requests a second: 0.6 in flight
+        (4, 60, 0.100, "few"),
+        (1, 600, 0.150, "share"),  # an enterprise limit
+    ],
+)
+def test_an_extraction_keeps_latency_times_rate_in_flight(keys, limit, seconds, expected):
+    pool = KeyPool([f"ak_{n}" for n in range(keys)], clock=lambda: 1000.0)
+    for _ in range(keys):  # each key heard of once
+        answered(pool, seconds, limit)
+    assert pool.latency_s() == pytest.approx(seconds)
+    want = Concurrency(FEW_WORKERS, 1) if expected == "few" else every_keys_share(keys)
+    assert pool.concurrency() == want and pool.domains_at_once() == want.domains_at_once
+    with dlt.config.values({}):
+        assert pool.extract_settings() == {"extract.workers": want.workers}
+
+
+def test_before_any_answer_every_key_has_its_share_of_threads():
+    pool = KeyPool(["ak_1", "ak_2"], clock=lambda: 1000.0)
+    assert pool.latency_s() is None
+    assert pool.concurrency() == every_keys_share(2)
+
+
+def test_the_latency_is_the_tenth_fastest_of_the_latest_answers():
+    """Answers timed while the client was busy come late: a few slow ones do not decide, the
+    fastest tell the API's own time; a handful of fast ones among slow answers do not either."""
+    pool = KeyPool(["ak_1"], clock=lambda: 1000.0)
+    for seconds in [0.001] * 40 + [0.080] * 10:
+        answered(pool, seconds)
+    assert pool.latency_s() == pytest.approx(0.001)
+    assert pool.concurrency() == Concurrency(FEW_WORKERS, 1)
+    for seconds in [0.001] * 4 + [0.080] * 46:  # the latest 50 answers only
+        answered(pool, seconds)
+    assert pool.latency_s() == pytest.approx(0.080)
+    assert pool.concurrency() == every_keys_share(1)
+
+
+def test_configured_extract_workers_are_left_as_they_are():
+    pool = KeyPool(["ak_1"], clock=lambda: 1000.0)
+    answered(pool, 0.001)
+    with dlt.config.values({"extract.workers": 7}):
+        assert pool.extract_settings() == {}
