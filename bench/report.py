@@ -43,8 +43,8 @@ LIMITS = """\
   on every capabilities check and client, a file writer's on every file), the schema, the
   package's files and state, a job and a merge per table. Steps summed at {domains} domains:
   extract {extract:.1f} s against the floor's fetch {fetch:.1f} s (the floor sends one request
-  at a time; the sync a few domains of each endpoint side by side, which saves nothing on two
-  cores shared with the sandbox, as the client's work per response holds Python's lock),
+  at a time; the sync two endpoints side by side, one domain at a time each, as the sandbox
+  answers within milliseconds: more threads only contended for Python's lock, keypool.py),
   normalize {normalize:.1f} s (no counterpart in the floor), load {load:.1f} s against
   {floor_load:.1f} s. The lever is the
   number of checkpoints: the default `checkpoint_requests` is two minutes of the limit the
