@@ -278,7 +278,10 @@ class KeyPool:
         """The threads an extraction needs to keep the keys busy at the answers' latency: as
         many as every key's share (before any answer, and wherever latency x rate asks for
         more than one request at a time), else a few, one domain at a time."""
-        latency, rate = self.latency_s(), self.requests_per_second()
+        return self._concurrency_at(self.latency_s())
+
+    def _concurrency_at(self, latency: Optional[float]) -> "Concurrency":
+        rate = self.requests_per_second()
         if latency is not None and (
             latency <= LOCAL_ANSWER_S if rate is None else latency * rate <= ONE_AT_A_TIME_UP_TO
         ):
@@ -289,7 +292,8 @@ class KeyPool:
         """dlt settings for the next extraction (unless configured): its threads."""
         if dlt.config.get("extract.workers") is not None:
             return {}
-        concurrency, latency = self.concurrency(), self.latency_s()
+        latency = self.latency_s()
+        concurrency = self._concurrency_at(latency)
         logger.info(
             "Extracting with %d threads, %d domain(s) at a time per endpoint (answers in %s)",
             concurrency.workers, concurrency.domains_at_once,
