@@ -87,3 +87,29 @@ def test_cache_is_not_shared_between_key_scopes(sandbox, client):
     restricted = Client(sandbox, RESTRICTED_API_KEY).get("domains")
     assert restricted.headers["X-Cache"] == "MISS"  # its listing differs: never served another's
     assert len(restricted.json()["data"]["items"]) < len(client.data("domains")["items"])
+
+
+def test_a_long_running_cache_purges_what_expired_as_it_doubles_not_at_every_put(monkeypatch):
+    """Past PURGE_AT entries a purge scans them all: at every put, a 2,000-domain sync with a
+    frozen clock (nothing expires) got slower with every response. Now a purge comes when the
+    cache has doubled since the last one, and still drops what expired."""
+    from aiclicks_pipeline.sandbox import cache as cache_module
+    from aiclicks_pipeline.sandbox.clock import SandboxClock
+
+    monkeypatch.setattr(cache_module, "PURGE_AT", 4)
+    clock = SandboxClock(START, frozen=True)
+    cache = cache_module.ResponseCache(clock, ttl=60)
+    purges, entries = 0, cache._entries
+    for number in range(1000):
+        cache.put(number, b"body")
+        purges += cache._entries is not entries
+        entries = cache._entries
+    assert all(cache.get(number) == b"body" for number in range(1000))  # nothing expired
+    assert purges <= 9  # 4, 8, 16, ... 512: not one per put past the 4th
+
+    clock.advance(seconds=61)
+    fresh = 1000
+    while cache._entries is entries:  # new entries until the next purge
+        cache.put(fresh, b"body")
+        fresh += 1
+    assert sorted(cache._entries) == list(range(1000, fresh))  # the expired ones dropped
