@@ -148,9 +148,10 @@ def duckdb_destination(dataset_name: str, duckdb_file: Optional[str] = None) -> 
 # - `write_buffer_row_group_count`: an INSERT keeps up to 5 row groups (614,400 rows) in memory
 #   before writing them; a checkpoint's whole copy fit in that buffer. With 1 it writes each full
 #   row group (122,880 rows) as it goes: that copy's peak went from +139 to +82 MB.
-# - `threads`: dlt runs the table jobs in parallel already, each on its own thread; one DuckDB
-#   worker thread more (not one per core) lowers each statement's buffers (that merge alone:
-#   -150 MB) and the load step was faster on 2 cores (500 domains: 7.7 s against 10.4-11.1 s).
+# - `threads`: one DuckDB worker thread more (not one per core) lowers each statement's buffers
+#   (the `fanout_queries` merge alone: -150 MB). With dlt's table jobs in parallel the load step
+#   was faster on 2 cores too (500 domains: 7.7 s against 10.4-11.1 s); with one job at a time
+#   (pipeline.DUCKDB_LOAD_SETTINGS) two threads were no faster and peaked 27 MB higher.
 # - `allocator_background_threads`: DuckDB's allocator (jemalloc) kept what a statement freed until
 #   the file closed, so a merge run while another job held the file open started from the copy's
 #   peak (+213 MB); a background thread hands freed pages back within about a second.

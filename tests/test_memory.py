@@ -47,6 +47,45 @@ for t in threads: t.join()
     assert arenas("nocap") > memory.ARENAS
 
 
+def test_arrows_free_memory_is_handed_back_where_glibcs_trim_is_not_enough():
+    """Arrow tables built in threads and dropped, as an extraction's are: Arrow's allocator
+    keeps their memory resident; glibc's trim alone gives none of it back, release_free_memory
+    most of it (in a subprocess: its RSS is its own)."""
+    script = r"""
+import sys, threading
+import pyarrow as pa
+from aiclicks_pipeline import memory
+
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+def build():
+    tables = [pa.table({"text": [f"row {i} of a page" for i in range(20000)], "n": list(range(20000))})
+              for _ in range(40)]
+    del tables
+
+start = rss()
+threads = [threading.Thread(target=build) for _ in range(4)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+held = rss()
+libc = memory._glibc()
+if libc is not None:
+    libc.malloc_trim(0)
+trimmed = rss()
+memory.release_free_memory()
+print(start, held, trimmed, rss())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    start, held, trimmed, released = map(float, done.stdout.split())
+    assert held - start > 50  # the tables' memory was kept after they were dropped
+    assert released - start < (held - start) / 2, (start, held, trimmed, released)
+    if GLIBC:
+        assert trimmed - start > (held - start) / 2  # not glibc's: the trim alone is not it
+
+
 def test_a_committed_checkpoints_states_are_let_go():
     """The sync keeps the states it changed only while their checkpoint is in flight (to roll
     a skipped domain back); kept longer, every checkpoint's copy of every domain's cursors
@@ -81,6 +120,11 @@ def test_a_syncs_duckdb_loads_get_the_memory_settings(tmp_path, monkeypatch):
             return _duckdb_settings(pipeline)
 
     monkeypatch.delenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", raising=False)
+    monkeypatch.delenv("LOAD__WORKERS", raising=False)
+    pipeline = make_pipeline(pipelines_dir=str(tmp_path / "p"), duckdb_file=str(tmp_path / "w.duckdb"))
+    assert run_settings(pipeline)["load.workers"] == 1
+    monkeypatch.setenv("LOAD__WORKERS", "4")
+    assert "load.workers" not in run_settings(pipeline)  # yours
     settings = load_settings()
     assert settings["threads"] == str(DUCKDB_LOAD_CONFIG["threads"])
     assert settings["write_buffer_row_group_count"] == str(DUCKDB_LOAD_CONFIG["write_buffer_row_group_count"])
@@ -90,6 +134,42 @@ def test_a_syncs_duckdb_loads_get_the_memory_settings(tmp_path, monkeypatch):
     settings = load_settings()
     assert settings["threads"] == "2" and settings["memory_limit"].startswith("953.")  # 1GB, the user's
     assert settings["write_buffer_row_group_count"] != "1"  # DuckDB's default: the user's replace ours
+
+
+def test_a_syncs_duckdb_load_runs_one_job_at_a_time_unless_configured(sandbox, tmp_path, monkeypatch):
+    """pipeline.DUCKDB_LOAD_SETTINGS: one load job at a time (the buffers of jobs side by side
+    added up to a sync's peak; bench/RESULTS.md, Memory); a `LOAD__WORKERS` you set wins. Each
+    job is held a moment, so that jobs allowed to overlap do."""
+    import threading
+    import time
+
+    from dlt.common.destination.client import RunnableLoadJob
+
+    from .support import Warehouse
+
+    guard, running, most = threading.Lock(), [0], [0]
+    run_managed = RunnableLoadJob.run_managed
+
+    def counted(self, *args, **kwargs):
+        with guard:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.02)
+            return run_managed(self, *args, **kwargs)
+        finally:
+            with guard:
+                running[0] -= 1
+
+    monkeypatch.setattr(RunnableLoadJob, "run_managed", counted)
+    monkeypatch.delenv("LOAD__WORKERS", raising=False)
+    assert Warehouse(tmp_path / "ours").sync(sandbox).status == "success"
+    assert most[0] == 1
+
+    most[0] = 0
+    monkeypatch.setenv("LOAD__WORKERS", "4")
+    assert Warehouse(tmp_path / "yours").sync(sandbox).status == "success"
+    assert most[0] > 1
 
 
 def _duckdb_settings(pipeline):

@@ -1,5 +1,8 @@
-"""memory.py without glibc's effect: which calls the arena cap and the trim make (their effect
+"""memory.py without glibc's or Arrow's effect: which calls the arena cap and the trims make (their effect
 on real threads: tests/test_memory.py; on a long sync's peak: bench/RESULTS.md, Memory)."""
+
+import sys
+import types
 
 from aiclicks_pipeline import memory
 
@@ -36,3 +39,17 @@ def test_without_glibc_nothing_happens(monkeypatch):
     memory.cap_malloc_arenas()
     memory.release_free_memory()
 
+
+
+def test_arrows_pool_is_released_only_where_pyarrow_is_in_use(monkeypatch):
+    monkeypatch.setattr(memory, "_glibc", lambda: None)
+    released = []
+    pool = types.SimpleNamespace(release_unused=lambda: released.append(True))
+    fake = types.SimpleNamespace(default_memory_pool=lambda: pool)
+    monkeypatch.setitem(sys.modules, "pyarrow", fake)
+    memory.release_free_memory()
+    assert released == [True]
+
+    monkeypatch.delitem(sys.modules, "pyarrow")
+    memory.release_free_memory()  # not imported for it
+    assert released == [True] and "pyarrow" not in sys.modules
