@@ -78,7 +78,12 @@ LIMITS = """\
   settings for a sync's loads (destinations.DUCKDB_LOAD_CONFIG: one worker thread, one row
   group buffered per INSERT instead of five, a background thread handing freed memory back)
   and a deduplication of the staging rows by the lowest `rowid` instead of a `ROW_NUMBER()`
-  window (dlt_fixes.py) took a 2,000-domain sync's peak from 821 to 636 MB. Load step peaks:
+  window (dlt_fixes.py) took a 2,000-domain sync's peak from 821 to 636 MB. Then Arrow's
+  allocator (mimalloc) was found keeping 50-100 MB of an extraction's freed tables resident
+  under every load, now released with glibc's free pages (memory.py: 504 -> 405 MB), and
+  dlt's 20 load jobs side by side added the largest copy's buffers to the other tables'
+  merges: one job at a time into DuckDB (pipeline.DUCKDB_LOAD_SETTINGS) 405 -> 355 MB, at
+  about 0.2 s more per checkpoint's load without a rate limit. Load step peaks:
   {load_small:.0f} MB at {memory_small:,} domains, {load_large:.0f} MB at {memory_large:,}
   (extraction {extract_small:.0f} / {extract_large:.0f} MB); the whole sync's peak is
   {memory_ratio:.2f} x. A DuckDB `memory_limit` caps little of the peak (256 MB: 727 -> 701 MB)
