@@ -275,7 +275,7 @@ def measure_memory(
     step's time per checkpoint at the start and end of the largest (a merge's DELETE scans
     the target table: it must not grow with the warehouse). The smallest size, the ratio's
     base, is the median of `reps` syncs: a 10-domain peak varies by about 20 MB from run to run
-    (how its load's table jobs overlap); the larger ones are one sync each (a 2,000-domain one
+    (its extraction threads and load); the larger ones are one sync each (a 2,000-domain one
     took 224 s in the latest run)."""
     by_size: Dict[int, Dict[str, Any]] = {}
     for domains in sizes:
