@@ -1,13 +1,19 @@
-"""memory.py: the malloc arena cap a sync sets for its threads, and the trim after a checkpoint
-(their effect on a long sync's peak is measured by the bench: bench/RESULTS.md, Memory)."""
+"""A sync's memory: the malloc arena cap and the trims of glibc's and Arrow's free pages
+(memory.py), the states let go, DuckDB's load settings and one load job at a time (their effect
+on a long sync's peak is measured by the bench: bench/RESULTS.md, Memory)."""
 
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
+from dlt.common.destination.client import RunnableLoadJob
 
 from aiclicks_pipeline import memory
+
+from .support import Warehouse
 
 GLIBC = memory._glibc() is not None
 
@@ -140,13 +146,6 @@ def test_a_syncs_duckdb_load_runs_one_job_at_a_time_unless_configured(sandbox, t
     """pipeline.DUCKDB_LOAD_SETTINGS: one load job at a time (the buffers of jobs side by side
     added up to a sync's peak; bench/RESULTS.md, Memory); a `LOAD__WORKERS` you set wins. Each
     job is held a moment, so that jobs allowed to overlap do."""
-    import threading
-    import time
-
-    from dlt.common.destination.client import RunnableLoadJob
-
-    from .support import Warehouse
-
     guard, running, most = threading.Lock(), [0], [0]
     run_managed = RunnableLoadJob.run_managed
 

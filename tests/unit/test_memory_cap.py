@@ -1,5 +1,6 @@
-"""memory.py without glibc's or Arrow's effect: which calls the arena cap and the trims make (their effect
-on real threads: tests/test_memory.py; on a long sync's peak: bench/RESULTS.md, Memory)."""
+"""memory.py without glibc's or Arrow's effect: which calls the arena cap and the trims make
+(their effect on real threads: tests/test_memory.py; on a long sync's peak: bench/RESULTS.md,
+Memory)."""
 
 import sys
 import types
@@ -38,7 +39,6 @@ def test_without_glibc_nothing_happens(monkeypatch):
     monkeypatch.setattr(memory, "_glibc", lambda: None)
     memory.cap_malloc_arenas()
     memory.release_free_memory()
-
 
 
 def test_arrows_pool_is_released_only_where_pyarrow_is_in_use(monkeypatch):
