@@ -137,6 +137,27 @@ def test_batches_gather_responses_and_keep_odd_pages_as_dicts(monkeypatch):
     assert list(batches.flush()) == []
 
 
+def test_responses_are_converted_a_group_at_a_time(monkeypatch):
+    """A response's rows wait until CONVERT_ROWS have come; a group that fits is one table in one
+    conversion. A response that does not fit (a float in a bigint column) goes as dicts alone."""
+    monkeypatch.setattr("aiclicks_pipeline.items.load_package_state", lambda: {"load_id": "123.4"})
+    conversions = []
+    monkeypatch.setattr("aiclicks_pipeline.items.rows_table",
+                        lambda resource, rows: conversions.append(len(rows)) or rows_table(resource, rows))
+    batches = RowBatches("prompts", arrow=True, batch_rows=100, convert_rows=3)
+
+    for at, volume in enumerate([1200, None, 7]):
+        assert list(batches.add([prompt(id=f"p{at}", estimated_search_volume=volume)])) == []
+    assert conversions == [3]
+    assert list(batches.add([prompt(id="p3", estimated_search_volume=3.5)])) == []
+    arrow, dicts = list(batches.flush())
+
+    assert conversions == [3, 1]
+    assert arrow.data.column("estimated_search_volume").to_pylist() == [1200, None, 7]
+    assert arrow.data.column("id").to_pylist() == ["p0", "p1", "p2"]
+    assert [(row["id"], row["estimated_search_volume"]) for row in dicts] == [("p3", 3.5)]
+
+
 @pytest.mark.parametrize("length", [10, 9, 11, 16, 1])
 def test_row_ids_are_made_as_dlt_makes_them(length):
     """`length` random bytes an id, base64 without its padding (dlt's generate_dlt_ids)."""
