@@ -151,7 +151,7 @@ def duckdb_destination(dataset_name: str, duckdb_file: Optional[str] = None) -> 
 # - `threads`: one DuckDB worker thread more (not one per core) lowers each statement's buffers
 #   (the `fanout_queries` merge alone: -150 MB). With dlt's table jobs in parallel the load step
 #   was faster on 2 cores too (500 domains: 7.7 s against 10.4-11.1 s); with one job at a time
-#   (pipeline.DUCKDB_LOAD_SETTINGS) two threads were no faster and peaked 27 MB higher.
+#   (duckdb_load.load_workers_settings) two threads were no faster and peaked 27 MB higher.
 # - `allocator_background_threads`: DuckDB's allocator (jemalloc) kept what a statement freed until
 #   the file closed, so a merge run while another job held the file open started from the copy's
 #   peak (+213 MB); a background thread hands freed pages back within about a second.

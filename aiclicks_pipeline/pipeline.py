@@ -133,12 +133,8 @@ LOCAL_WRITER_SETTINGS: Dict[str, Any] = {"data_writer.disable_compression": True
 # complete, they are not written out (100 sandbox domains: that close 531 -> 304 ms, the sync
 # 5.17 -> 4.59 s); each merge load empties them before it begins anyway. Remote destinations
 # would pay a statement a table for nothing.
-# One load job at a time (dlt's default is 20): a checkpoint's largest copy into staging ran
-# beside the other tables' merges, and their buffers added up to the load step's peak, the
-# sync's. 2,000 sandbox domains, no rate limit: 405-410 -> 355 MB, the largest load step
-# 372-410 -> 315-337 MB; a 500-domain sync 10.63 -> 11.50 s (medians of 4, interleaved).
-# Two jobs at a time peaked at 390 MB, one job with two DuckDB threads at 382 MB in 11.52 s.
-DUCKDB_LOAD_SETTINGS: Dict[str, Any] = {"load.truncate_staging_dataset": True, "load.workers": 1}
+# How many load jobs at a time: by the load's size (duckdb_load.load_workers_settings).
+DUCKDB_LOAD_SETTINGS: Dict[str, Any] = {"load.truncate_staging_dataset": True}
 # every run: a loaded package keeps its metadata, not its data files (disk use stays flat)
 RUN_SETTINGS: Dict[str, Any] = {"load.delete_completed_jobs": True}
 # whatever is configured: the Arrow rows carry their `_dlt_id` already (items.py), so dlt's

@@ -11,7 +11,7 @@ import time
 import pytest
 from dlt.common.destination.client import RunnableLoadJob
 
-from aiclicks_pipeline import memory
+from aiclicks_pipeline import duckdb_load, memory
 
 from .support import Warehouse
 
@@ -24,7 +24,7 @@ def test_threads_after_the_cap_share_two_arenas():
     without the cap); counted from glibc's own malloc_info report."""
     script = r"""
 import ctypes, os, sys, tempfile, threading
-from aiclicks_pipeline import memory
+from aiclicks_pipeline import duckdb_load, memory
 if sys.argv[1] == "cap":
     memory.cap_malloc_arenas()
 hold, ready, done = [], threading.Barrier(17), threading.Event()
@@ -60,7 +60,7 @@ def test_arrows_free_memory_is_handed_back_where_glibcs_trim_is_not_enough():
     script = r"""
 import sys, threading
 import pyarrow as pa
-from aiclicks_pipeline import memory
+from aiclicks_pipeline import duckdb_load, memory
 
 def rss():
     for line in open("/proc/self/status"):
@@ -126,11 +126,6 @@ def test_a_syncs_duckdb_loads_get_the_memory_settings(tmp_path, monkeypatch):
             return _duckdb_settings(pipeline)
 
     monkeypatch.delenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", raising=False)
-    monkeypatch.delenv("LOAD__WORKERS", raising=False)
-    pipeline = make_pipeline(pipelines_dir=str(tmp_path / "p"), duckdb_file=str(tmp_path / "w.duckdb"))
-    assert run_settings(pipeline)["load.workers"] == 1
-    monkeypatch.setenv("LOAD__WORKERS", "4")
-    assert "load.workers" not in run_settings(pipeline)  # yours
     settings = load_settings()
     assert settings["threads"] == str(DUCKDB_LOAD_CONFIG["threads"])
     assert settings["write_buffer_row_group_count"] == str(DUCKDB_LOAD_CONFIG["write_buffer_row_group_count"])
@@ -142,10 +137,17 @@ def test_a_syncs_duckdb_loads_get_the_memory_settings(tmp_path, monkeypatch):
     assert settings["write_buffer_row_group_count"] != "1"  # DuckDB's default: the user's replace ours
 
 
-def test_a_syncs_duckdb_load_runs_one_job_at_a_time_unless_configured(sandbox, tmp_path, monkeypatch):
-    """pipeline.DUCKDB_LOAD_SETTINGS: one load job at a time (the buffers of jobs side by side
-    added up to a sync's peak; bench/RESULTS.md, Memory); a `LOAD__WORKERS` you set wins. Each
-    job is held a moment, so that jobs allowed to overlap do."""
+@pytest.mark.parametrize("one_at_a_time_above, workers, overlap", [
+    (0, None, False),  # a load larger than the bound: one job at a time
+    (None, None, True),  # the sandbox's few rows, under the bound: dlt's jobs side by side
+    (0, "4", True),  # yours wins
+])
+def test_a_syncs_duckdb_load_runs_its_jobs_by_its_size(sandbox, tmp_path, monkeypatch, one_at_a_time_above,
+                                                      workers, overlap):
+    """duckdb_load.load_workers_settings: a load whose files sum to more than
+    LOAD_JOBS_ONE_AT_A_TIME runs one job at a time (the buffers of jobs side by side added up to
+    a sync's peak; bench/RESULTS.md, Memory), a smaller one dlt's 20 at a time; a `LOAD__WORKERS`
+    you set wins. Each job is held a moment, so that jobs allowed to overlap do."""
     guard, running, most = threading.Lock(), [0], [0]
     run_managed = RunnableLoadJob.run_managed
 
@@ -161,14 +163,29 @@ def test_a_syncs_duckdb_load_runs_one_job_at_a_time_unless_configured(sandbox, t
                 running[0] -= 1
 
     monkeypatch.setattr(RunnableLoadJob, "run_managed", counted)
-    monkeypatch.delenv("LOAD__WORKERS", raising=False)
-    assert Warehouse(tmp_path / "ours").sync(sandbox).status == "success"
-    assert most[0] == 1
+    if one_at_a_time_above is not None:
+        monkeypatch.setattr(duckdb_load, "LOAD_JOBS_ONE_AT_A_TIME", one_at_a_time_above)
+    if workers:
+        monkeypatch.setenv("LOAD__WORKERS", workers)
+    else:
+        monkeypatch.delenv("LOAD__WORKERS", raising=False)
+    assert Warehouse(tmp_path / "w").sync(sandbox).status == "success"
+    assert (most[0] > 1) is overlap
 
-    most[0] = 0
-    monkeypatch.setenv("LOAD__WORKERS", "4")
-    assert Warehouse(tmp_path / "yours").sync(sandbox).status == "success"
-    assert most[0] > 1
+
+def test_the_load_files_counted_are_those_not_yet_loaded(tmp_path):
+    """load_files_bytes: the normalized packages' new jobs, none once they are loaded."""
+    import dlt
+
+    from aiclicks_pipeline.pipeline import make_pipeline
+
+    pipeline = make_pipeline(pipelines_dir=str(tmp_path / "p"), duckdb_file=str(tmp_path / "w.duckdb"))
+    pipeline.extract(dlt.resource([{"id": n, "text": os.urandom(50).hex()} for n in range(1000)], name="rows"))
+    pipeline.normalize()
+    pending = duckdb_load.load_files_bytes(pipeline)
+    assert pending > 50_000  # the rows' random text, 50 bytes a row at least
+    pipeline.load()
+    assert duckdb_load.load_files_bytes(pipeline) == 0
 
 
 def _duckdb_settings(pipeline):
