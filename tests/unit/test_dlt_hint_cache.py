@@ -1,5 +1,6 @@
 """dlt_hint_cache.py: dlt's type-hint questions answered once per hint, the same answers."""
 
+import sys
 from typing import Annotated, Any, Dict, List, Literal, Optional, Union
 
 import pytest
@@ -46,3 +47,28 @@ def test_a_hint_that_cannot_be_a_key_is_answered_each_time():
     cached = dlt_hint_cache.cached_pure(secret)
     assert cached(Annotated[str, "x"]) and cached(Annotated[str, "x"]) and len(calls) == 1
     assert cached(Annotated[str, {"x": 1}]) and cached(Annotated[str, {"x": 1}]) and len(calls) == 3
+
+
+def test_a_classs_annotations_are_dlts_kept_once_and_copied_to_each_caller():
+    from dlt.common import validation
+    from dlt.common.schema.typing import TColumnSchema, TTableSchema
+    from typing_extensions import get_type_hints
+
+    assert getattr(validation.get_type_hints, dlt_hint_cache._PATCHED, False)
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(args[0])
+        return get_type_hints(*args, **kwargs)
+
+    cached = dlt_hint_cache.cached_type_hints(counted)
+    for spec in (TColumnSchema, TTableSchema):
+        namespace = sys.modules[spec.__module__].__dict__
+        first = cached(spec, globalns=namespace)
+        assert first == get_type_hints(spec, globalns=namespace)
+        first.clear()  # a caller's change stays its own
+        assert cached(spec, globalns=namespace) == get_type_hints(spec, globalns=namespace)
+    assert calls == [TColumnSchema, TTableSchema]
+    cached(TColumnSchema, globalns=namespace, localns={})  # a local namespace: asked each time
+    cached(TColumnSchema, globalns={})  # another module's namespace: asked each time
+    assert calls == [TColumnSchema, TTableSchema, TColumnSchema, TColumnSchema]
