@@ -31,8 +31,8 @@ LIMITS = """\
   remove most of the rest; dlt runs the steps of one pipeline one after the other, and two
   steps at once on one pipeline's state and schema are not safe, so this is left as is.
 - **Throughput.** The floor parses nothing in Python: DuckDB reads the bodies. A sync hands
-  dlt each table's rows as Arrow tables, a few large ones a checkpoint (items.py), written to
-  parquet and read by DuckDB as they are: dlt's row-by-row normalizer only sees the rows that
+  dlt each table's rows as Arrow tables, a few large ones a checkpoint, each made from about
+  1,000 rows of responses at a time (items.py), written to parquet and read by DuckDB as they are: dlt's row-by-row normalizer only sees the rows that
   do not fit a declared table (citations, whose `models` list dlt unnests; fields the API
   adds) and the run history. What is left is mostly per checkpoint, not per row. At {domains}
   domains a sync commits {checkpoints:.0f} checkpoints, each one dlt run: extract, normalize,
@@ -82,8 +82,10 @@ LIMITS = """\
   allocator (mimalloc) was found keeping 50-100 MB of an extraction's freed tables resident
   under every load, now released with glibc's free pages (memory.py: 504 -> 405 MB), and
   dlt's 20 load jobs side by side added the largest copy's buffers to the other tables'
-  merges: one job at a time into DuckDB (pipeline.DUCKDB_LOAD_SETTINGS) 405 -> 355 MB, at
-  about 0.2 s more per checkpoint's load without a rate limit. Load step peaks:
+  merges: one job at a time into DuckDB 405 -> 355 MB, at about 0.2 s more per checkpoint's
+  load without a rate limit; so a load takes its jobs one at a time only when its files are
+  more than 8 MB (a 2,000-domain checkpoint's are 22 MB, a throughput checkpoint's 3 MB;
+  duckdb_load.load_workers_settings). Load step peaks:
   {load_small:.0f} MB at {memory_small:,} domains, {load_large:.0f} MB at {memory_large:,}
   (extraction {extract_small:.0f} / {extract_large:.0f} MB); the whole sync's peak is
   {memory_ratio:.2f} x. A DuckDB `memory_limit` caps little of the peak (256 MB: 727 -> 701 MB)
