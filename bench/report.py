@@ -32,7 +32,8 @@ LIMITS = """\
   steps at once on one pipeline's state and schema are not safe, so this is left as is.
 - **Throughput.** The floor parses nothing in Python: DuckDB reads the bodies. A sync hands
   dlt each table's rows as Arrow tables, a few large ones a checkpoint, each made from about
-  1,000 rows of responses at a time (items.py), written to parquet and read by DuckDB as they are: dlt's row-by-row normalizer only sees the rows that
+  1,000 rows of responses at a time (items.py), written to parquet and read by DuckDB as
+  they are: dlt's row-by-row normalizer only sees the rows that
   do not fit a declared table (citations, whose `models` list dlt unnests; fields the API
   adds) and the run history. What is left is mostly per checkpoint, not per row. At {domains}
   domains a sync commits {checkpoints:.0f} checkpoints, each one dlt run: extract, normalize,
