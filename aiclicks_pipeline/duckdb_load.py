@@ -97,14 +97,17 @@ def load_workers_settings(pipeline: Pipeline) -> Dict[str, Any]:
 
 
 def load_files_bytes(pipeline: Pipeline) -> int:
-    """The size of the load files of `pipeline`'s normalized packages not yet loaded."""
-    storage = pipeline._get_load_storage()
-    packages = storage.normalized_packages
-    return sum(
-        os.path.getsize(packages.storage.make_full_path(name))
-        for load_id in packages.list_packages()
-        for name in packages.list_new_jobs(load_id)
-    )
+    """The size of the load files of `pipeline`'s normalized packages not yet loaded; 0 before
+    anything was normalized (dlt's load then has nothing to do)."""
+    packages = pipeline._get_load_storage().normalized_packages
+    try:
+        return sum(
+            os.path.getsize(packages.storage.make_full_path(name))
+            for load_id in packages.list_packages()
+            for name in packages.list_new_jobs(load_id)
+        )
+    except FileNotFoundError:
+        return 0
 
 
 def memory_limit_to_keep(connection: Any, credentials: Any) -> str:

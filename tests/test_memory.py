@@ -174,12 +174,14 @@ def test_a_syncs_duckdb_load_runs_its_jobs_by_its_size(sandbox, tmp_path, monkey
 
 
 def test_the_load_files_counted_are_those_not_yet_loaded(tmp_path):
-    """load_files_bytes: the normalized packages' new jobs, none once they are loaded."""
+    """load_files_bytes: the normalized packages' new jobs; none before anything was
+    normalized, none once they are loaded."""
     import dlt
 
     from aiclicks_pipeline.pipeline import make_pipeline
 
     pipeline = make_pipeline(pipelines_dir=str(tmp_path / "p"), duckdb_file=str(tmp_path / "w.duckdb"))
+    assert duckdb_load.load_files_bytes(pipeline) == 0  # nothing normalized yet
     pipeline.extract(dlt.resource([{"id": n, "text": os.urandom(50).hex()} for n in range(1000)], name="rows"))
     pipeline.normalize()
     pending = duckdb_load.load_files_bytes(pipeline)
