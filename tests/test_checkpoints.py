@@ -225,13 +225,13 @@ def test_the_default_checkpoint_is_two_minutes_of_the_limit_the_api_states(tmp_p
     two minutes as `/domains` states it (`X-RateLimit-Limit` 10, over the API's 60 s window
     until the client has measured another: 20), cut as an explicit 20 cuts; a server that
     states no limit gets one checkpoint for a sync of a few hundred requests."""
-    with run_sandbox(seed=5, domains=4, prompts=(20, 80), start=START, frozen=True,
-                     rate_limit=10, rate_window=6.0) as limited:
+    with run_sandbox(seed=5, domains=3, prompts=(20, 80), start=START, frozen=True,
+                     rate_limit=10, rate_window=3.0) as limited:
         stated = Warehouse(tmp_path / "stated").sync(limited)
         explicit = Warehouse(tmp_path / "explicit").sync(limited, checkpoint_requests=20)
     assert stated.status == explicit.status == "success"
     assert stated.checkpoints_committed == explicit.checkpoints_committed >= 2
-    with run_sandbox(seed=5, domains=4, prompts=(20, 80), start=START, frozen=True,
+    with run_sandbox(seed=5, domains=3, prompts=(20, 80), start=START, frozen=True,
                      rate_limit=None) as unlimited:
         assert Warehouse(tmp_path / "unlimited").sync(unlimited).checkpoints_committed == 1
 
