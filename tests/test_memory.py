@@ -1,6 +1,6 @@
 """A sync's memory: the malloc arena cap and the trims of glibc's and Arrow's free pages
-(memory.py), the states let go, DuckDB's load settings and one load job at a time (their effect
-on a long sync's peak is measured by the bench: bench/RESULTS.md, Memory)."""
+(memory.py), the states let go, DuckDB's load settings and its load jobs by the load's size
+(their effect on a long sync's peak is measured by the bench: bench/RESULTS.md, Memory)."""
 
 import os
 import subprocess
@@ -24,7 +24,7 @@ def test_threads_after_the_cap_share_two_arenas():
     without the cap); counted from glibc's own malloc_info report."""
     script = r"""
 import ctypes, os, sys, tempfile, threading
-from aiclicks_pipeline import duckdb_load, memory
+from aiclicks_pipeline import memory
 if sys.argv[1] == "cap":
     memory.cap_malloc_arenas()
 hold, ready, done = [], threading.Barrier(17), threading.Event()
@@ -60,7 +60,7 @@ def test_arrows_free_memory_is_handed_back_where_glibcs_trim_is_not_enough():
     script = r"""
 import sys, threading
 import pyarrow as pa
-from aiclicks_pipeline import duckdb_load, memory
+from aiclicks_pipeline import memory
 
 def rss():
     for line in open("/proc/self/status"):
