@@ -133,6 +133,8 @@ def sync_job(
     with RssSampler() as rss:
         started = time.time()
         result = run_sync(pipeline, base_url=base_url, api_key=api_key, backoff_factor=0.01, **options)
+        # the whole call: the run history's final load too (the run's elapsed_s ends before it)
+        call_s = time.time() - started
     # the checkpoints' extractions, not the run history's final load after them
     extracts = [end for step, _, end in steps.calls if step == "extract"][: result.checkpoints_committed]
     return {
@@ -141,6 +143,7 @@ def sync_job(
         "requests": result.stats.requests,
         "rate_limited": result.stats.rate_limited,
         "elapsed_s": result.elapsed_s,
+        "call_s": call_s,
         "checkpoints": result.checkpoints_committed,
         # from the start to the end of the last checkpoint's extraction: the requests
         "to_last_extract_s": (max(extracts) - started) if extracts else 0.0,
@@ -159,6 +162,10 @@ def main(job: Dict[str, Any]) -> None:
         from .floor import floor_job
 
         result = floor_job(**job)
+    elif kind == "dlt_alone":
+        from .floor import dlt_alone_job
+
+        result = dlt_alone_job(**job)
     else:
         raise ValueError(f"unknown bench job {kind!r}")
     result["process_peak_rss_mb"] = _status_mb("VmHWM")

@@ -99,9 +99,10 @@ def _sync(sandbox: SandboxProcess, workdir: str = "", timeout: float = 900, **op
         return run_job({**job, "workdir": fresh}, timeout)
 
 
-def _floor(sandbox: SandboxProcess) -> Dict[str, Any]:
-    """The floor's direct load in a fresh process and folder."""
-    job = {"kind": "floor", "base_url": sandbox.base_url, "api_key": sandbox.api_key}
+def _floor(sandbox: SandboxProcess, kind: str = "floor") -> Dict[str, Any]:
+    """The floor's direct load (or, `kind` "dlt_alone", a bare dlt run of the same rows:
+    floor.py) in a fresh process and folder."""
+    job = {"kind": kind, "base_url": sandbox.base_url, "api_key": sandbox.api_key}
     with tempfile.TemporaryDirectory(prefix="aiclicks-bench-") as fresh:
         return run_job({**job, "workdir": fresh})
 
@@ -211,30 +212,40 @@ def measure_key_pool(results: Results, key_counts: Sequence[int] = KEY_COUNTS,
 def measure_throughput(
     results: Results, reps: int, sizes: Sequence[int], progress: Callable[[str], None]
 ) -> None:
-    """Per size: the floor's direct load and a sync, interleaved `reps` times (medians); at the
-    largest size also the same sync in one checkpoint, which tells the cost of a checkpoint."""
+    """Per size: the floor's direct load, dlt alone on the same rows and a sync, interleaved
+    `reps` times (medians); at the largest size also the same sync in one checkpoint, which
+    tells the cost of a checkpoint."""
     by_size: Dict[int, Dict[str, Any]] = {}
     for domains in sizes:
         with SandboxProcess(**SIZED_ACCOUNT, domains=domains, rate_limit=None) as sandbox:
             # fill the server's response cache first: every timed run is then served alike
             _floor(sandbox)
-            floors, syncs, whole = [], [], []
+            floors, alone, syncs, whole = [], [], [], []
             for _ in range(reps):
                 floors.append(_floor(sandbox))
+                alone.append(_floor(sandbox, "dlt_alone"))
                 syncs.append(_sync(sandbox))
                 if domains == max(sizes):
                     whole.append(_sync(sandbox, **ONE_CHECKPOINT))
         by_size[domains] = _summarise(floors, syncs)
+        by_size[domains]["dlt_alone"] = _summarise(floors, alone)
         if whole:
             by_size[domains]["one_checkpoint"] = _summarise(floors, whole)
         progress(f"  {domains} domains: {by_size[domains]['rows']} rows, "
-                 f"sync {by_size[domains]['sync_s']:.1f} s, floor {by_size[domains]['floor_s']:.1f} s")
+                 f"sync {by_size[domains]['sync_s']:.2f} s, floor {by_size[domains]['floor_s']:.2f} s, "
+                 f"dlt alone {by_size[domains]['dlt_alone']['sync_s']:.2f} s")
     for domains, size in by_size.items():
         ratio = size["sync_s"] / size["floor_s"]
         results.figures.append(
             Figure(f"throughput, {domains} domains", f"{size['rows'] / size['sync_s']:,.0f} rows/s",
                    f"{size['rows'] / size['floor_s']:,.0f} rows/s", ratio, f"<= {THROUGHPUT_TARGET:.1f}",
                    ratio <= THROUGHPUT_TARGET)
+        )
+        alone = size["dlt_alone"]
+        results.figures.append(
+            Figure(f"dlt alone on the same rows, {domains} domains",
+                   f"{alone['rows'] / alone['sync_s']:,.0f} rows/s", f"{alone['rows'] / alone['floor_s']:,.0f} rows/s",
+                   alone["sync_s"] / alone["floor_s"], "(reported)", None)
         )
         one = size.get("one_checkpoint")
         if one:
@@ -309,6 +320,8 @@ def measure_memory(
 
 
 def _summarise(floors: List[Dict[str, Any]], syncs: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Medians of `syncs` (sync jobs, or dlt_alone jobs) beside those of `floors`, after a check
+    that every run loaded the floor's rows."""
     rows = {sum(s["rows"].get(t, 0) for t in ENDPOINTS) for s in syncs}
     floor_rows = {f["total_rows"] for f in floors}
     if rows != floor_rows or len(rows) != 1:
@@ -318,8 +331,9 @@ def _summarise(floors: List[Dict[str, Any]], syncs: List[Dict[str, Any]]) -> Dic
     floor_steps = {step: median(f["steps_s"][step] for f in floors) for step in floors[0]["steps_s"]}
     return {
         "rows": rows.pop(),
-        "checkpoints": median(s["checkpoints"] for s in syncs),
-        "sync_s": median(s["elapsed_s"] for s in syncs),
+        "checkpoints": median(s.get("checkpoints", 1) for s in syncs),  # dlt alone: one run
+        # a sync's whole call, the history's final load included (dlt alone: its one run)
+        "sync_s": median(s.get("call_s", s["elapsed_s"]) for s in syncs),
         "floor_s": median(f["elapsed_s"] for f in floors),
         "steps_s": steps,
         "floor_steps_s": floor_steps,

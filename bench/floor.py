@@ -3,6 +3,12 @@ the simplest direct code (requests, one file of bodies per endpoint, DuckDB's `r
 
 No dlt: no schema, no state, no merge, no child tables, no retries, one request at a time.
 What a sync does beyond this is the price of those; the benchmark reports it as a ratio.
+
+Beside it, `dlt_alone_job`: the same rows, fetched and read into Arrow as the floor does
+(untimed), then one bare dlt run of them (extract, normalize, a merge load into DuckDB, one
+table per endpoint on the sync's primary keys): what dlt itself takes for these rows, with
+none of this package's requests, checkpoints, state or run history. A sync cannot be faster
+than that; the benchmark reports it beside the throughput figures.
 """
 
 import os
@@ -44,6 +50,35 @@ def floor_job(base_url: str, api_key: str, workdir: str) -> Dict[str, Any]:
     }
 
 
+def dlt_alone_job(base_url: str, api_key: str, workdir: str) -> Dict[str, Any]:
+    fetch_all(base_url, api_key, workdir)
+    tables = read_tables(workdir)
+    import dlt
+
+    pipeline = dlt.pipeline(
+        pipeline_name="aiclicks_bench_dlt_alone",
+        pipelines_dir=os.path.join(workdir, "pipelines"),
+        destination=dlt.destinations.duckdb(os.path.join(workdir, "dlt_alone.duckdb")),
+        dataset_name="aiclicks",
+    )
+    resources = [
+        dlt.resource(table, name=name, write_disposition="merge", primary_key=list(ENDPOINTS[name]["primary_key"]))
+        for name, table in tables.items()
+    ]
+    started = time.monotonic()
+    pipeline.run(resources, loader_file_format="parquet")
+    loaded = time.monotonic()
+    counts = pipeline.last_trace.last_normalize_info.row_counts
+    rows = {name: counts.get(name, 0) for name in tables}
+    return {
+        "rows": rows,
+        "total_rows": sum(rows.values()),
+        "elapsed_s": loaded - started,
+        "steps_s": {step.step: step.finished_at.timestamp() - step.started_at.timestamp()
+                    for step in pipeline.last_trace.steps if step.step in ("extract", "normalize", "load")},
+    }
+
+
 def fetch_all(base_url: str, api_key: str, workdir: str) -> int:
     """Every page of every endpoint, bodies appended as lines to `<endpoint>.jsonl`."""
     session = requests.Session()
@@ -81,6 +116,15 @@ def _pages(session: requests.Session, root: str, name: str, domain_id: str) -> I
         yield response.content
         total_pages = response.json()["data"].get("total_pages") or 1
         page += 1
+
+
+def read_tables(workdir: str) -> Dict[str, Any]:
+    """Each endpoint's rows from its file of bodies as an Arrow table, read as `load_all` reads them."""
+    with duckdb.connect() as connection:
+        return {
+            name: connection.execute(_select(name, _body_file(workdir, name))).to_arrow_table()
+            for name in ENDPOINTS
+        }
 
 
 def load_all(workdir: str) -> Dict[str, int]:
