@@ -289,7 +289,7 @@ def measure_memory(
     the target table: it must not grow with the warehouse). The smallest size, the ratio's
     base, is the median of `reps` syncs: a 10-domain peak varies by about 20 MB from run to run
     (its extraction threads and load); the larger ones are one sync each (a 2,000-domain one
-    took 170 s in the latest run)."""
+    took 351 s in the latest run, on a slower host than the 170 s of the run before)."""
     by_size: Dict[int, Dict[str, Any]] = {}
     for domains in sizes:
         runs = []
