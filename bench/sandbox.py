@@ -15,6 +15,7 @@ arrivals ahead of `stats()["requests"]` are requests in flight); closing stdin e
 import json
 import subprocess
 import sys
+import tempfile
 import threading
 from datetime import datetime, timezone
 from typing import Any, Dict, Optional
@@ -106,9 +107,7 @@ def warm_cache(sandbox: Sandbox) -> None:
     does not take the CPU the client is measured on (the real API computes on its own
     machines). Without it a cold sandbox took 4.6 s of a 2-core machine for the 201 responses
     of the time figures' account, nearly the whole 5.0 s floor of 4 keys."""
-    import tempfile
-
-    from .floor import fetch_all
+    from .floor import fetch_all  # here: a sandbox not warmed has no use for duckdb
 
     app = sandbox.app
     limit, latency_ms = app.limiter.limit, app.faults.latency_ms
